@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ConfigError } from '../../../src/config/config.js';
+import { describeConfig, loadConfig, parseConfig } from '../../../src/config/load.js';
+
+const BASE = `
+node1_conninfo: "host=127.0.0.1 port=5551 dbname=postgres user=keeper password=s3cret-pw"
+node2_conninfo: "postgresql://keeper:s3cret-pw@127.0.0.1:5552/postgres"
+node: node1
+`;
+
+function problemsOf(text: string, overrides = {}): string[] {
+  try {
+    parseConfig(text, '/etc/pg-keeper.yml', overrides, {});
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    assert.equal(err.file, '/etc/pg-keeper.yml');
+    return err.problems;
+  }
+  assert.fail('the configuration was accepted');
+}
+
+test('defaults: keepalive 5 s × 4, listen 0.0.0.0:9754, sync required for failover', () => {
+  const cfg = parseConfig(BASE, 'f.yml', {}, {});
+  assert.equal(cfg.keepaliveTimeMs, 5000);
+  assert.equal(cfg.keepaliveCount, 4);
+  assert.equal(cfg.heartbeatTimeoutMs, 4000);
+  assert.equal(cfg.streamTimeoutMs, 20000);
+  assert.deepEqual(cfg.listen, { host: '0.0.0.0', port: 9754 });
+  assert.equal(cfg.failoverRequiresSync, true);
+  assert.equal(cfg.afterCommandTimeoutMs, 30000);
+  assert.equal(cfg.stateFile, null);
+});
+
+test('fractional keepalive_time is accepted', () => {
+  const cfg = parseConfig(`${BASE}keepalive_time: 0.2\nkeepalive_count: 3\n`, 'f.yml', {}, {});
+  assert.equal(cfg.keepaliveTimeMs, 200);
+  assert.equal(cfg.heartbeatTimeoutMs, 160);
+  assert.equal(cfg.streamTimeoutMs, 600);
+});
+
+test("pg_keeper's spellings keepalives_time and keepalives_count are aliases", () => {
+  const cfg = parseConfig(`${BASE}keepalives_time: 2\nkeepalives_count: 7\n`, 'f.yml', {}, {});
+  assert.equal(cfg.keepaliveTimeMs, 2000);
+  assert.equal(cfg.keepaliveCount, 7);
+});
+
+test('giving a key and its alias is an error', () => {
+  const p = problemsOf(`${BASE}keepalive_time: 2\nkeepalives_time: 3\n`);
+  assert.match(p.join('\n'), /"keepalives_time" repeats "keepalive_time"/);
+});
+
+test('unknown keys are rejected, naming the key and the allowed ones', () => {
+  const p = problemsOf(`${BASE}keepalive_tme: 2\n`);
+  assert.match(p[0] ?? '', /unknown key "keepalive_tme": allowed keys are node1_conninfo, node2_conninfo/);
+});
+
+test('wrong types and out-of-range values name the key and what is allowed', () => {
+  const p = problemsOf(
+    `${BASE}keepalive_time: fast\nkeepalive_count: 2.5\nafter_command_timeout: -1\npaused: "yes"\n`,
+  );
+  const text = p.join('\n');
+  assert.match(text, /key "keepalive_time" must be a number from 0\.05 to 3600 seconds, got "fast"/);
+  assert.match(text, /key "keepalive_count" must be an integer from 1 to 1000, got 2\.5/);
+  assert.match(text, /key "after_command_timeout" must be a number/);
+  assert.match(text, /key "paused" must be true or false/);
+});
+
+test('a missing conninfo is reported', () => {
+  const p = problemsOf('node2_conninfo: "host=b"\nnode: node1\n');
+  assert.match(p.join('\n'), /key "node1_conninfo" is required/);
+});
+
+test('a node that is neither node1 nor node2 is rejected, from the file or --node', () => {
+  assert.match(
+    problemsOf(BASE.replace('node: node1', 'node: node3')).join('\n'),
+    /"node" .*must be node1 or node2, got "node3"/,
+  );
+  assert.match(problemsOf(BASE, { node: 'primary' }).join('\n'), /must be node1 or node2, got "primary"/);
+  assert.match(problemsOf(BASE.replace('node: node1', '')).join('\n'), /key "node" is required/);
+});
+
+test('--node and --listen override the file', () => {
+  const cfg = parseConfig(BASE, 'f.yml', { node: 'node2', listen: '127.0.0.1:0' }, {});
+  assert.equal(cfg.node, 'node2');
+  assert.deepEqual(cfg.listen, { host: '127.0.0.1', port: 0 });
+});
+
+test('a bad conninfo names the key and never shows the password', () => {
+  const p = problemsOf(BASE.replace('dbname=postgres user', 'dbname=postgres bogus=1 user'));
+  const text = p.join('\n');
+  assert.match(text, /key "node1_conninfo": .*bogus/);
+  assert.doesNotMatch(text, /s3cret-pw/);
+});
+
+test('a YAML syntax error names the line', () => {
+  const p = problemsOf(`${BASE}keepalive_time: [1,\nkeepalive_count: 3\n`);
+  assert.match(p[0] ?? '', /YAML syntax error at line \d+/);
+});
+
+test('a file that is not a mapping is rejected', () => {
+  assert.match(problemsOf('- a\n- b\n')[0] ?? '', /must be a mapping/);
+});
+
+test('heartbeat_timeout must be below keepalive_time', () => {
+  assert.match(
+    problemsOf(`${BASE}keepalive_time: 1\nheartbeat_timeout: 1\n`).join('\n'),
+    /must be below keepalive_time/,
+  );
+});
+
+test('every problem is reported at once', () => {
+  assert.equal(problemsOf('keepalive_time: x\nkeepalive_count: 0\nfoo: 1\n').length, 6);
+});
+
+test('check-config output masks passwords and tokens', () => {
+  const cfg = parseConfig(`${BASE}http_token: tok-123456\n`, 'f.yml', {}, {});
+  const shown = JSON.stringify(describeConfig(cfg));
+  assert.doesNotMatch(shown, /s3cret-pw/);
+  assert.doesNotMatch(shown, /tok-123456/);
+  assert.match(shown, /\*{8}/);
+});
+
+test('state_file defaults into systemd STATE_DIRECTORY', () => {
+  const cfg = parseConfig(BASE, 'f.yml', {}, { STATE_DIRECTORY: '/var/lib/pg-keeper' });
+  assert.equal(cfg.stateFile, '/var/lib/pg-keeper/node1.state.json');
+});
+
+test('http_token_file is read; an unreadable one is a named error', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgk-cfg-'));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 'from-file\n');
+  assert.equal(parseConfig(`${BASE}http_token_file: ${tokenFile}\n`, 'f.yml', {}, {}).httpToken, 'from-file');
+  assert.match(
+    problemsOf(`${BASE}http_token_file: ${join(dir, 'nope')}\n`).join('\n'),
+    /key "http_token_file": cannot read/,
+  );
+});
+
+test('a missing file is a ConfigError naming it', () => {
+  assert.throws(
+    () => loadConfig('/nonexistent/pg-keeper.yml'),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /\/nonexistent\/pg-keeper\.yml: .*cannot read the file/s);
+      return true;
+    },
+  );
+});
