@@ -1,0 +1,266 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decide } from '../../../src/policy/decide.js';
+import { initialState, type KeeperState, type Observation, type Rule } from '../../../src/policy/types.js';
+import {
+  peerDown,
+  peerPrimary,
+  peerStandby,
+  primaryLocal,
+  rule,
+  seen,
+  silentReceiver,
+  standbyLocal,
+  standbyView,
+  syncStandbyState,
+} from './fixtures.js';
+
+/** Feeds the same observation at each tick of a fake clock; returns every decision. */
+function run(state: KeeperState, obs: Observation, ticks: number, r: Rule = rule()) {
+  const out = [];
+  let s = state;
+  for (let i = 0; i < ticks; i++) {
+    const d = decide(s, obs, i * r.keepaliveTimeMs, r);
+    out.push(d);
+    s = d.state;
+  }
+  return out;
+}
+
+const lostStandby = seen(primaryLocal({ standbys: [] }), peerDown);
+const lostPrimary = seen(standbyLocal({ walReceiver: silentReceiver }), peerDown);
+
+test('primary switches to async on the count-th failed heartbeat, not before', () => {
+  const ds = run(initialState(), lostStandby, 3, rule(200, 3));
+  assert.deepEqual(ds[0]?.actions, []);
+  assert.deepEqual(ds[1]?.actions, []);
+  assert.deepEqual(ds[2]?.actions, [
+    { kind: 'switch-to-async' },
+    { kind: 'run-hook', hook: 'after_async_command', event: 'switch-to-async' },
+  ]);
+  assert.match(ds[2]?.reason ?? '', /missed 3 heartbeats in a row/);
+  assert.equal(ds[2]?.state.savedSyncNames, '*');
+});
+
+test('one successful heartbeat resets the count', () => {
+  let s = run(initialState(), lostStandby, 2).at(-1)?.state ?? initialState();
+  assert.equal(s.failures, 2);
+  s = decide(s, seen(primaryLocal(), peerStandby), 400, rule()).state;
+  assert.equal(s.failures, 0);
+  const d = decide(s, lostStandby, 600, rule());
+  assert.equal(d.state.failures, 1);
+  assert.deepEqual(d.actions, []);
+});
+
+test('a primary whose standby is down from the start is switched one window after start', () => {
+  const ds = run(initialState(), lostStandby, 4, rule(200, 4));
+  assert.equal(
+    ds.findIndex((d) => d.actions.length > 0),
+    3,
+  );
+});
+
+test('keepalive_count 1 acts on the first failure', () => {
+  const [d] = run(initialState(), lostStandby, 1, rule(200, 1));
+  assert.equal(d?.actions[0]?.kind, 'switch-to-async');
+});
+
+test('fractional keepalive_time changes nothing in the counting', () => {
+  const ds = run(initialState(), lostStandby, 3, rule(150, 3));
+  assert.deepEqual(
+    ds.map((d) => d.actions.length > 0),
+    [false, false, true],
+  );
+});
+
+test('a primary already asynchronous does not switch again', () => {
+  const async = seen(primaryLocal({ syncStandbyNames: '', standbys: [] }), peerDown);
+  const ds = run(initialState(), async, 6);
+  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.match(ds[5]?.reason ?? '', /already asynchronous/);
+});
+
+test('primary keeps sync while the standby still replies on the replication stream', () => {
+  const talking = seen(primaryLocal({ standbys: [standbyView({ replyAgeMs: 100 })] }), peerDown);
+  const ds = run(initialState(), talking, 5);
+  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.match(ds[4]?.reason ?? '', /replied on the replication stream/);
+});
+
+test('primary restores sync once the standby streams and has caught up', () => {
+  let s = run(initialState(), lostStandby, 3).at(-1)?.state ?? initialState();
+  const back = seen(
+    primaryLocal({ syncStandbyNames: '', standbys: [standbyView({ replayLagBytes: 100 })] }),
+    peerStandby,
+  );
+  const d = decide(s, back, 1000, rule());
+  assert.deepEqual(d.actions, [{ kind: 'restore-sync', value: '*' }]);
+  assert.match(d.reason, /restoring synchronous replication/);
+  s = d.state;
+  // Once the setting is back, there is nothing left to restore.
+  const after = decide(s, seen(primaryLocal(), peerStandby), 1200, rule());
+  assert.equal(after.state.savedSyncNames, null);
+  assert.deepEqual(after.actions, []);
+});
+
+test('primary does not restore sync to a standby that is still far behind', () => {
+  const s = run(initialState(), lostStandby, 3).at(-1)?.state ?? initialState();
+  const behind = seen(
+    primaryLocal({ syncStandbyNames: '', standbys: [standbyView({ replayLagBytes: 50 * 1024 * 1024 })] }),
+    peerStandby,
+  );
+  const d = decide(s, behind, 1000, rule());
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /52428800 bytes behind/);
+});
+
+test('an operator-chosen asynchronous primary is never switched to sync', () => {
+  const d = decide(initialState(), seen(primaryLocal({ syncStandbyNames: '' }), peerStandby), 0, rule());
+  assert.deepEqual(d.actions, []);
+});
+
+test('standby promotes on the count-th failed heartbeat, not before', () => {
+  const ds = run(syncStandbyState(), lostPrimary, 3);
+  assert.deepEqual(ds[1]?.actions, []);
+  assert.deepEqual(ds[2]?.actions, [
+    { kind: 'promote' },
+    { kind: 'run-hook', hook: 'after_command', event: 'promote' },
+  ]);
+  assert.match(ds[2]?.reason ?? '', /promoting this standby/);
+  assert.equal(
+    ds[2]?.state.savedSyncNames,
+    '*',
+    'remembers the value to restore once the old primary returns',
+  );
+});
+
+test('standby that never saw the primary does not promote, and says so once', () => {
+  const fresh = { ...initialState(), role: 'standby' as const };
+  const ds = run(fresh, lostPrimary, 6);
+  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.deepEqual(
+    ds.map((d) => d.veto),
+    [undefined, undefined, 'never-saw-primary', undefined, undefined, undefined],
+  );
+  assert.match(ds[2]?.reason ?? '', /never reached the primary/);
+});
+
+test('standby that was asynchronous at last contact does not promote by default', () => {
+  const asyncStandby = { ...syncStandbyState(), syncAtLastContact: false };
+  const ds = run(asyncStandby, lostPrimary, 3);
+  assert.deepEqual(ds[2]?.actions, []);
+  assert.equal(ds[2]?.veto, 'not-synchronous');
+});
+
+test('failover_requires_sync: false promotes an asynchronous standby', () => {
+  const asyncStandby = { ...syncStandbyState(), syncAtLastContact: false };
+  const ds = run(asyncStandby, lostPrimary, 3, rule(200, 3, { failoverRequiresSync: false }));
+  assert.equal(ds[2]?.actions[0]?.kind, 'promote');
+});
+
+test('standby does not promote while its WAL receiver still hears from the primary', () => {
+  const pathCut = seen(
+    standbyLocal({ walReceiver: { status: 'streaming', lastMessageAgeMs: 150 } }),
+    peerDown,
+  );
+  const ds = run(syncStandbyState(), pathCut, 8);
+  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.equal(ds.filter((d) => d.veto === 'stream-alive').length, 1, 'one veto per run of failures');
+  assert.match(ds[7]?.reason ?? '', /only the heartbeat path is broken/);
+});
+
+test('standby promotes once the stream, too, has been silent for the window', () => {
+  let s = run(syncStandbyState(), seen(standbyLocal(), peerDown), 3).at(-1)?.state ?? syncStandbyState();
+  const d = decide(
+    s,
+    seen(standbyLocal({ walReceiver: { status: 'streaming', lastMessageAgeMs: 650 } }), peerDown),
+    600,
+    rule(),
+  );
+  assert.equal(d.actions[0]?.kind, 'promote');
+  s = d.state;
+  assert.equal(s.lastAction?.kind, 'promote');
+});
+
+test('a stopped WAL receiver does not veto promotion', () => {
+  const stopped = seen(standbyLocal({ walReceiver: null }), peerDown);
+  const ds = run(syncStandbyState(), stopped, 3);
+  assert.equal(ds[2]?.actions[0]?.kind, 'promote');
+});
+
+test('a successful heartbeat starts a new run of failures: vetoes are reported again', () => {
+  const pathCut = seen(standbyLocal(), peerDown);
+  let s = run(syncStandbyState(), pathCut, 4).at(-1)?.state ?? syncStandbyState();
+  s = decide(s, seen(standbyLocal(), peerPrimary()), 0, rule()).state;
+  const ds = run(s, pathCut, 3);
+  assert.equal(ds[2]?.veto, 'stream-alive');
+});
+
+test('standby records whether it was the synchronous standby at each contact', () => {
+  const sync = decide(initialState(), seen(standbyLocal(), peerPrimary(['node2'])), 1234, rule());
+  assert.equal(sync.state.primarySeenAt, 1234);
+  assert.equal(sync.state.syncAtLastContact, true);
+  const other = decide(sync.state, seen(standbyLocal(), peerPrimary(['someone-else'])), 1500, rule());
+  assert.equal(other.state.syncAtLastContact, false);
+  assert.match(other.reason, /asynchronous/);
+});
+
+test('two primaries: no action, error every tick', () => {
+  const ds = run(initialState(), seen(primaryLocal(), peerPrimary()), 3);
+  for (const d of ds) {
+    assert.deepEqual(d.actions, []);
+    assert.equal(d.severity, 'error');
+    assert.equal(d.situation, 'two-primaries');
+    assert.match(d.reason, /two primaries/);
+  }
+});
+
+test('two standbys: no promotion', () => {
+  const ds = run(syncStandbyState(), seen(standbyLocal(), peerStandby), 5);
+  assert.ok(ds.every((d) => d.actions.length === 0 && d.situation === 'standby-with-standby'));
+});
+
+test('paused: a primary says what it would have done and does nothing', () => {
+  const ds = run(initialState(), lostStandby, 3, rule(200, 3, { paused: true }));
+  assert.deepEqual(ds[2]?.actions, []);
+  assert.match(ds[2]?.reason ?? '', /paused: would switch to asynchronous/);
+});
+
+test('paused: a standby says it would promote and does not', () => {
+  const ds = run(syncStandbyState(), lostPrimary, 3, rule(200, 3, { paused: true }));
+  assert.deepEqual(ds[2]?.actions, []);
+  assert.equal(ds[2]?.veto, 'paused');
+  assert.match(ds[2]?.reason ?? '', /paused: would promote/);
+});
+
+test('local server down: no action, the heartbeat count goes on', () => {
+  const down = seen({ up: false, error: 'connect ECONNREFUSED' }, peerDown);
+  const ds = run(syncStandbyState(), down, 5);
+  assert.ok(ds.every((d) => d.actions.length === 0 && d.situation === 'local-down'));
+  assert.equal(ds[4]?.state.failures, 5);
+  assert.equal(ds[4]?.state.role, 'unknown');
+});
+
+test('the role comes from the server, not from the configuration', () => {
+  const asPrimary = decide(
+    { ...initialState(), role: 'standby' },
+    seen(primaryLocal(), peerStandby),
+    0,
+    rule(),
+  );
+  assert.equal(asPrimary.state.role, 'primary');
+  const asStandby = decide(
+    { ...initialState(), role: 'primary' },
+    seen(standbyLocal(), peerPrimary()),
+    0,
+    rule(),
+  );
+  assert.equal(asStandby.state.role, 'standby');
+});
+
+test('after promotion, the new primary does not switch to async again for the dead old primary', () => {
+  const promoted = { ...syncStandbyState(), failures: 3, savedSyncNames: '*' };
+  const ds = run(promoted, seen(primaryLocal({ syncStandbyNames: '', standbys: [] }), peerDown), 5);
+  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.equal(ds[4]?.state.savedSyncNames, '*', 'keeps the value to restore when the old primary returns');
+});

@@ -1,0 +1,91 @@
+// Observations and rules for the policy tests: plain values, no database.
+
+import type {
+  KeeperState,
+  LocalObservation,
+  Observation,
+  PeerObservation,
+  Rule,
+  StandbyView,
+} from '../../../src/policy/types.js';
+import { initialState } from '../../../src/policy/types.js';
+
+export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<Rule> = {}): Rule {
+  return {
+    keepaliveTimeMs,
+    keepaliveCount,
+    streamSilenceMs: keepaliveTimeMs * keepaliveCount,
+    failoverRequiresSync: true,
+    syncRestoreMaxLagBytes: 1024 * 1024,
+    paused: false,
+    ...extra,
+  };
+}
+
+export function standbyView(extra: Partial<StandbyView> = {}): StandbyView {
+  return {
+    name: 'node2',
+    state: 'streaming',
+    syncState: 'sync',
+    replayLagBytes: 0,
+    replayLagSeconds: 0,
+    replyAgeMs: 50,
+    ...extra,
+  };
+}
+
+export function primaryLocal(extra: Partial<Extract<LocalObservation, { up: true }>> = {}): LocalObservation {
+  return {
+    up: true,
+    inRecovery: false,
+    syncStandbyNames: '*',
+    timeline: 1,
+    standbyName: null,
+    walReceiver: null,
+    standbys: [standbyView()],
+    ...extra,
+  };
+}
+
+export function standbyLocal(extra: Partial<Extract<LocalObservation, { up: true }>> = {}): LocalObservation {
+  return {
+    up: true,
+    inRecovery: true,
+    syncStandbyNames: '*',
+    timeline: 1,
+    standbyName: 'node2',
+    walReceiver: { status: 'streaming', lastMessageAgeMs: 100 },
+    standbys: [],
+    ...extra,
+  };
+}
+
+export const peerStandby: PeerObservation = {
+  reachable: true,
+  inRecovery: true,
+  synchronousStandbys: [],
+  rttMs: 1,
+};
+export const peerPrimary = (sync: string[] = ['node2']): PeerObservation => ({
+  reachable: true,
+  inRecovery: false,
+  synchronousStandbys: sync,
+  rttMs: 1,
+});
+export const peerDown: PeerObservation = { reachable: false, error: 'connect ECONNREFUSED 127.0.0.1:5551' };
+
+export const seen = (local: LocalObservation, peer: PeerObservation): Observation => ({ local, peer });
+
+/** A standby keeper that has seen its primary as the synchronous standby. */
+export function syncStandbyState(): KeeperState {
+  return {
+    ...initialState(),
+    role: 'standby',
+    peerRole: 'primary',
+    primarySeenAt: 0,
+    syncAtLastContact: true,
+  };
+}
+
+/** The primary's WAL receiver fell silent: what a standby sees once the primary is dead or frozen. */
+export const silentReceiver = { status: 'streaming', lastMessageAgeMs: 60_000 };
