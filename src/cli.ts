@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// pg-keeper's command line. Exit status: 0 success, 1 runtime failure, 2 bad usage or bad
+// configuration (DESIGN.md).
+
+import { parseArgs } from 'node:util';
+import { ConfigError } from './config/config.js';
+import { describeConfig, loadConfig } from './config/load.js';
+import { VERSION } from './metrics/metrics.js';
+
+const USAGE = `pg-keeper ${VERSION}: automatic failover for a PostgreSQL primary and its synchronous standby
+
+usage:
+  pg-keeper run --config FILE [--node node1|node2] [--listen HOST:PORT]
+  pg-keeper check-config --config FILE [--node node1|node2]
+  pg-keeper status [--url URL] [--json]
+  pg-keeper demo [--prometheus] [--once]
+  pg-keeper demo kill primary|standby
+  pg-keeper import-conf FILE          print pg_keeper.* settings of a postgresql.conf as YAML
+  pg-keeper --version | --help
+`;
+
+class UsageError extends Error {}
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  node: { type: 'string' },
+  listen: { type: 'string' },
+  url: { type: 'string' },
+  json: { type: 'boolean' },
+  prometheus: { type: 'boolean' },
+  once: { type: 'boolean' },
+  dir: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    process.stderr.write(`pg-keeper: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    process.stdout.write(`pg-keeper ${VERSION}\n`);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  try {
+    switch (command) {
+      case 'run': {
+        const { runCommand } = await import('./runtime/run.js');
+        return await runCommand(requireConfig(values.config), overrides(values));
+      }
+      case 'check-config': {
+        const cfg = loadConfig(requireConfig(values.config), overrides(values));
+        process.stdout.write(`${cfg.file}: valid\n`);
+        for (const [k, v] of Object.entries(describeConfig(cfg))) process.stdout.write(`${k}: ${v ?? ''}\n`);
+        return 0;
+      }
+      case 'status': {
+        const { statusCommand } = await import('./http/status-command.js');
+        return await statusCommand(values.url ?? 'http://127.0.0.1:9754', values.json ?? false);
+      }
+      case 'demo': {
+        const { demoCommand } = await import('./demo/demo.js');
+        return await demoCommand(rest, {
+          prometheus: values.prometheus ?? false,
+          once: values.once ?? false,
+          dir: values.dir,
+        });
+      }
+      case 'import-conf': {
+        const { importConfCommand } = await import('./config/import-conf.js');
+        const file = rest[0];
+        if (!file) throw new UsageError('import-conf needs the path of a postgresql.conf');
+        return importConfCommand(file);
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pg-keeper: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`pg-keeper: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    process.stderr.write(`pg-keeper: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+function requireConfig(file: string | undefined): string {
+  if (!file) throw new UsageError('--config FILE is required');
+  return file;
+}
+
+function overrides(values: { node?: string; listen?: string }): { node?: string; listen?: string } {
+  return {
+    ...(values.node !== undefined ? { node: values.node } : {}),
+    ...(values.listen !== undefined ? { listen: values.listen } : {}),
+  };
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // `run` returns only when stopping; anything still open must not keep the process up.
+    if (code !== 0 || process.argv[2] === 'run') setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`pg-keeper: ${String(err)}\n`);
+    process.exit(1);
+  },
+);

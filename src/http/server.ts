@@ -1,0 +1,130 @@
+// The keeper's one HTTP port: /metrics for Prometheus, Patroni-compatible health checks
+// for HAProxy, /status for people, and the token-protected pause/resume. Every answer is
+// computed from the keeper's snapshot: no request ever waits for a database.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Registry } from 'prom-client';
+import { buildStatus, checks, type CheckName } from './status.js';
+import type { Keeper } from '../runtime/keeper.js';
+
+export interface HttpDeps {
+  keeper: Keeper;
+  registry: Registry;
+}
+
+const CHECK_PATHS: Record<string, CheckName> = {
+  '/primary': 'primary',
+  '/master': 'primary',
+  '/read-write': 'primary',
+  '/replica': 'replica',
+  '/read-only': 'read-only',
+  '/sync': 'sync',
+  '/synchronous': 'sync',
+  '/async': 'async',
+  '/asynchronous': 'async',
+};
+
+export function createApp({ keeper, registry }: HttpDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', registry.contentType);
+    res.send(await registry.metrics());
+  });
+
+  app.get('/health', (_req, res) => {
+    const alive = keeper.alive();
+    res.status(alive ? 200 : 503).json({ status: alive ? 'ok' : 'stalled', node: keeper.config.node });
+  });
+
+  app.get('/status', (_req, res) => {
+    res.json(buildStatus(keeper));
+  });
+
+  for (const [path, check] of Object.entries(CHECK_PATHS)) {
+    // HAProxy set-ups written for Patroni probe with GET, HEAD or OPTIONS.
+    const handler = (_req: Request, res: Response): void => {
+      const status = buildStatus(keeper);
+      const ok = checks[check](status);
+      res
+        .status(ok ? 200 : 503)
+        .json({ check, ok, node: status.node, role: status.role, sync_mode: status.sync_mode });
+    };
+    app.get(path, handler);
+    app.options(path, handler);
+  }
+
+  const token = (): string | null => keeper.config.httpToken;
+  const requireToken = (req: Request, res: Response, next: NextFunction): void => {
+    const expected = token();
+    if (expected === null) {
+      res
+        .status(403)
+        .json({
+          error: 'state-changing endpoints are off: set http_token or http_token_file to enable them',
+        });
+      return;
+    }
+    const given = /^Bearer\s+(.+)$/i.exec(req.get('authorization') ?? '')?.[1]?.trim() ?? '';
+    if (!sameSecret(given, expected)) {
+      res.set('WWW-Authenticate', 'Bearer').status(401).json({ error: 'missing or wrong bearer token' });
+      return;
+    }
+    next();
+  };
+  const body = express.json({ limit: '4kb', strict: true });
+  app.post('/pause', requireToken, body, (req, res) => {
+    keeper.setPaused(true, `HTTP from ${req.ip ?? 'unknown'}`);
+    res.json({ paused: true });
+  });
+  app.post('/resume', requireToken, body, (req, res) => {
+    keeper.setPaused(false, `HTTP from ${req.ip ?? 'unknown'}`);
+    res.json({ paused: false });
+  });
+
+  const known = new Set(['/metrics', '/health', '/status', '/pause', '/resume', ...Object.keys(CHECK_PATHS)]);
+  app.use((req, res) => {
+    if (known.has(req.path)) {
+      res.set('Allow', req.path === '/pause' || req.path === '/resume' ? 'POST' : 'GET, HEAD');
+      res.status(405).json({ error: `method ${req.method} not allowed on ${req.path}` });
+      return;
+    }
+    res.status(404).json({ error: `no such path: ${req.path}` });
+  });
+
+  // express 5 passes rejected promises and body-parser errors here.
+  app.use(
+    (err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+      const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+      res.status(status).json({ error: status === 500 ? 'internal error' : (err.type ?? err.message) });
+    },
+  );
+  return app;
+}
+
+/** Constant-time comparison that does not leak the token's length either. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b) && given.length > 0;
+}
+
+export async function listen(app: express.Express, host: string, port: number): Promise<Server> {
+  const server = createServer({ maxHeaderSize: 16 * 1024 }, app);
+  // A slow or idle client must not hold sockets open for long.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}

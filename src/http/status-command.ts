@@ -1,0 +1,48 @@
+// `pg-keeper status`: a running keeper's /status as a table a person reads at 3 a.m.
+
+import type { Status } from './status.js';
+
+export async function statusCommand(url: string, json: boolean): Promise<number> {
+  const target = new URL('/status', url.endsWith('/') ? url : `${url}/`);
+  let status: Status;
+  try {
+    const res = await fetch(target, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    status = (await res.json()) as Status;
+  } catch (err) {
+    process.stderr.write(`pg-keeper: cannot read ${target.href}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+  return 0;
+}
+
+export function formatStatus(s: Status): string {
+  const rows: [string, string][] = [
+    ['node', `${s.node} (peer ${s.peer})`],
+    ['role', s.role + (s.paused ? '  [PAUSED: no action will be taken]' : '')],
+    ['state', s.state],
+    ['sync mode', s.sync_mode],
+    ['local server', s.local.up ? `up, timeline ${s.local.timeline ?? '?'}` : `DOWN: ${s.local.error ?? ''}`],
+    ['peer', s.peer_reachable ? `reachable, ${s.peer_role}` : `UNREACHABLE: ${s.peer_error ?? ''}`],
+    [
+      'heartbeats failed',
+      `${s.consecutive_failures} of ${s.keepalive_count} in a row (every ${s.keepalive_time} s)`,
+    ],
+    [
+      'action in',
+      s.seconds_until_action === null ? '-' : `${s.seconds_until_action.toFixed(1)} s if failures go on`,
+    ],
+    ['reason', s.reason ?? '-'],
+    ['primary seen at', s.guards.primary_seen_at ?? 'never'],
+    ['sync at last contact', String(s.guards.synchronous_at_last_contact)],
+    ['last action', s.last_action ? `${s.last_action.kind} at ${s.last_action.at}` : '-'],
+  ];
+  if (s.peer_is_primary) rows.unshift(['!!!', 'TWO PRIMARIES: both servers accept writes']);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
+  const events = s.events
+    .slice(-10)
+    .map((e) => `  ${e.at}  ${e.event.padEnd(16)} ${e.outcome.padEnd(7)} ${e.detail}`);
+  return `${lines.join('\n')}\n${events.length > 0 ? `\nlast events:\n${events.join('\n')}\n` : ''}`;
+}

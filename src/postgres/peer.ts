@@ -1,0 +1,32 @@
+// The heartbeat: one query to the other node, bounded by heartbeat_timeout. It also asks
+// the peer what it is (primary or standby) and, on a primary, which standbys are
+// synchronous, so that a standby knows whether it may promote without losing commits.
+
+import type { PeerObservation } from '../policy/types.js';
+import { errorText, type PgSession } from './session.js';
+
+const HEARTBEAT_SQL = `
+SELECT pg_is_in_recovery() AS in_recovery,
+       coalesce((SELECT array_agg(application_name::text) FROM pg_stat_replication
+                  WHERE sync_state IN ('sync', 'quorum')), '{}') AS sync_standbys`;
+
+export async function heartbeat(session: PgSession, timeoutMs: number): Promise<PeerObservation> {
+  const started = performance.now();
+  try {
+    const rows = await session.query<{ in_recovery: boolean; sync_standbys: string[] }>(
+      HEARTBEAT_SQL,
+      [],
+      timeoutMs,
+    );
+    const row = rows[0];
+    if (!row) return { reachable: false, error: 'heartbeat query returned no row' };
+    return {
+      reachable: true,
+      inRecovery: row.in_recovery,
+      synchronousStandbys: row.sync_standbys,
+      rttMs: performance.now() - started,
+    };
+  } catch (err) {
+    return { reachable: false, error: errorText(err) };
+  }
+}

@@ -1,0 +1,138 @@
+// The composition root of `pg-keeper run`: configuration, logger, adapters, metrics, the
+// loop and the HTTP server, wired once; signals handled here.
+
+import type { Server } from 'node:http';
+import { pino, type Logger } from 'pino';
+import { peerOf, type Config } from '../config/config.js';
+import { describeEndpoint, toPgClientConfig } from '../config/conninfo.js';
+import { loadConfig, type Overrides } from '../config/load.js';
+import { runHook } from '../hooks/run.js';
+import { createApp, listen } from '../http/server.js';
+import { createMetrics } from '../metrics/metrics.js';
+import { LocalServer } from '../postgres/local.js';
+import { heartbeat } from '../postgres/peer.js';
+import { PgSession, errorText } from '../postgres/session.js';
+import { Keeper } from './keeper.js';
+
+export function createLogger(cfg: Pick<Config, 'node' | 'logLevel'>): Logger {
+  return pino({
+    level: cfg.logLevel,
+    base: { node: cfg.node },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Defence in depth: nothing should log these, and if something does, it is masked.
+    redact: {
+      paths: ['password', '*.password', 'conninfo', '*.conninfo', 'token', '*.token'],
+      censor: '********',
+    },
+  });
+}
+
+function session(cfg: Config, node: 'node1' | 'node2'): PgSession {
+  const ci = node === 'node1' ? cfg.node1 : cfg.node2;
+  const pgConfig = toPgClientConfig(ci);
+  return new PgSession(
+    { ...pgConfig, application_name: pgConfig.application_name ?? `pg-keeper-${cfg.node}` },
+    `${node} (${describeEndpoint(ci)})`,
+  );
+}
+
+export interface Running {
+  keeper: Keeper;
+  server: Server;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Promise<Running> {
+  const peerSession = session(cfg, peerOf(cfg.node));
+  const local = new LocalServer(session(cfg, cfg.node));
+  let keeper: Keeper | null = null;
+  const metrics = createMetrics(
+    () => (keeper as Keeper).snapshot(),
+    () => (keeper as Keeper).config,
+  );
+  keeper = new Keeper({
+    config: cfg,
+    local,
+    peer: { heartbeat: (ms) => heartbeat(peerSession, ms), close: () => peerSession.close() },
+    logger,
+    metrics,
+    runHook,
+  });
+  const server = await listen(
+    createApp({ keeper, registry: metrics.registry }),
+    cfg.listen.host,
+    cfg.listen.port,
+  );
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
+  logger.info(
+    { event: 'listen', host: cfg.listen.host, port },
+    `HTTP on ${cfg.listen.host}:${port} (/metrics, /status, /health)`,
+  );
+  keeper.start();
+  const k = keeper;
+  return {
+    keeper: k,
+    server,
+    logger,
+    async stop() {
+      await k.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** `pg-keeper run`: runs until SIGTERM or SIGINT; SIGHUP reloads the configuration. */
+export async function runCommand(file: string, overrides: Overrides): Promise<number> {
+  const cfg = loadConfig(file, overrides);
+  const logger = createLogger(cfg);
+  let running: Running;
+  try {
+    running = await startKeeper(cfg, logger);
+  } catch (err) {
+    logger.error({ event: 'start-failed', error: errorText(err) }, `cannot start: ${errorText(err)}`);
+    return 1;
+  }
+  const titler = setInterval(() => {
+    const s = running.keeper.snapshot();
+    const peer = s.observation?.peer.reachable ? 'connected' : 'disconnected';
+    process.title = `pg-keeper: ${s.node} (${s.state.role} mode:${peer})`;
+  }, 1000);
+  titler.unref();
+
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfig(file, overrides);
+      const ignored = running.keeper.reload(next);
+      running.logger.level = next.logLevel;
+      running.logger.info(
+        { event: 'reload', ignored },
+        ignored.length > 0
+          ? `configuration reloaded; these need a restart and were kept: ${ignored.join(', ')}`
+          : 'configuration reloaded',
+      );
+      running.keeper.noteReload('ok');
+    } catch (err) {
+      running.logger.error(
+        { event: 'reload-failed', error: errorText(err) },
+        `configuration not reloaded, keeping the old one: ${errorText(err)}`,
+      );
+      running.keeper.noteReload('failed');
+    }
+  });
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string): void => {
+      running.logger.info({ event: 'signal', signal }, `received ${signal}, stopping`);
+      const force = setTimeout(() => resolve(0), 1500);
+      force.unref();
+      running.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
