@@ -112,7 +112,7 @@ export const KEYS: Record<string, KeyDef> = {
   },
   stream_timeout: {
     reloadable: true,
-    defaultText: 'keepalive_time × keepalive_count',
+    defaultText: 'max(keepalive_time × keepalive_count, keepalive_time + 1)',
     doc: 'seconds the replication stream must be silent before a lost peer counts as dead',
     check: isNumber(0.05, 86400, ' seconds'),
   },

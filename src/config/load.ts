@@ -158,7 +158,7 @@ export function parseConfig(
       port: 9754,
     },
     failoverRequiresSync: bool('failover_requires_sync', true),
-    streamTimeoutMs: Math.round(num('stream_timeout', (keepaliveTimeMs * keepaliveCount) / 1000) * 1000),
+    streamTimeoutMs: Math.round(num('stream_timeout', defaultStreamTimeoutMs(keepaliveTimeMs, keepaliveCount) / 1000) * 1000),
     syncRestoreMaxLagBytes: num('sync_restore_max_lag', 1048576),
     paused: bool('paused', false),
     stateFile: str('state_file') ?? (stateDir ? join(stateDir, `${localNode}.state.json`) : null),
@@ -190,6 +190,16 @@ export function describeConfig(cfg: Config): Record<string, string | number | bo
     tune_wal_retrieve_retry_interval: cfg.tuneWalRetrieveRetryInterval,
     log_level: cfg.logLevel,
   };
+}
+
+/**
+ * A live primary's stream heartbeat can be up to keepalive_time + wal_writer_delay (200 ms)
+ * old when the standby looks, plus scheduling jitter. With a short window (0.2 s × 3) that
+ * leaves no margin, and a false "silent" would promote beside a live primary; so the
+ * default never goes below keepalive_time + 1 s.
+ */
+export function defaultStreamTimeoutMs(keepaliveTimeMs: number, keepaliveCount: number): number {
+  return Math.max(keepaliveTimeMs * keepaliveCount, keepaliveTimeMs + 1000);
 }
 
 function firstLine(s: string): string {

@@ -39,7 +39,7 @@ test('fractional keepalive_time is accepted', () => {
   const cfg = parseConfig(`${BASE}keepalive_time: 0.2\nkeepalive_count: 3\n`, 'f.yml', {}, {});
   assert.equal(cfg.keepaliveTimeMs, 200);
   assert.equal(cfg.heartbeatTimeoutMs, 160);
-  assert.equal(cfg.streamTimeoutMs, 600);
+  assert.equal(cfg.streamTimeoutMs, 1200, 'never below keepalive_time + 1 s');
 });
 
 test("pg_keeper's spellings keepalives_time and keepalives_count are aliases", () => {

@@ -1,0 +1,818 @@
+// A real PostgreSQL pair on loopback: node1 primary, node2 its synchronous standby.
+//
+// Used by the end-to-end tests and by `pg-keeper demo`. It has no test-framework dependency, prints
+// nothing unless given `log`, and runs every program with an argument array (never a shell string).
+//
+//   const pair = await PgPair.create({ baseDir: await fsp.mkdtemp(path.join(os.tmpdir(), 'pgk-')) });
+//   try { await pair.query(pair.node1, 'select 1'); } finally { await pair.destroy(); }
+//
+// Layout under baseDir (keep it short: the unix socket path must fit in 107 bytes):
+//   <baseDir>/node1/            the node's own directory, also its unix socket directory
+//   <baseDir>/node1/data/       PGDATA
+//   <baseDir>/node1/postgres.log
+//
+// PostgreSQL refuses to run as root. When this process is root, initdb, pg_ctl and pg_basebackup run as
+// the OS user `postgres` (PairOptions.osUser), and baseDir is chowned to it; otherwise they run as the
+// current user. Servers listen on 127.0.0.1 only, on ports picked by freePort().
+//
+// Processes of a server are found by pid only: the postmaster from postmaster.pid, its children by ppid,
+// and any orphan `postgres` process whose working directory is the data directory (a postmaster killed
+// on its own leaves its children behind, reparented). Nothing is ever signalled by name.
+import crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import pg from 'pg';
+import {
+  CommandError,
+  isProcessAlive,
+  listPids,
+  lookupUser,
+  readProcCwd,
+  readProcStat,
+  run,
+  sleepSync,
+  trySignal,
+  waitFor,
+} from './proc.js';
+
+export type NodeName = 'node1' | 'node2';
+
+export interface PgNode {
+  readonly name: NodeName;
+  /** The node's own directory: holds dataDir and logFile, and is its unix socket directory. */
+  readonly dir: string;
+  readonly dataDir: string;
+  /** TCP port on 127.0.0.1. Picked at creation; fixed afterwards (also across rebuildAsStandby). */
+  port: number;
+  readonly logFile: string;
+}
+
+export interface PairOptions {
+  /** Created if missing; must be empty. Removed by destroy(). Use a short path, e.g. under os.tmpdir(). */
+  baseDir: string;
+  /** Password of the superuser `postgres` (default: random). */
+  superPassword?: string;
+  /** Directory holding initdb, pg_ctl, pg_basebackup, postgres (default: findPgBin()). */
+  pgBin?: string;
+  /** Progress messages; nothing is printed without it. */
+  log?: (msg: string) => void;
+  /** postgresql.conf settings applied last, on both nodes. Values are quoted for you: { wal_receiver_timeout: '5s' }. */
+  extraConf?: Record<string, string>;
+  /** OS user that runs PostgreSQL when this process is root (default `postgres`). Ignored when not root. */
+  osUser?: string;
+}
+
+export interface QueryOptions {
+  /** Overall limit for connecting and running the query (default 5000 ms). */
+  timeoutMs?: number;
+}
+
+/** Where queryOnce connects (TCP, password authentication). */
+export interface ConnTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+}
+
+/** Reserves nothing: binds 127.0.0.1:0, reads the port the kernel chose, closes. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      const addr = srv.address();
+      const port = addr && typeof addr === 'object' ? addr.port : 0;
+      srv.close(() => (port > 0 ? resolve(port) : reject(new Error('could not read the bound port'))));
+    });
+  });
+}
+
+/** $PG_BIN if it holds initdb, else the highest /usr/lib/postgresql/<version>/bin holding initdb, else null. */
+export function findPgBin(): string | null {
+  const fromEnv = process.env.PG_BIN;
+  if (fromEnv && fs.existsSync(path.join(fromEnv, 'initdb'))) return fromEnv;
+  const root = '/usr/lib/postgresql';
+  let versions: string[];
+  try {
+    versions = fs.readdirSync(root);
+  } catch {
+    return null;
+  }
+  versions.sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a) || b.localeCompare(a));
+  for (const v of versions) {
+    const bin = path.join(root, v, 'bin');
+    if (fs.existsSync(path.join(bin, 'initdb'))) return bin;
+  }
+  return null;
+}
+
+/**
+ * One short-lived connection, one query, always closed. Connecting and querying share one deadline; on
+ * expiry the socket is destroyed, so a frozen or black-holed server cannot make this hang.
+ */
+export async function queryOnce<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  target: ConnTarget,
+  sql: string,
+  params: unknown[] = [],
+  timeoutMs = 5000,
+): Promise<R[]> {
+  // Our own socket, so that the deadline can always destroy it: pg's end() waits for the server's
+  // goodbye when no query is outstanding, which never comes from a frozen or black-holed server.
+  const socket = new net.Socket();
+  const client = new pg.Client({
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password,
+    database: target.database,
+    connectionTimeoutMillis: timeoutMs,
+    application_name: 'pg-keeper-demo',
+    stream: () => socket,
+  });
+  // A connection error after the query settled (e.g. the server going away) must not crash the process.
+  client.on('error', () => {});
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(new Error(`query on ${target.host}:${target.port} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  const work = (async () => {
+    await client.connect();
+    return (await client.query<R>(sql, params)).rows;
+  })();
+  work.catch(() => {}); // it may fail after the deadline has already won
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+    // A healthy server answers the goodbye at once; after a timeout there is no point in waiting.
+    if (!timedOut) {
+      let giveUp: NodeJS.Timeout | undefined;
+      await Promise.race([
+        client.end().catch(() => {}),
+        new Promise<void>((resolve) => (giveUp = setTimeout(resolve, 500))),
+      ]);
+      clearTimeout(giveUp);
+    }
+    socket.destroy();
+  }
+}
+
+const CONF_MARKER = '# ---- pg-keeper demo pair: generated, everything below this line is rewritten ----';
+const SOCKET_NAME_MAX = '/.s.PGSQL.65535'.length;
+const SUN_PATH_MAX = 107;
+
+/** Live pairs, killed by a single exit hook if the process ends without destroy(). */
+const livePairs = new Set<PgPair>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const pair of livePairs) pair.emergencyStop();
+  });
+}
+
+function quoteConfValue(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+function quoteConninfoValue(value: string): string {
+  if (value !== '' && !/[\s'\\]/.test(value)) return value;
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+function buildConninfo(params: Record<string, string | number>): string {
+  return Object.entries(params)
+    .map(([k, v]) => `${k}=${quoteConninfoValue(String(v))}`)
+    .join(' ');
+}
+
+/**
+ * A primary (node1) and a synchronous standby (node2) on 127.0.0.1. Create with PgPair.create(); always
+ * call destroy() (an exit hook kills the servers if the process exits without it, but that cannot run
+ * when Node itself is killed).
+ */
+export class PgPair {
+  readonly node1: PgNode;
+  readonly node2: PgNode;
+  /** Password of the superuser `postgres`. */
+  readonly password: string;
+  readonly baseDir: string;
+  readonly pgBin: string;
+
+  readonly #log: (msg: string) => void;
+  readonly #extraConf: Record<string, string>;
+  /** uid/gid PostgreSQL runs as when we are root; null when we are not root. */
+  readonly #runAs: { uid: number; gid: number } | null;
+  readonly #abort = new AbortController();
+  readonly #frozen = new Set<NodeName>();
+  #destroying: Promise<void> | null = null;
+
+  private constructor(
+    baseDir: string,
+    pgBin: string,
+    password: string,
+    runAs: { uid: number; gid: number } | null,
+    opts: PairOptions,
+  ) {
+    this.baseDir = baseDir;
+    this.pgBin = pgBin;
+    this.password = password;
+    this.#runAs = runAs;
+    this.#log = opts.log ?? (() => {});
+    this.#extraConf = { ...opts.extraConf };
+    const mk = (name: NodeName): PgNode => {
+      const dir = path.join(baseDir, name);
+      return { name, dir, dataDir: path.join(dir, 'data'), port: 0, logFile: path.join(dir, 'postgres.log') };
+    };
+    this.node1 = mk('node1');
+    this.node2 = mk('node2');
+  }
+
+  /**
+   * initdb node1, configure and start it; pg_basebackup node2 from it with -R (application_name=node2),
+   * start node2; resolves once node1's pg_stat_replication shows node2 streaming and 'sync'.
+   * On failure everything it started is torn down and baseDir removed before it rejects.
+   */
+  static async create(opts: PairOptions): Promise<PgPair> {
+    const t0 = Date.now();
+    const pgBin = opts.pgBin ?? findPgBin();
+    if (!pgBin) throw new Error('PostgreSQL binaries not found: set PG_BIN or install postgresql');
+    for (const prog of ['initdb', 'pg_ctl', 'pg_basebackup', 'postgres']) {
+      if (!fs.existsSync(path.join(pgBin, prog))) throw new Error(`${prog} not found in ${pgBin}`);
+    }
+    for (const key of Object.keys(opts.extraConf ?? {})) {
+      if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(key))
+        throw new Error(`invalid postgresql.conf setting name: ${key}`);
+    }
+    const baseDir = path.resolve(opts.baseDir);
+    const longest = Buffer.byteLength(path.join(baseDir, 'node1')) + SOCKET_NAME_MAX;
+    if (longest > SUN_PATH_MAX) {
+      throw new Error(
+        `baseDir ${baseDir} is too long: unix socket paths are limited to ${SUN_PATH_MAX} bytes; use a short directory under os.tmpdir()`,
+      );
+    }
+
+    let runAs: { uid: number; gid: number } | null = null;
+    if (process.getuid?.() === 0) {
+      const user = opts.osUser ?? 'postgres';
+      try {
+        runAs = await lookupUser(user);
+      } catch (err) {
+        throw new Error(
+          `running as root, so PostgreSQL must run as OS user ${user}, which cannot be resolved: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+
+    await fsp.mkdir(baseDir, { recursive: true, mode: 0o700 });
+    const existing = await fsp.readdir(baseDir);
+    if (existing.length > 0) throw new Error(`baseDir ${baseDir} is not empty`);
+
+    const password = opts.superPassword ?? crypto.randomBytes(24).toString('base64url');
+    const pair = new PgPair(baseDir, pgBin, password, runAs, opts);
+    livePairs.add(pair);
+    installExitHook();
+    try {
+      await pair.#init();
+      pair.#log(
+        `pair ready in ${Date.now() - t0} ms: node1 :${pair.node1.port} primary, node2 :${pair.node2.port} sync standby`,
+      );
+      return pair;
+    } catch (err) {
+      await pair.destroy();
+      throw err;
+    }
+  }
+
+  async #init(): Promise<void> {
+    const { node1, node2 } = this;
+    await this.#chown(this.baseDir);
+    if (this.#runAs) {
+      try {
+        await run('test', ['-w', this.baseDir, '-a', '-x', this.baseDir], { ...this.#runAs, cwd: '/' });
+      } catch (err) {
+        throw new Error(
+          `baseDir ${this.baseDir} is not usable by the OS user PostgreSQL runs as: every parent directory must be searchable by it (use a directory under os.tmpdir())`,
+          { cause: err },
+        );
+      }
+    }
+    for (const node of [node1, node2]) {
+      await fsp.mkdir(node.dir, { mode: 0o700 });
+      await this.#chown(node.dir);
+    }
+    node1.port = await freePort();
+    do node2.port = await freePort();
+    while (node2.port === node1.port);
+
+    // initdb; the password goes through a file readable only by its owner, deleted right after.
+    let t = Date.now();
+    const pwfile = path.join(this.baseDir, '.pwfile');
+    await fsp.writeFile(pwfile, `${this.password}\n`, { mode: 0o600 });
+    await this.#chown(pwfile);
+    try {
+      await this.#pg('initdb', [
+        '-D',
+        node1.dataDir,
+        '-U',
+        'postgres',
+        `--pwfile=${pwfile}`,
+        '--auth-local=trust',
+        '--auth-host=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+        '--no-instructions',
+      ]);
+    } finally {
+      await fsp.rm(pwfile, { force: true });
+    }
+    await this.#writeFile(
+      path.join(node1.dataDir, 'pg_hba.conf'),
+      [
+        '# generated by pg-keeper demo pair',
+        '# TYPE  DATABASE     USER  ADDRESS       METHOD',
+        'local   all          all                 trust',
+        'local   replication  all                 trust',
+        'host    all          all   127.0.0.1/32  scram-sha-256',
+        'host    replication  all   127.0.0.1/32  scram-sha-256',
+        '',
+      ].join('\n'),
+    );
+    await this.#writeConf(node1);
+    this.#log(`node1: initdb in ${Date.now() - t} ms`);
+
+    t = Date.now();
+    await this.#startPickingPort(node1);
+    this.#log(`node1: started on port ${node1.port} in ${Date.now() - t} ms`);
+
+    t = Date.now();
+    await this.#basebackup(node2, node1);
+    await this.#writeConf(node2);
+    this.#log(`node2: pg_basebackup in ${Date.now() - t} ms`);
+
+    t = Date.now();
+    await this.#startPickingPort(node2);
+    await this.waitForSync(node2, node1);
+    this.#log(`node2: started on port ${node2.port} and sync in ${Date.now() - t} ms`);
+  }
+
+  /** libpq keyword/value connection string for a node, e.g. for the keeper's config or psql. `extra` wins. */
+  conninfo(node: PgNode, extra: Record<string, string> = {}): string {
+    return buildConninfo({
+      host: '127.0.0.1',
+      port: node.port,
+      dbname: 'postgres',
+      user: 'postgres',
+      password: this.password,
+      ...extra,
+    });
+  }
+
+  /** Connection parameters of a node for queryOnce / pg.Client. */
+  target(node: PgNode): ConnTarget {
+    return {
+      host: '127.0.0.1',
+      port: node.port,
+      user: 'postgres',
+      password: this.password,
+      database: 'postgres',
+    };
+  }
+
+  /**
+   * pg_ctl start -w (waits until it accepts connections, at most 30 s). A postmaster.pid left by a
+   * killed server is removed first when none of its processes is alive (see #clearStaleLock).
+   */
+  async start(node: PgNode): Promise<void> {
+    this.#assertUsable();
+    await this.#clearStaleLock(node);
+    await this.#pg('pg_ctl', ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', '30', 'start'], {
+      node,
+      timeoutMs: 40_000,
+    });
+  }
+
+  /**
+   * pg_ctl stop -w (default mode fast). A node stopped with SIGSTOP is sent SIGCONT first; a node that
+   * is not running is left alone. Processes still there afterwards are killed.
+   */
+  async stop(node: PgNode, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    this.#assertUsable();
+    if (this.#frozen.has(node.name)) await this.kill(node, 'SIGCONT');
+    if (this.#postmasterPid(node) !== null) {
+      await this.#pg('pg_ctl', ['-D', node.dataDir, '-m', mode, '-w', '-t', '30', 'stop'], {
+        node,
+        timeoutMs: 40_000,
+      });
+    }
+    if (this.pids(node).length > 0) await this.kill(node, 'SIGKILL');
+  }
+
+  /**
+   * Every live process of the node's server, postmaster first: the postmaster from postmaster.pid, its
+   * children by ppid, and orphaned `postgres` processes whose working directory is the data directory.
+   * Zombies count as gone. Empty when the server is not running.
+   */
+  pids(node: PgNode): number[] {
+    const dataDir = this.#realDataDir(node);
+    const pm = this.#postmasterPid(node);
+    const found: number[] = [];
+    for (const pid of listPids()) {
+      if (pid === pm) continue;
+      const st = readProcStat(pid);
+      if (!st || st.state === 'Z' || st.state === 'X') continue;
+      if ((pm !== null && st.ppid === pm) || (st.comm === 'postgres' && readProcCwd(pid) === dataDir)) {
+        found.push(pid);
+      }
+    }
+    return pm !== null ? [pm, ...found] : found;
+  }
+
+  /**
+   * Sends `signal` to every process of the node's server (postmaster first, then rescans for anything
+   * forked meanwhile). SIGKILL resolves once all are gone; SIGSTOP once all are stopped. SIGKILL of a
+   * node that is not running is a no-op; other signals to it reject.
+   */
+  async kill(node: PgNode, signal: NodeJS.Signals): Promise<void> {
+    if (signal === 'SIGKILL') {
+      await waitFor(
+        () => {
+          const pids = this.pids(node);
+          for (const pid of pids) trySignal(pid, 'SIGKILL');
+          return pids.length === 0;
+        },
+        { timeoutMs: 10_000, intervalMs: 10, what: `the processes of ${node.name} to die` },
+      );
+      this.#frozen.delete(node.name);
+      return;
+    }
+    const pids = this.pids(node);
+    if (pids.length === 0) throw new Error(`${node.name} has no running processes to send ${signal} to`);
+    if (signal === 'SIGSTOP') {
+      this.#frozen.add(node.name);
+      await waitFor(
+        () => {
+          let allStopped = true;
+          for (const pid of this.pids(node)) {
+            if (readProcStat(pid)?.state === 'T') continue;
+            allStopped = false;
+            trySignal(pid, 'SIGSTOP');
+          }
+          return allStopped;
+        },
+        { timeoutMs: 10_000, intervalMs: 10, what: `the processes of ${node.name} to stop` },
+      );
+      return;
+    }
+    if (signal === 'SIGCONT') this.#frozen.delete(node.name);
+    for (const pid of pids) trySignal(pid, signal);
+  }
+
+  /**
+   * Turns a node back into a standby of `from` (the old primary returning after a failover): stops it
+   * (immediate) if running, deletes its data directory, pg_basebackup from `from` with -R and
+   * application_name=<node.name>, starts it on its old port, and resolves once `from` lists it as sync.
+   */
+  async rebuildAsStandby(node: PgNode, from: PgNode): Promise<void> {
+    this.#assertUsable();
+    if (node === from) throw new Error('rebuildAsStandby: a node cannot be its own primary');
+    const t0 = Date.now();
+    await this.stop(node, 'immediate');
+    await this.#removeStaleShm(node);
+    await fsp.rm(node.dataDir, { recursive: true, force: true });
+    await this.#basebackup(node, from);
+    await this.#writeConf(node);
+    await this.start(node);
+    await this.waitForSync(node, from);
+    this.#log(`${node.name}: rebuilt as sync standby of ${from.name} in ${Date.now() - t0} ms`);
+  }
+
+  /** Resolves once `primary`'s pg_stat_replication lists `standby` (by application_name) streaming and sync. */
+  async waitForSync(standby: PgNode, primary: PgNode, timeoutMs = 30_000): Promise<void> {
+    let last = 'not listed';
+    try {
+      await waitFor(
+        async () => {
+          try {
+            const rows = await this.query<{ state: string; sync_state: string }>(
+              primary,
+              'select state, sync_state from pg_stat_replication where application_name = $1',
+              [standby.name],
+              { timeoutMs: 2000 },
+            );
+            const row = rows[0];
+            last = row ? `state=${row.state} sync_state=${row.sync_state}` : 'not listed';
+            return row?.state === 'streaming' && row.sync_state === 'sync';
+          } catch (err) {
+            last = `query failed: ${(err as Error).message}`;
+            return false;
+          }
+        },
+        { timeoutMs, intervalMs: 20, what: `${standby.name} to stream synchronously from ${primary.name}` },
+      );
+    } catch (err) {
+      throw new Error(
+        `${(err as Error).message} (last seen: ${last})${await this.#logTailSection(standby)}${await this.#logTailSection(primary)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** One query on a node over TCP as `postgres`, on a short-lived connection that is always closed. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    node: PgNode,
+    sql: string,
+    params: unknown[] = [],
+    opts: QueryOptions = {},
+  ): Promise<R[]> {
+    return queryOnce<R>(this.target(node), sql, params, opts.timeoutMs ?? 5000);
+  }
+
+  /**
+   * Tears everything down: SIGCONT anything stopped, pg_ctl stop -m immediate, SIGKILL leftovers by pid,
+   * remove leaked shared memory, remove baseDir. Idempotent and never throws (problems go to `log`).
+   */
+  destroy(): Promise<void> {
+    this.#destroying ??= this.#destroy();
+    return this.#destroying;
+  }
+
+  async #destroy(): Promise<void> {
+    this.#abort.abort(); // kills an initdb / pg_basebackup / pg_ctl still running
+    for (const node of [this.node1, this.node2]) {
+      const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+        try {
+          await fn();
+        } catch (err) {
+          this.#log(`destroy ${node.name}: ${what}: ${(err as Error).message}`);
+        }
+      };
+      await step('SIGCONT', async () => {
+        for (const pid of this.pids(node)) trySignal(pid, 'SIGCONT');
+      });
+      this.#frozen.delete(node.name);
+      if (this.#postmasterPid(node) !== null) {
+        await step('pg_ctl stop', () =>
+          this.#pg('pg_ctl', ['-D', node.dataDir, '-m', 'immediate', '-w', '-t', '10', 'stop'], {
+            timeoutMs: 15_000,
+            abortable: false,
+          }),
+        );
+      }
+      await step('SIGKILL', () => this.kill(node, 'SIGKILL'));
+      await step('shared memory', () => this.#removeStaleShm(node));
+    }
+    try {
+      await fsp.rm(this.baseDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    } catch (err) {
+      this.#log(`destroy: removing ${this.baseDir}: ${(err as Error).message}`);
+    }
+    livePairs.delete(this);
+  }
+
+  /**
+   * Synchronous, best-effort teardown for exit handlers: SIGKILL every server process, remove leaked
+   * shared memory and baseDir. Prefer destroy().
+   */
+  emergencyStop(): void {
+    if (!livePairs.has(this)) return;
+    livePairs.delete(this);
+    try {
+      this.#abort.abort();
+      const deadline = Date.now() + 2000;
+      for (const node of [this.node1, this.node2]) {
+        for (;;) {
+          const pids = this.pids(node);
+          for (const pid of pids) trySignal(pid, 'SIGKILL');
+          if (pids.length === 0 || Date.now() > deadline) break;
+          sleepSync(10);
+        }
+        const shm = this.#staleShm(node);
+        if (shm !== null) spawnSync('ipcrm', ['-m', String(shm)], { stdio: 'ignore' });
+      }
+      fs.rmSync(this.baseDir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // best effort: the process is exiting anyway
+    }
+  }
+
+  // ---- internals ----
+
+  #assertUsable(): void {
+    if (this.#destroying) throw new Error('this PgPair has been destroyed');
+  }
+
+  /** The environment for PostgreSQL programs: ours without PG* variables (PGHOST etc. must not leak in). */
+  #env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+    // As root, HOME is root's; libpq would look for ~/.pgpass there as another user.
+    if (this.#runAs) env.HOME = this.baseDir;
+    return { ...env, ...extra };
+  }
+
+  /** Runs a PostgreSQL program (as the PostgreSQL OS user when root); errors carry stderr and the log tail. */
+  async #pg(
+    prog: string,
+    args: string[],
+    opts: { node?: PgNode; env?: Record<string, string>; timeoutMs?: number; abortable?: boolean } = {},
+  ): Promise<void> {
+    try {
+      await run(path.join(this.pgBin, prog), args, {
+        cwd: this.baseDir,
+        env: this.#env(opts.env),
+        ...(this.#runAs ?? {}),
+        timeoutMs: opts.timeoutMs ?? 120_000,
+        signal: opts.abortable === false ? undefined : this.#abort.signal,
+      });
+    } catch (err) {
+      const msg = err instanceof CommandError ? err.message : String(err);
+      throw new Error(`${msg}${opts.node ? await this.#logTailSection(opts.node) : ''}`, { cause: err });
+    }
+  }
+
+  async #basebackup(node: PgNode, from: PgNode): Promise<void> {
+    // The password reaches pg_basebackup through PGPASSWORD only; -R writes it, with application_name,
+    // into the new standby's primary_conninfo (postgresql.auto.conf, mode 0600).
+    const source = buildConninfo({
+      host: '127.0.0.1',
+      port: from.port,
+      user: 'postgres',
+      application_name: node.name,
+    });
+    await this.#pg(
+      'pg_basebackup',
+      ['-D', node.dataDir, '-d', source, '-R', '-X', 'stream', '-c', 'fast', '--no-sync', '-w'],
+      { node: from, env: { PGPASSWORD: this.password }, timeoutMs: 120_000 },
+    );
+  }
+
+  /** Starts a freshly created node; if its port was taken meanwhile, picks another and retries. */
+  async #startPickingPort(node: PgNode): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const logStart = await fsp.stat(node.logFile).then(
+        (s) => s.size,
+        () => 0,
+      );
+      try {
+        await this.start(node);
+        return;
+      } catch (err) {
+        const log = await this.#readFrom(node.logFile, logStart);
+        if (attempt >= 3 || !/could not bind|Address already in use/i.test(log)) throw err;
+        const other = node === this.node1 ? this.node2 : this.node1;
+        do node.port = await freePort();
+        while (node.port === other.port);
+        this.#log(`${node.name}: port taken, retrying on ${node.port}`);
+        await this.#writeConf(node);
+      }
+    }
+  }
+
+  /** Rewrites the generated block at the end of the node's postgresql.conf (a base backup copies the other node's). */
+  async #writeConf(node: PgNode): Promise<void> {
+    const file = path.join(node.dataDir, 'postgresql.conf');
+    const current = await fsp.readFile(file, 'utf8');
+    const markerAt = current.indexOf(CONF_MARKER);
+    let head = markerAt >= 0 ? current.slice(0, markerAt) : current;
+    if (!head.endsWith('\n')) head += '\n';
+    const settings: Record<string, string> = {
+      listen_addresses: '127.0.0.1',
+      port: String(node.port),
+      unix_socket_directories: node.dir,
+      wal_level: 'replica',
+      max_wal_senders: '5',
+      hot_standby: 'on',
+      synchronous_standby_names: '*',
+      // fsync=off: test and demo speed only. A crash of the OS (not of PostgreSQL) could corrupt data.
+      fsync: 'off',
+      logging_collector: 'off',
+      log_line_prefix: '%m [%p] %q%a ',
+      shared_buffers: '16MB',
+      max_connections: '30',
+      ...this.#extraConf,
+    };
+    const block = Object.entries(settings)
+      .map(([k, v]) => `${k} = ${quoteConfValue(v)}`)
+      .join('\n');
+    await this.#writeFile(file, `${head}${CONF_MARKER}\n${block}\n`);
+  }
+
+  async #writeFile(file: string, content: string): Promise<void> {
+    await fsp.writeFile(file, content, { mode: 0o600 });
+    await this.#chown(file);
+  }
+
+  async #chown(p: string): Promise<void> {
+    if (this.#runAs) await fsp.chown(p, this.#runAs.uid, this.#runAs.gid);
+  }
+
+  #realDataDir(node: PgNode): string {
+    try {
+      return fs.realpathSync(node.dataDir);
+    } catch {
+      return node.dataDir;
+    }
+  }
+
+  #readPidFile(node: PgNode): string[] | null {
+    try {
+      return fs.readFileSync(path.join(node.dataDir, 'postmaster.pid'), 'utf8').split('\n');
+    } catch {
+      return null;
+    }
+  }
+
+  /** The live postmaster of the node (a stale postmaster.pid or a reused pid does not count). */
+  #postmasterPid(node: PgNode): number | null {
+    const pid = Number(this.#readPidFile(node)?.[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    const st = readProcStat(pid);
+    if (!st || st.state === 'Z' || st.comm !== 'postgres') return null;
+    return readProcCwd(pid) === this.#realDataDir(node) ? pid : null;
+  }
+
+  /**
+   * The SysV shared memory id left behind by a server that did not shut down cleanly (postmaster.pid
+   * still there, no process attached). PostgreSQL reclaims it itself on the next start in the same data
+   * directory, but not once that directory is deleted.
+   */
+  #staleShm(node: PgNode): number | null {
+    if (this.pids(node).length > 0) return null;
+    const [key, id] = (this.#readPidFile(node)?.[6] ?? '').trim().split(/\s+/).map(Number);
+    if (key === undefined || id === undefined || !Number.isInteger(id) || !Number.isInteger(key)) return null;
+    let table: string;
+    try {
+      table = fs.readFileSync('/proc/sysvipc/shm', 'utf8');
+    } catch {
+      return null;
+    }
+    for (const line of table.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/).map(Number);
+      // columns: key shmid perms size cpid lpid nattch ...
+      if (f[0] === key && f[1] === id && f[6] === 0) return id;
+    }
+    return null;
+  }
+
+  async #removeStaleShm(node: PgNode): Promise<void> {
+    const id = this.#staleShm(node);
+    if (id !== null) await run('ipcrm', ['-m', String(id)], { timeoutMs: 5000 });
+  }
+
+  /**
+   * PostgreSQL treats its lock file as stale only when the pid in it no longer exists. A SIGKILLed
+   * postmaster is reparented to init, and where init does not reap (some containers and sandboxes) it
+   * stays a zombie forever, so the server could never start again. When no process of the node is
+   * alive, the lock is stale: release the shared memory it names, then remove it and the socket's lock file.
+   */
+  async #clearStaleLock(node: PgNode): Promise<void> {
+    const lines = this.#readPidFile(node);
+    if (!lines || this.pids(node).length > 0) return;
+    await this.#removeStaleShm(node);
+    // The socket lock file names the same pid and is refused the same way.
+    const port = Number(lines[3]) || node.port;
+    await fsp.rm(path.join(node.dir, `.s.PGSQL.${port}.lock`), { force: true });
+    await fsp.rm(path.join(node.dataDir, 'postmaster.pid'), { force: true });
+    this.#log(`${node.name}: removed stale postmaster.pid (pid ${lines[0]} is gone)`);
+  }
+
+  async #readFrom(file: string, offset: number): Promise<string> {
+    try {
+      const fh = await fsp.open(file, 'r');
+      try {
+        const { size } = await fh.stat();
+        const start = Math.max(offset, size - 64 * 1024);
+        const buf = Buffer.alloc(Math.max(0, size - start));
+        await fh.read(buf, 0, buf.length, start);
+        return buf.toString('utf8');
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return '';
+    }
+  }
+
+  async #logTailSection(node: PgNode, lines = 25): Promise<string> {
+    const text = await this.#readFrom(node.logFile, 0);
+    const tail = text.trimEnd().split('\n').slice(-lines).join('\n');
+    return tail ? `\n--- last lines of ${node.logFile} ---\n${tail}` : '';
+  }
+}
+
+// Re-exported so callers need only this module.
+export { isProcessAlive };

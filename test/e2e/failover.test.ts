@@ -1,0 +1,211 @@
+// pg_keeper's rule on real PostgreSQL 15 servers with two real keeper processes:
+// keepalive_time 0.2 s × keepalive_count 3, so the window is 0.6 s.
+
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { PgPair, queryOnce } from '../../src/demo/cluster.js';
+import { KeeperProcess, waitFor } from '../support/keeper-process.js';
+
+const WINDOW_MS = 200 * 3;
+// Generous on purpose: two cores shared by two servers, two keepers and the test.
+const MARGIN_MS = 2000;
+
+interface Setup {
+  dir: string;
+  pair: PgPair;
+  k1: KeeperProcess;
+  k2: KeeperProcess;
+}
+
+async function setUp(settings: Record<string, unknown> = {}): Promise<Setup> {
+  const dir = mkdtempSync(join(tmpdir(), 'pgk-e2e-'));
+  chmodSync(dir, 0o755); // the postgres OS user must reach the data directories inside
+  const pair = await PgPair.create({ baseDir: join(dir, 'pg') });
+  const common = { dir, node1: pair.conninfo(pair.node1), node2: pair.conninfo(pair.node2), settings };
+  const k1 = await KeeperProcess.start({ ...common, node: 'node1' });
+  const k2 = await KeeperProcess.start({ ...common, node: 'node2' });
+  await waitFor(async () => (await k1.status()).role === 'primary', 'node1 keeper to see a primary');
+  await waitFor(async () => {
+    const s = await k2.status();
+    return (
+      s.role === 'standby' &&
+      (s.guards as { synchronous_at_last_contact: boolean }).synchronous_at_last_contact
+    );
+  }, 'node2 keeper to see itself as the synchronous standby');
+  return { dir, pair, k1, k2 };
+}
+
+async function tearDown(s: Setup | undefined): Promise<void> {
+  if (!s) return;
+  await Promise.all([s.k1.kill(), s.k2.kill()]);
+  await s.pair.destroy();
+  rmSync(s.dir, { recursive: true, force: true });
+}
+
+function eventTime(k: KeeperProcess, event: string): number | null {
+  const line = k.lines.find((l) => l.event === event && l.outcome === 'ok');
+  return line ? Date.parse(line.time as string) : null;
+}
+
+describe('standby killed', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp();
+  });
+  after(() => tearDown(s));
+
+  test("the primary's commits block, then resume once its keeper switched to async", async (t) => {
+    const { pair, k1 } = s as Setup;
+    await queryOnce(pair.target(pair.node1), 'CREATE TABLE w (id int)');
+    const killedAt = Date.now();
+    await pair.kill(pair.node2, 'SIGKILL');
+    await queryOnce(pair.target(pair.node1), 'INSERT INTO w VALUES (1)', [], 15_000);
+    const committedAt = Date.now();
+    const switchedAt = await waitFor(() => eventTime(k1, 'switch-to-async'), 'the switch-to-async event');
+    t.diagnostic(
+      `commit blocked ${committedAt - killedAt} ms; switch logged ${switchedAt - killedAt} ms after the kill`,
+    );
+    assert.ok(committedAt >= switchedAt - 50, 'the commit completed only after the switch to async');
+    assert.ok(
+      committedAt - killedAt < WINDOW_MS + MARGIN_MS,
+      `commit resumed ${committedAt - killedAt} ms after the kill`,
+    );
+    // /status shows what the next tick observes.
+    const st = await waitFor(async () => {
+      const x = await k1.status();
+      return x.sync_mode === 'async' ? x : null;
+    }, 'the keeper to report async');
+    assert.equal(st.role, 'primary');
+    const [row] = await queryOnce<{ s: string }>(
+      pair.target(pair.node1),
+      "SELECT current_setting('synchronous_standby_names') AS s",
+    );
+    assert.equal(row?.s, '');
+  });
+});
+
+describe('primary killed', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp();
+  });
+  after(() => tearDown(s));
+
+  test('the standby is promoted within the window, accepts a write and runs after_command once', async (t) => {
+    const { dir, pair, k2 } = s as Setup;
+    // after_command is set by a reload (SIGHUP), which also proves reloads work.
+    const hookDir = join(dir, 'hook');
+    rmSync(hookDir, { recursive: true, force: true });
+    const { writeFileSync, mkdirSync } = await import('node:fs');
+    mkdirSync(hookDir);
+    const cfg = readFileSync(k2.configFile, 'utf8');
+    writeFileSync(
+      k2.configFile,
+      `${cfg}after_command: "env | grep ^PG_KEEPER_ | sort > ${hookDir}/run.$$"\n`,
+    );
+    k2.child.kill('SIGHUP');
+    await waitFor(() => k2.events('reload').length > 0, 'the reload');
+
+    const killedAt = Date.now();
+    await pair.kill(pair.node1, 'SIGKILL');
+    await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to become primary');
+    const promotedAt = eventTime(k2, 'promote') ?? Date.now();
+    t.diagnostic(`promoted ${promotedAt - killedAt} ms after the kill (window ${WINDOW_MS} ms)`);
+    assert.ok(promotedAt - killedAt < WINDOW_MS + MARGIN_MS, `promotion took ${promotedAt - killedAt} ms`);
+
+    await queryOnce(pair.target(pair.node2), 'CREATE TABLE after_failover (id int)', [], 3000);
+    const [w] = await queryOnce<{ id: number }>(
+      pair.target(pair.node2),
+      'INSERT INTO after_failover VALUES (42) RETURNING id',
+      [],
+      3000,
+    );
+    assert.equal(w?.id, 42);
+    const [rec] = await queryOnce<{ r: boolean; s: string }>(
+      pair.target(pair.node2),
+      "SELECT pg_is_in_recovery() AS r, current_setting('synchronous_standby_names') AS s",
+    );
+    assert.deepEqual(rec, { r: false, s: '' });
+
+    await waitFor(() => readdirSync(hookDir).length > 0, 'after_command to run');
+    // Let many more ticks pass with the old primary still dead: the hook must not run again.
+    const failuresNow = k2.events('heartbeat-failed').length;
+    await waitFor(() => k2.events('heartbeat-failed').length >= failuresNow + 10, '10 more ticks');
+    const runs = readdirSync(hookDir);
+    assert.equal(runs.length, 1, `after_command ran ${runs.length} times`);
+    const env = readFileSync(join(hookDir, runs[0] ?? ''), 'utf8');
+    assert.match(env, /^PG_KEEPER_EVENT=promote$/m);
+    assert.match(env, /^PG_KEEPER_NODE=node2$/m);
+    assert.match(env, new RegExp(`^PG_KEEPER_NEW_PRIMARY_PORT=${pair.node2.port}$`, 'm'));
+    assert.match(env, new RegExp(`^PG_KEEPER_OLD_PRIMARY_PORT=${pair.node1.port}$`, 'm'));
+    assert.match(env, /^PG_KEEPER_NEW_PRIMARY_HOST=127\.0\.0\.1$/m);
+    assert.match(env, /^PG_KEEPER_OLD_PRIMARY_HOST=127\.0\.0\.1$/m);
+    await waitFor(() => k2.events('hook-done').length > 0, 'the hook result in the log');
+    assert.equal(k2.events('hook-done')[0]?.result, 'success');
+  });
+
+  test('a keeper restarted after the failover comes back as the primary keeper', async () => {
+    const { dir, pair, k2 } = s as Setup;
+    const stopped = await k2.stop();
+    assert.equal(stopped.code, 0);
+    const again = await KeeperProcess.start({
+      dir,
+      node: 'node2',
+      node1: pair.conninfo(pair.node1),
+      node2: pair.conninfo(pair.node2),
+    });
+    try {
+      const st = await waitFor(async () => {
+        const x = await again.status();
+        return x.role === 'primary' ? x : null;
+      }, 'the restarted keeper to report primary');
+      assert.equal(st.sync_mode, 'async');
+      assert.equal(again.events('promote').length, 0, 'no second promotion');
+    } finally {
+      await again.kill();
+    }
+  });
+
+  test('no password appears in the logs', () => {
+    const { pair, k1, k2 } = s as Setup;
+    for (const k of [k1, k2]) assert.ok(!k.raw.includes(pair.password), 'a log line holds the password');
+  });
+});
+
+describe('primary frozen', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp();
+  });
+  after(() => tearDown(s));
+
+  test('a primary whose every process is stopped (SIGSTOP) is failed over within the same bound', async (t) => {
+    const { pair, k2 } = s as Setup;
+    const frozenAt = Date.now();
+    await pair.kill(pair.node1, 'SIGSTOP');
+    await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to become primary');
+    const promotedAt = eventTime(k2, 'promote') ?? Date.now();
+    t.diagnostic(`promoted ${promotedAt - frozenAt} ms after the freeze (window ${WINDOW_MS} ms)`);
+    assert.ok(promotedAt - frozenAt < WINDOW_MS + MARGIN_MS, `promotion took ${promotedAt - frozenAt} ms`);
+    const [r] = await queryOnce<{ r: boolean }>(pair.target(pair.node2), 'SELECT pg_is_in_recovery() AS r');
+    assert.equal(r?.r, false);
+  });
+});
+
+describe('a keeper stops cleanly', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp();
+  });
+  after(() => tearDown(s));
+
+  test('SIGTERM stops a keeper within a second, exit status 0', async () => {
+    const { k1 } = s as Setup;
+    const { code, ms } = await k1.stop();
+    assert.equal(code, 0);
+    assert.ok(ms < 1000, `took ${ms} ms`);
+  });
+});

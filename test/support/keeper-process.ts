@@ -1,0 +1,150 @@
+// A real `pg-keeper run` process for end-to-end tests: the built CLI (dist/cli.js, as a
+// user runs it), its JSON log lines captured, its HTTP answers polled with deadlines.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { freePort } from '../../src/demo/cluster.js';
+
+export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+
+export interface LogLine {
+  level: number;
+  event?: string;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export interface KeeperOptions {
+  dir: string;
+  node: 'node1' | 'node2';
+  node1: string;
+  node2: string;
+  settings?: Record<string, unknown>;
+}
+
+/** Waits until `check` returns a truthy value, polling; fails with `what` after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 15_000,
+  everyMs = 50,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export class KeeperProcess {
+  readonly lines: LogLine[] = [];
+  /** Everything the process printed, raw, to look for leaked secrets. */
+  raw = '';
+  exitCode: number | null = null;
+  private exited: Promise<number | null>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+    readonly configFile: string,
+  ) {
+    let buf = '';
+    const take = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      this.raw += text;
+      buf += text;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          // not a log line (a crash trace): kept in raw
+        }
+      }
+    };
+    child.stdout?.on('data', take);
+    child.stderr?.on('data', (c: Buffer) => (this.raw += c.toString('utf8')));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code) => {
+        this.exitCode = code;
+        resolve(code);
+      }),
+    );
+  }
+
+  static async start(o: KeeperOptions): Promise<KeeperProcess> {
+    const port = await freePort();
+    const configFile = join(o.dir, `keeper-${o.node}.yml`);
+    writeFileSync(
+      configFile,
+      stringify({
+        node1_conninfo: o.node1,
+        node2_conninfo: o.node2,
+        node: o.node,
+        keepalive_time: 0.2,
+        keepalive_count: 3,
+        listen: `127.0.0.1:${port}`,
+        state_file: join(o.dir, `${o.node}.state.json`),
+        ...o.settings,
+      }),
+    );
+    const child = spawn(process.execPath, [CLI, 'run', '--config', configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PGPASSWORD: '' },
+    });
+    const k = new KeeperProcess(child, `http://127.0.0.1:${port}`, configFile);
+    await waitFor(
+      () => k.exitCode === null && k.lines.some((l) => l.event === 'listen'),
+      `keeper ${o.node} to listen`,
+      10_000,
+    ).catch((err: Error) => {
+      child.kill('SIGKILL');
+      throw new Error(`${err.message}\n${k.raw}`);
+    });
+    return k;
+  }
+
+  async status(): Promise<Record<string, unknown> & { role: string; state: string; sync_mode: string }> {
+    const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(2000) });
+    return (await res.json()) as Record<string, unknown> & { role: string; state: string; sync_mode: string };
+  }
+
+  async get(path: string, init: RequestInit = {}): Promise<Response> {
+    return fetch(`${this.url}${path}`, { signal: AbortSignal.timeout(2000), ...init });
+  }
+
+  events(name: string): LogLine[] {
+    return this.lines.filter((l) => l.event === name);
+  }
+
+  /** SIGTERM and wait; SIGKILL if it takes longer than `graceMs`. Returns the exit code and how long it took. */
+  async stop(graceMs = 3000): Promise<{ code: number | null; ms: number }> {
+    const started = Date.now();
+    if (this.exitCode !== null) return { code: this.exitCode, ms: 0 };
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return { code, ms: Date.now() - started };
+  }
+
+  kill(): Promise<number | null> {
+    if (this.exitCode === null) this.child.kill('SIGKILL');
+    return this.exited;
+  }
+}
