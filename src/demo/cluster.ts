@@ -780,14 +780,18 @@ export class PgPair {
    * alive, the lock is stale: release the shared memory it names, then remove it and the socket's lock file.
    */
   async #clearStaleLock(node: PgNode): Promise<void> {
+    if (this.pids(node).length > 0) return;
     const lines = this.#readPidFile(node);
-    if (!lines || this.pids(node).length > 0) return;
-    await this.#removeStaleShm(node);
-    // The socket lock file names the same pid and is refused the same way.
-    const port = Number(lines[3]) || node.port;
-    await fsp.rm(path.join(node.dir, `.s.PGSQL.${port}.lock`), { force: true });
-    await fsp.rm(path.join(node.dataDir, 'postmaster.pid'), { force: true });
-    this.#log(`${node.name}: removed stale postmaster.pid (pid ${lines[0]} is gone)`);
+    if (lines) {
+      await this.#removeStaleShm(node);
+      await fsp.rm(path.join(node.dataDir, 'postmaster.pid'), { force: true });
+      this.#log(`${node.name}: removed stale postmaster.pid (pid ${lines[0]} is gone)`);
+    }
+    // The socket lock file names the same pid and is refused the same way; it outlives a data
+    // directory that rebuildAsStandby() deleted, so it is checked on its own.
+    const lock = path.join(node.dir, `.s.PGSQL.${Number(lines?.[3]) || node.port}.lock`);
+    const owner = Number((await fsp.readFile(lock, 'utf8').catch(() => '')).split('\n')[0]);
+    if (Number.isInteger(owner) && owner > 0 && !isProcessAlive(owner)) await fsp.rm(lock, { force: true });
   }
 
   async #readFrom(file: string, offset: number): Promise<string> {

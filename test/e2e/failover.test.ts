@@ -2,53 +2,16 @@
 // keepalive_time 0.2 s × keepalive_count 3, so the window is 0.6 s.
 
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PgPair, queryOnce } from '../../src/demo/cluster.js';
+import { queryOnce } from '../../src/demo/cluster.js';
 import { KeeperProcess, waitFor } from '../support/keeper-process.js';
+import { eventTime, setUp, tearDown, type Setup } from '../support/setup.js';
 
 const WINDOW_MS = 200 * 3;
 // Generous on purpose: two cores shared by two servers, two keepers and the test.
 const MARGIN_MS = 2000;
-
-interface Setup {
-  dir: string;
-  pair: PgPair;
-  k1: KeeperProcess;
-  k2: KeeperProcess;
-}
-
-async function setUp(settings: Record<string, unknown> = {}): Promise<Setup> {
-  const dir = mkdtempSync(join(tmpdir(), 'pgk-e2e-'));
-  chmodSync(dir, 0o755); // the postgres OS user must reach the data directories inside
-  const pair = await PgPair.create({ baseDir: join(dir, 'pg') });
-  const common = { dir, node1: pair.conninfo(pair.node1), node2: pair.conninfo(pair.node2), settings };
-  const k1 = await KeeperProcess.start({ ...common, node: 'node1' });
-  const k2 = await KeeperProcess.start({ ...common, node: 'node2' });
-  await waitFor(async () => (await k1.status()).role === 'primary', 'node1 keeper to see a primary');
-  await waitFor(async () => {
-    const s = await k2.status();
-    return (
-      s.role === 'standby' &&
-      (s.guards as { synchronous_at_last_contact: boolean }).synchronous_at_last_contact
-    );
-  }, 'node2 keeper to see itself as the synchronous standby');
-  return { dir, pair, k1, k2 };
-}
-
-async function tearDown(s: Setup | undefined): Promise<void> {
-  if (!s) return;
-  await Promise.all([s.k1.kill(), s.k2.kill()]);
-  await s.pair.destroy();
-  rmSync(s.dir, { recursive: true, force: true });
-}
-
-function eventTime(k: KeeperProcess, event: string): number | null {
-  const line = k.lines.find((l) => l.event === event && l.outcome === 'ok');
-  return line ? Date.parse(line.time as string) : null;
-}
 
 describe('standby killed', () => {
   let s: Setup | undefined;
@@ -99,7 +62,6 @@ describe('primary killed', () => {
     // after_command is set by a reload (SIGHUP), which also proves reloads work.
     const hookDir = join(dir, 'hook');
     rmSync(hookDir, { recursive: true, force: true });
-    const { writeFileSync, mkdirSync } = await import('node:fs');
     mkdirSync(hookDir);
     const cfg = readFileSync(k2.configFile, 'utf8');
     writeFileSync(

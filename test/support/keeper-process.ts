@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from '../../src/demo/cluster.js';
+import type { Status } from '../../src/http/status.js';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 
@@ -119,9 +120,9 @@ export class KeeperProcess {
     return k;
   }
 
-  async status(): Promise<Record<string, unknown> & { role: string; state: string; sync_mode: string }> {
+  async status(): Promise<Status> {
     const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(2000) });
-    return (await res.json()) as Record<string, unknown> & { role: string; state: string; sync_mode: string };
+    return (await res.json()) as Status;
   }
 
   async get(path: string, init: RequestInit = {}): Promise<Response> {

@@ -1,0 +1,321 @@
+// What pg_keeper got wrong, proven fixed on real servers: sync comes back by itself, the
+// promotion guards hold (and are counted), two primaries are reported, pause holds, and a
+// restarted keeper neither forgets a guard nor repeats an action.
+
+import assert from 'node:assert/strict';
+import {
+  copyFileSync,
+  existsSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { parse, stringify } from 'yaml';
+import { queryOnce, type PgPair } from '../../src/demo/cluster.js';
+import { KeeperProcess, waitFor } from '../support/keeper-process.js';
+import { eventTime, metric, setUp, tearDown, type Setup } from '../support/setup.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+const setting = async (pair: PgPair, node: 'node1' | 'node2', name: string): Promise<string> => {
+  const [r] = await queryOnce<{ v: string }>(pair.target(pair[node]), 'SELECT current_setting($1) AS v', [
+    name,
+  ]);
+  return r?.v ?? '';
+};
+const inRecovery = async (pair: PgPair, node: 'node1' | 'node2'): Promise<boolean> => {
+  const [r] = await queryOnce<{ r: boolean }>(pair.target(pair[node]), 'SELECT pg_is_in_recovery() AS r');
+  return r?.r ?? false;
+};
+/** Waits until a keeper has logged `n` more failed heartbeats: time passing, measured in ticks. */
+async function moreTicks(k: KeeperProcess, n: number): Promise<void> {
+  const now = k.events('heartbeat-failed').length;
+  await waitFor(() => k.events('heartbeat-failed').length >= now + n, `${n} more failed heartbeats`);
+}
+/** Changes settings in a keeper's file and sends SIGHUP; waits for the reload to be logged. */
+async function reconfigure(k: KeeperProcess, changes: Record<string, unknown>): Promise<void> {
+  writeFileSync(
+    k.configFile,
+    stringify({ ...(parse(readFileSync(k.configFile, 'utf8')) as object), ...changes }),
+  );
+  const before = k.events('reload').length;
+  k.child.kill('SIGHUP');
+  await waitFor(() => k.events('reload').length > before, 'the reload');
+}
+
+describe('synchronous replication comes back by itself', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp({
+      // Succeeds only when the event reached the command's environment.
+      node1Settings: { after_async_command: "env | grep -q '^PG_KEEPER_EVENT=switch-to-async$'" },
+    });
+  });
+  after(() => tearDown(s));
+
+  test('after_async_command runs after the switch to async, with the event in its environment', async () => {
+    const { pair, k1 } = s as Setup;
+    await pair.kill(pair.node2, 'SIGKILL');
+    await waitFor(async () => (await k1.status()).sync_mode === 'async', 'the primary to go async');
+    await waitFor(() => k1.events('hook-done').length > 0, 'after_async_command to finish');
+    const done = k1.events('hook-done')[0];
+    assert.equal(done?.hook, 'after_async_command');
+    assert.equal(done?.result, 'success');
+  });
+
+  test('a rebuilt standby gets sync back once caught up, without a long commit stall', async (t) => {
+    const { pair, k1 } = s as Setup;
+    await queryOnce(pair.target(pair.node1), 'CREATE TABLE IF NOT EXISTS beat (id serial, at timestamptz)');
+    const client = new pg.Client({ ...pair.target(pair.node1), connectionTimeoutMillis: 5000 });
+    await client.connect();
+    let worst = 0;
+    let writes = 0;
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        const t0 = performance.now();
+        await client.query('INSERT INTO beat (at) VALUES (now())');
+        worst = Math.max(worst, performance.now() - t0);
+        writes++;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    try {
+      await pair.rebuildAsStandby(pair.node2, pair.node1);
+      await waitFor(() => eventTime(k1, 'restore-sync'), 'the restore-sync event');
+      const restoredWrites = writes;
+      await waitFor(() => writes >= restoredWrites + 20, '20 more synchronous commits');
+    } finally {
+      stop = true;
+      await loop;
+      await client.end();
+    }
+    t.diagnostic(`${writes} commits during the rebuild and restore; worst commit ${Math.round(worst)} ms`);
+    assert.ok(worst < 1000, `a commit stalled ${Math.round(worst)} ms`);
+    assert.equal(await setting(pair, 'node1', 'synchronous_standby_names'), '*');
+    // Reset, not pinned in postgresql.auto.conf: a later edit of postgresql.conf still counts.
+    const [pinned] = await queryOnce<{ n: string }>(
+      pair.target(pair.node1),
+      "SELECT count(*) AS n FROM pg_file_settings WHERE name = 'synchronous_standby_names' AND sourcefile LIKE '%auto.conf'",
+    );
+    assert.equal(pinned?.n, '0');
+    assert.equal(await metric(k1, 'pg_keeper_sync_restores_total'), 1);
+    await waitFor(async () => (await k1.status()).sync_mode === 'sync', 'the keeper to report sync');
+  });
+});
+
+describe('heartbeat path cut while replication still streams', () => {
+  let s: Setup | undefined;
+  let proxy: TcpProxy | undefined;
+  before(async () => {
+    s = await setUp({
+      prepare: async (pair) => {
+        proxy = await TcpProxy.start({ host: '127.0.0.1', port: pair.node1.port });
+      },
+      // node2's keeper reaches node1 only through the proxy; replication goes direct.
+      peerConninfo: (pair, of) =>
+        of === 'node1' ? pair.conninfo(pair.node1, { port: String(proxy?.port) }) : pair.conninfo(pair.node2),
+    });
+  });
+  after(async () => {
+    await tearDown(s);
+    await proxy?.close();
+  });
+
+  test('the standby does not promote, and counts one veto', async () => {
+    const { pair, k2 } = s as Setup;
+    proxy?.cut('blackhole');
+    await waitFor(() => k2.events('veto').length > 0, 'a veto');
+    await moreTicks(k2, 15);
+    const st = await k2.status();
+    assert.equal(st.role, 'standby');
+    assert.match(st.reason ?? '', /WAL receiver heard from the primary .* only the heartbeat path is broken/);
+    assert.equal(await inRecovery(pair, 'node2'), true);
+    assert.equal(await inRecovery(pair, 'node1'), false);
+    assert.equal(await metric(k2, 'pg_keeper_promotion_vetoes_total', 'reason="stream-alive"'), 1);
+    assert.equal(k2.events('promote').length, 0);
+  });
+
+  test('once the primary freezes too, the standby promotes within stream_timeout', async (t) => {
+    const { pair, k2 } = s as Setup;
+    const frozenAt = Date.now();
+    await pair.kill(pair.node1, 'SIGSTOP');
+    await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to be promoted');
+    const ms = (eventTime(k2, 'promote') ?? Date.now()) - frozenAt;
+    t.diagnostic(`promoted ${ms} ms after the freeze (stream_timeout 1.2 s)`);
+    assert.ok(ms < 1200 + 2000, `took ${ms} ms`);
+  });
+});
+
+describe('primary degraded to async, then killed', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp();
+  });
+  after(() => tearDown(s));
+
+  test('the standby that was not synchronous does not promote by default', async () => {
+    const { pair, k2 } = s as Setup;
+    await queryOnce(pair.target(pair.node1), "ALTER SYSTEM SET synchronous_standby_names = ''");
+    await queryOnce(pair.target(pair.node1), 'SELECT pg_reload_conf()');
+    await waitFor(
+      async () => !(await k2.status()).guards.synchronous_at_last_contact,
+      'node2 to see itself async',
+    );
+    await pair.kill(pair.node1, 'SIGKILL');
+    await waitFor(() => k2.events('veto').length > 0, 'a veto');
+    await moreTicks(k2, 10);
+    assert.equal((await k2.status()).role, 'standby');
+    assert.equal(await inRecovery(pair, 'node2'), true);
+    assert.equal(await metric(k2, 'pg_keeper_promotion_vetoes_total', 'reason="not-synchronous"'), 1);
+    assert.match((await k2.status()).reason ?? '', /could lose acknowledged commits/);
+  });
+
+  test('failover_requires_sync: false (by SIGHUP) lets it promote', async () => {
+    const { k2 } = s as Setup;
+    await reconfigure(k2, { failover_requires_sync: false });
+    await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to be promoted');
+  });
+});
+
+describe('a keeper restarted mid-way', () => {
+  let s: Setup | undefined;
+  const extra: KeeperProcess[] = [];
+  before(async () => {
+    s = await setUp();
+    const hooks = join(s.dir, 'hooks');
+    mkdirSync(hooks);
+    await reconfigure(s.k2, { after_command: `touch ${hooks}/ran.$$` });
+  });
+  after(() => tearDown(s, ...extra));
+
+  const restartK2 = async (): Promise<KeeperProcess> => {
+    const { dir, pair } = s as Setup;
+    const k = await KeeperProcess.start({
+      dir,
+      node: 'node2',
+      node1: pair.conninfo(pair.node1),
+      node2: pair.conninfo(pair.node2),
+      settings: { after_command: `touch ${join(dir, 'hooks')}/ran.$$` },
+    });
+    extra.push(k);
+    return k;
+  };
+
+  test('without its state file, a keeper that never saw the primary does not promote', async () => {
+    const { dir, pair, k2 } = s as Setup;
+    await waitFor(() => existsSync(join(dir, 'node2.state.json')), 'the state file');
+    await k2.kill();
+    copyFileSync(join(dir, 'node2.state.json'), join(dir, 'saved.json'));
+    rmSync(join(dir, 'node2.state.json'));
+    await pair.kill(pair.node1, 'SIGKILL');
+    const k = await restartK2();
+    await waitFor(
+      () => k.events('veto').find((l) => String(l.reason).startsWith('never-saw-primary')),
+      'the veto',
+    );
+    assert.equal(await metric(k, 'pg_keeper_promotion_vetoes_total', 'reason="never-saw-primary"'), 1);
+    await k.kill();
+  });
+
+  test('with its state file, it remembers the primary and promotes once', async () => {
+    const { dir } = s as Setup;
+    copyFileSync(join(dir, 'saved.json'), join(dir, 'node2.state.json'));
+    const k = await restartK2();
+    await waitFor(async () => (await k.status()).role === 'primary', 'the promotion');
+    assert.equal(k.events('promote').length, 1);
+    await waitFor(() => readdirSync(join(dir, 'hooks')).length > 0, 'after_command');
+    await k.kill(); // SIGKILL right after acting
+    const again = await restartK2();
+    await waitFor(
+      async () => (await again.status()).role === 'primary',
+      'the restarted keeper to see a primary',
+    );
+    await moreTicks(again, 10);
+    assert.equal(again.events('promote').length, 0, 'no second promotion');
+    assert.equal(readdirSync(join(dir, 'hooks')).length, 1, 'after_command ran once');
+    const saved = JSON.parse(readFileSync(join(dir, 'node2.state.json'), 'utf8')) as {
+      lastAction: { kind: string };
+    };
+    assert.equal(saved.lastAction.kind, 'promote');
+  });
+});
+
+describe('two primaries', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp();
+  });
+  after(() => tearDown(s));
+
+  test('an old primary restarted after a failover is reported by both keepers, and nobody acts', async () => {
+    const { pair, k1, k2 } = s as Setup;
+    await pair.kill(pair.node1, 'SIGKILL');
+    await waitFor(async () => (await k2.status()).role === 'primary', 'the failover');
+    await pair.start(pair.node1); // comes back as a primary: the split brain an operator must fix
+    await waitFor(async () => (await k2.status()).peer_is_primary, 'node2 keeper to see two primaries');
+    await waitFor(async () => (await k1.status()).peer_is_primary, 'node1 keeper to see two primaries');
+    const errorsBefore = k2.lines.filter((l) => l.level >= 50 && /two primaries/.test(l.msg)).length;
+    await waitFor(
+      () => k2.lines.filter((l) => l.level >= 50 && /two primaries/.test(l.msg)).length >= errorsBefore + 3,
+      'an error line at each tick',
+    );
+    assert.equal(await metric(k2, 'pg_keeper_peer_is_primary'), 1);
+    assert.equal(await metric(k1, 'pg_keeper_peer_is_primary'), 1);
+    assert.equal((await k2.get('/primary')).status, 503);
+    assert.equal((await k1.get('/primary')).status, 503);
+    assert.equal(await metric(k1, 'pg_keeper_async_switches_total'), 0);
+    assert.equal(await inRecovery(pair, 'node1'), false);
+  });
+});
+
+describe('paused', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp({
+      node1Settings: { paused: true },
+      node2Settings: { tune_wal_retrieve_retry_interval: true },
+    });
+  });
+  after(() => tearDown(s));
+
+  test('the standby keeper shortened wal_retrieve_retry_interval at start-up, as configured', async () => {
+    const { pair, k2 } = s as Setup;
+    await waitFor(() => k2.events('tune').length > 0, 'the tune event');
+    await waitFor(
+      async () => (await setting(pair, 'node2', 'wal_retrieve_retry_interval')) === '1s',
+      'the new value',
+    );
+  });
+
+  test('a paused primary keeper says what it would do and does not do it; resuming by SIGHUP acts', async () => {
+    const { pair, k1 } = s as Setup;
+    await pair.kill(pair.node2, 'SIGKILL');
+    await waitFor(
+      async () => /paused: would switch to asynchronous/.test((await k1.status()).reason ?? ''),
+      'the reason',
+    );
+    await moreTicks(k1, 5);
+    assert.equal(await setting(pair, 'node1', 'synchronous_standby_names'), '*');
+    assert.equal(await metric(k1, 'pg_keeper_paused'), 1);
+    await reconfigure(k1, { paused: false });
+    await waitFor(async () => (await k1.status()).sync_mode === 'async', 'the switch after resuming');
+  });
+});
+
+describe('start-up checks', () => {
+  test('a standby keeper warns when wal_retrieve_retry_interval could delay promotion', async () => {
+    let s: Setup | undefined;
+    try {
+      s = await setUp();
+      const warned = await waitFor(() => s?.k2.events('slow-promotion-risk')[0], 'the warning');
+      assert.equal(warned.wal_retrieve_retry_interval_ms, 5000);
+    } finally {
+      await tearDown(s);
+    }
+  });
+});
