@@ -128,7 +128,7 @@ describe('heartbeat path cut while replication still streams', () => {
 
   test('the standby does not promote, and counts one veto', async () => {
     const { pair, k2 } = s as Setup;
-    proxy?.cut('blackhole');
+    await proxy?.cut('blackhole');
     await waitFor(() => k2.events('veto').length > 0, 'a veto');
     await moreTicks(k2, 15);
     const st = await k2.status();
