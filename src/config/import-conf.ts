@@ -24,7 +24,7 @@ export function importPgKeeperSettings(text: string): {
   const settings: Record<string, string | number> = {};
   const unknown: string[] = [];
   for (const line of text.split('\n')) {
-    const m = /^\s*pg_keeper\.([a-z_]+)\s*=?\s*('(?:[^'\\]|''|\\.)*'|[^\s#]+)/i.exec(line);
+    const m = /^\s*pg_keeper\.([a-z0-9_]+)\s*=?\s*('(?:[^'\\]|''|\\.)*'|[^\s#]+)/i.exec(line);
     if (!m || m[1] === undefined || m[2] === undefined) continue;
     const name = m[1].toLowerCase();
     let value = m[2];
