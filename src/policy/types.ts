@@ -68,10 +68,13 @@ export interface Observation {
   peer: PeerObservation;
 }
 
-export type VetoReason =
-  'paused' | 'two-primaries' | 'never-saw-primary' | 'not-synchronous' | 'stream-alive';
+export const VETO_REASONS = ['paused', 'never-saw-primary', 'not-synchronous', 'stream-alive'] as const;
+export type VetoReason = (typeof VETO_REASONS)[number];
 
-export type HookName = 'after_command' | 'after_async_command';
+export const HOOK_NAMES = ['after_command', 'after_async_command'] as const;
+export type HookName = (typeof HOOK_NAMES)[number];
+
+export const ACTION_KINDS = ['switch-to-async', 'promote', 'restore-sync', 'run-hook'] as const;
 
 export type Action =
   | { kind: 'switch-to-async' }

@@ -11,6 +11,9 @@ import { hookSucceeded } from '../hooks/run.js';
 import type { KeeperMetrics } from '../metrics/metrics.js';
 import { decide } from '../policy/decide.js';
 import {
+  ACTION_KINDS,
+  HOOK_NAMES,
+  VETO_REASONS,
   assertNever,
   initialState,
   type Action,
@@ -90,6 +93,26 @@ export class Keeper {
       lastAsyncSwitchAt: null,
       lastSyncRestoreAt: null,
     };
+    this.zeroCounters();
+  }
+
+  /**
+   * Labelled counters exist only once incremented; a series that starts at 1 is invisible
+   * to increase(), so the first veto or failure would never alert. Create every known
+   * label set at zero.
+   */
+  private zeroCounters(): void {
+    const m = this.deps.metrics;
+    const peer = { peer: this.snap.peer };
+    m.heartbeats.inc(peer, 0);
+    m.heartbeatFailures.inc(peer, 0);
+    for (const reason of VETO_REASONS) m.vetoes.inc({ reason }, 0);
+    for (const action of ACTION_KINDS) m.actionFailures.inc({ action }, 0);
+    for (const hook of HOOK_NAMES) {
+      m.hookFailures.inc({ hook }, 0);
+      for (const result of ['success', 'failure', 'timeout']) m.hookRuns.inc({ hook, result }, 0);
+    }
+    for (const result of ['ok', 'failed']) m.configReloads.inc({ result }, 0);
   }
 
   get config(): Config {

@@ -4,7 +4,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -13,16 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { createGenerator } from 'ts-json-schema-generator';
 import { parse, stringify } from 'yaml';
+import { exportedMetricNames, runTool } from '../support/prometheus-tools.js';
 import {
   DASHBOARD_FILE,
   buildDashboard,
   dashboardExpressions,
   renderDashboard,
 } from '../../scripts/dashboard.js';
-import { createMetrics } from '../../src/metrics/metrics.js';
-import { initialState } from '../../src/policy/types.js';
-import type { Config } from '../../src/config/config.js';
-import type { Snapshot } from '../../src/runtime/snapshot.js';
 
 interface Target {
   refId?: string;
@@ -192,37 +188,6 @@ function interpolate(expr: string): string {
     .replaceAll('$instance', 'pg1:9754|pg2:9754');
 }
 
-async function exportedMetricNames(): Promise<Set<string>> {
-  const snapshot = (): Snapshot => ({
-    node: 'node1',
-    peer: 'node2',
-    startedAt: 0,
-    lastTickAt: null,
-    ticks: 0,
-    state: initialState(),
-    observation: null,
-    decision: null,
-    paused: false,
-    events: [],
-    lastPromotionAt: null,
-    lastAsyncSwitchAt: null,
-    lastSyncRestoreAt: null,
-  });
-  const config = (): Config =>
-    ({ keepaliveTimeMs: 1000, keepaliveCount: 3, streamTimeoutMs: 3000 }) as Config;
-  const { registry } = createMetrics(snapshot, config);
-  const names = new Set(['up']);
-  for (const metric of await registry.getMetricsAsJSON()) {
-    // prom-client types `type` as a numeric enum, but at run time it is the text type.
-    if (String(metric.type) === 'histogram') {
-      for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${suffix}`);
-    } else {
-      names.add(metric.name);
-    }
-  }
-  return names;
-}
-
 // ---------------------------------------------------------------------------------------
 
 test('the committed dashboard JSON is what scripts/dashboard.ts generates', () => {
@@ -376,18 +341,7 @@ test('every metric the dashboard reads is one pg-keeper exports', async () => {
   assert.deepEqual(unknown, [], `not exported by pg-keeper: ${unknown.join(', ')}`);
 });
 
-/** Runs promtool; a missing promtool fails with what to do about it. */
-function promtool(args: string[]): string {
-  try {
-    return execFileSync('promtool', args, { encoding: 'utf8', stdio: 'pipe' });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT') {
-      assert.fail('promtool is not installed: run scripts/ensure-deps.sh (Debian package prometheus)');
-    }
-    assert.fail(`promtool ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-  }
-}
+const promtool = (args: string[]): string => runTool('promtool', args);
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'pg-keeper-dashboard-'));
