@@ -3,7 +3,7 @@
 
 import type { Server } from 'node:http';
 import { pino, type Logger } from 'pino';
-import { peerOf, type Config } from '../config/config.js';
+import { ConfigError, peerOf, type Config } from '../config/config.js';
 import { describeEndpoint, toPgClientConfig } from '../config/conninfo.js';
 import { loadConfig, type Overrides } from '../config/load.js';
 import { runHook } from '../hooks/run.js';
@@ -115,9 +115,10 @@ export async function runCommand(file: string, overrides: Overrides): Promise<nu
       );
       running.keeper.noteReload('ok');
     } catch (err) {
+      const why = err instanceof ConfigError ? err.problems.join('; ') : errorText(err);
       running.logger.error(
-        { event: 'reload-failed', error: errorText(err) },
-        `configuration not reloaded, keeping the old one: ${errorText(err)}`,
+        { event: 'reload-failed', file, error: why },
+        `configuration not reloaded, keeping the old one: ${why}`,
       );
       running.keeper.noteReload('failed');
     }

@@ -1,0 +1,133 @@
+// The heartbeat against real servers: the conninfo it is given reaches the right server,
+// and a peer that hangs or drops packets fails within heartbeat_timeout instead of
+// blocking the keeper (pg_keeper 1.0 had no timeout at all).
+
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseConninfo, toPgClientConfig } from '../../src/config/conninfo.js';
+import { PgPair, queryOnce } from '../../src/demo/cluster.js';
+import { heartbeat } from '../../src/postgres/peer.js';
+import { PgSession } from '../../src/postgres/session.js';
+import { waitFor } from '../support/keeper-process.js';
+import { makeDir, setUp, tearDown, type Setup } from '../support/setup.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+describe('heartbeat', () => {
+  let dir = '';
+  let pair: PgPair | undefined;
+  let proxy: TcpProxy | undefined;
+  before(async () => {
+    dir = await makeDir();
+    pair = await PgPair.create({ baseDir: join(dir, 'pg') });
+    proxy = await TcpProxy.start({ host: '127.0.0.1', port: pair.node2.port });
+  });
+  after(async () => {
+    await proxy?.close();
+    await pair?.destroy();
+  });
+
+  const sessionTo = (conninfo: string): PgSession =>
+    new PgSession(toPgClientConfig(parseConninfo(conninfo)), 'test peer');
+
+  test("a keyword/value conninfo with quoted values reaches the server it names (node-postgres' parser would not)", async () => {
+    const p = pair as PgPair;
+    const ci = `host=127.0.0.1 port=${p.node2.port} dbname='postgres' application_name='keeper one' user=postgres password='${p.password}'`;
+    const s = sessionTo(ci);
+    try {
+      const [row] = await s.query<{ port: string; app: string; db: string }>(
+        "SELECT current_setting('port') AS port, current_setting('application_name') AS app, current_database() AS db",
+        [],
+        5000,
+      );
+      assert.deepEqual(row, { port: String(p.node2.port), app: 'keeper one', db: 'postgres' });
+    } finally {
+      s.close();
+    }
+  });
+
+  test('a heartbeat tells a primary from a standby, and lists the synchronous standbys', async () => {
+    const p = pair as PgPair;
+    const toPrimary = sessionTo(p.conninfo(p.node1));
+    const toStandby = sessionTo(p.conninfo(p.node2));
+    try {
+      const primary = await heartbeat(toPrimary, 2000);
+      const standby = await heartbeat(toStandby, 2000);
+      assert.ok(primary.reachable && standby.reachable);
+      assert.equal(primary.inRecovery, false);
+      assert.deepEqual(primary.synchronousStandbys, ['node2']);
+      assert.equal(standby.inRecovery, true);
+    } finally {
+      toPrimary.close();
+      toStandby.close();
+    }
+  });
+
+  test('a port that drops packets fails the heartbeat within its timeout, and it recovers', async () => {
+    const p = pair as PgPair;
+    const px = proxy as TcpProxy;
+    const s = sessionTo(p.conninfo(p.node2, { port: String(px.port) }));
+    try {
+      assert.equal((await heartbeat(s, 2000)).reachable, true);
+      await px.cut('blackhole');
+      const t0 = performance.now();
+      const cut = await heartbeat(s, 200);
+      const ms = performance.now() - t0;
+      assert.equal(cut.reachable, false);
+      assert.ok(ms < 200 + 150, `the heartbeat took ${Math.round(ms)} ms with a 200 ms timeout`);
+      // A new connection to a black hole is bounded too.
+      const t1 = performance.now();
+      assert.equal((await heartbeat(s, 200)).reachable, false);
+      assert.ok(performance.now() - t1 < 350);
+      await px.restore();
+      await waitFor(async () => (await heartbeat(s, 1000)).reachable, 'the heartbeat to succeed again');
+    } finally {
+      s.close();
+    }
+  });
+
+  test('a frozen server (every process stopped) fails the heartbeat within its timeout', async () => {
+    const p = pair as PgPair;
+    const s = sessionTo(p.conninfo(p.node2));
+    try {
+      assert.equal((await heartbeat(s, 2000)).reachable, true);
+      await p.kill(p.node2, 'SIGSTOP');
+      const t0 = performance.now();
+      const r = await heartbeat(s, 200);
+      const ms = performance.now() - t0;
+      assert.equal(r.reachable, false);
+      assert.ok(!r.reachable && /did not answer within 200 ms/.test(r.error), JSON.stringify(r));
+      assert.ok(ms < 350, `took ${Math.round(ms)} ms`);
+    } finally {
+      await p.kill(p.node2, 'SIGCONT');
+      s.close();
+    }
+  });
+});
+
+describe('SIGHUP with an invalid file', () => {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp();
+  });
+  after(() => tearDown(s));
+
+  test('keeps the running configuration and says why', async () => {
+    const { k1, pair } = s as Setup;
+    const good = readFileSync(k1.configFile, 'utf8');
+    assert.match(good, /^keepalive_count: 3$/m);
+    writeFileSync(k1.configFile, good.replace(/^keepalive_count: 3$/m, 'keepalive_count: many'));
+    k1.child.kill('SIGHUP');
+    const failed = await waitFor(() => k1.events('reload-failed')[0], 'the reload-failed line');
+    assert.match(String(failed.msg), /keeping the old one: .*key "keepalive_count"/);
+    const st = await k1.status();
+    assert.equal(st.keepalive_count, 3);
+    assert.equal(st.alive, true);
+    // Still acting on the old rule: the standby's loss is handled.
+    await pair.kill(pair.node2, 'SIGKILL');
+    await waitFor(async () => (await k1.status()).sync_mode === 'async', 'the switch to async');
+    const [row] = await queryOnce<{ n: string }>(pair.target(pair.node1), 'SELECT 1::text AS n');
+    assert.equal(row?.n, '1');
+  });
+});
