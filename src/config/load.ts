@@ -158,7 +158,9 @@ export function parseConfig(
       port: 9754,
     },
     failoverRequiresSync: bool('failover_requires_sync', true),
-    streamTimeoutMs: Math.round(num('stream_timeout', defaultStreamTimeoutMs(keepaliveTimeMs, keepaliveCount) / 1000) * 1000),
+    streamTimeoutMs: Math.round(
+      num('stream_timeout', defaultStreamTimeoutMs(keepaliveTimeMs, keepaliveCount) / 1000) * 1000,
+    ),
     syncRestoreMaxLagBytes: num('sync_restore_max_lag', 1048576),
     paused: bool('paused', false),
     stateFile: str('state_file') ?? (stateDir ? join(stateDir, `${localNode}.state.json`) : null),
