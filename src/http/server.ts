@@ -36,10 +36,13 @@ export function createApp({ keeper, registry }: HttpDeps): express.Express {
     res.send(await registry.metrics());
   });
 
-  app.get('/health', (_req, res) => {
+  // OPTIONS too: it is HAProxy's default `option httpchk` method, and Patroni answers it on /health.
+  const health = (_req: Request, res: Response): void => {
     const alive = keeper.alive();
     res.status(alive ? 200 : 503).json({ status: alive ? 'ok' : 'stalled', node: keeper.config.node });
-  });
+  };
+  app.get('/health', health);
+  app.options('/health', health);
 
   app.get('/status', (_req, res) => {
     res.json(buildStatus(keeper));
@@ -62,11 +65,9 @@ export function createApp({ keeper, registry }: HttpDeps): express.Express {
   const requireToken = (req: Request, res: Response, next: NextFunction): void => {
     const expected = token();
     if (expected === null) {
-      res
-        .status(403)
-        .json({
-          error: 'state-changing endpoints are off: set http_token or http_token_file to enable them',
-        });
+      res.status(403).json({
+        error: 'state-changing endpoints are off: set http_token or http_token_file to enable them',
+      });
       return;
     }
     const given = /^Bearer\s+(.+)$/i.exec(req.get('authorization') ?? '')?.[1]?.trim() ?? '';
@@ -87,9 +88,15 @@ export function createApp({ keeper, registry }: HttpDeps): express.Express {
   });
 
   const known = new Set(['/metrics', '/health', '/status', '/pause', '/resume', ...Object.keys(CHECK_PATHS)]);
+  const allowed = (path: string): string =>
+    path === '/pause' || path === '/resume'
+      ? 'POST'
+      : path === '/health' || Object.hasOwn(CHECK_PATHS, path)
+        ? 'GET, HEAD, OPTIONS'
+        : 'GET, HEAD';
   app.use((req, res) => {
     if (known.has(req.path)) {
-      res.set('Allow', req.path === '/pause' || req.path === '/resume' ? 'POST' : 'GET, HEAD');
+      res.set('Allow', allowed(req.path));
       res.status(405).json({ error: `method ${req.method} not allowed on ${req.path}` });
       return;
     }

@@ -47,6 +47,9 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config): K
       collect() {
         try {
           this.reset();
+          // prom-client's reset() puts an unlabelled gauge back at 0; a reading that sets nothing
+          // (no WAL receiver on a primary, no sync mode on a standby) must leave the family empty.
+          if (labelNames.length === 0) this.remove({});
           read(this, s());
         } catch {
           // A broken reading leaves this family empty; the rest of the scrape goes on.

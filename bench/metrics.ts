@@ -1,0 +1,352 @@
+// Benchmark of the keeper's exporter: /metrics latency under 1 and 50 concurrent scrapers,
+// resident memory, and CPU at rest, against a real pair and a real `pg-keeper run` process
+// (the built CLI) at keepalive_time 1. It reports; it never fails on a missed target.
+//
+//   npm run build && npx tsx bench/metrics.ts
+//
+// Writes bench/results/metrics-<timestamp>.json. Environment: BENCH_REQUESTS (default 2000),
+// BENCH_REST_SECONDS (default 30).
+
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { PgPair, queryOnce } from '../src/demo/cluster.js';
+import { CLI, KeeperProcess, waitFor } from '../test/support/keeper-process.js';
+
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
+const REST_SECONDS = Number(process.env.BENCH_REST_SECONDS ?? 30);
+const SETTLE_SECONDS = 10;
+const CONCURRENCY = [1, 50];
+const KEEPALIVE_TIME = 1;
+const TARGETS = { p99Ms: 20, rssMb: 100, cpuPercent: 2 };
+const RESULTS_DIR = join(import.meta.dirname, 'results');
+
+// ---- progress on one line (a TTY) or a line per step (a log) ----
+
+const tty = process.stderr.isTTY;
+let lastLine = 0;
+function progress(msg: string, final = false): void {
+  if (tty) {
+    process.stderr.write(`\r${msg.padEnd(lastLine)}${final ? '\n' : ''}`);
+    lastLine = final ? 0 : msg.length;
+  } else if (final) {
+    process.stderr.write(`${msg}\n`);
+  }
+}
+function step(msg: string): void {
+  progress(`[bench] ${msg}`, true);
+}
+
+// ---- /proc readings ----
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14 and 15 of proc(5)
+}
+
+/** A kB field of /proc/<pid>/status (VmRSS, VmHWM), in MB. */
+function statusMb(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(m[1]) / 1024;
+}
+
+// ---- scraping ----
+
+interface Run {
+  concurrency: number;
+  requests: number;
+  errors: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  requestsPerSecond: number;
+  /** Keeper CPU per scrape, from /proc, in ms. */
+  cpuMsPerScrape: number;
+}
+
+function get(agent: http.Agent, url: URL): Promise<{ status: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent, timeout: 10_000 }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out after 10 s')));
+    req.on('error', reject);
+  });
+}
+
+const pct = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+
+async function scrapeRun(base: string, pid: number, concurrency: number, requests: number): Promise<Run> {
+  const url = new URL('/metrics', base);
+  // Keep-alive connections, one per scraper, as Prometheus keeps its own.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  try {
+    // Warm-up: open the connections, let V8 optimise the paths.
+    await Promise.all(Array.from({ length: concurrency }, () => get(agent, url)));
+    for (let i = 0; i < 50; i++) await get(agent, url);
+
+    const latencies: number[] = [];
+    let errors = 0;
+    let next = 0;
+    const cpu0 = cpuSeconds(pid);
+    const t0 = performance.now();
+    const worker = async (): Promise<void> => {
+      while (next < requests) {
+        next += 1;
+        const started = performance.now();
+        try {
+          const r = await get(agent, url);
+          if (r.status !== 200 || r.bytes === 0) errors += 1;
+        } catch {
+          errors += 1;
+        }
+        latencies.push(performance.now() - started);
+        if (latencies.length % 100 === 0) {
+          progress(`[bench] ${concurrency} concurrent scraper(s): ${latencies.length}/${requests}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuSeconds(pid) - cpu0;
+    progress(`[bench] ${concurrency} concurrent scraper(s): ${latencies.length}/${requests} done`, true);
+    const sorted = latencies.sort((a, b) => a - b);
+    return {
+      concurrency,
+      requests: latencies.length,
+      errors,
+      p50Ms: pct(sorted, 50),
+      p90Ms: pct(sorted, 90),
+      p99Ms: pct(sorted, 99),
+      maxMs: sorted.at(-1) ?? NaN,
+      requestsPerSecond: latencies.length / seconds,
+      cpuMsPerScrape: (cpu * 1000) / latencies.length,
+    };
+  } finally {
+    agent.destroy();
+  }
+}
+
+// ---- the benchmark ----
+
+interface Resources {
+  restSeconds: number;
+  cpuPercentAtRest: number;
+  rssMbAtRest: number;
+  rssMbAfterLoad: number;
+  /** SETTLE_SECONDS after the last scrape. */
+  rssMbSettled: number;
+  peakRssMb: number;
+}
+
+async function measure(
+  k: KeeperProcess,
+  base: string,
+): Promise<{ runs: Run[]; res: Resources; bytes: number }> {
+  const pid = k.child.pid as number;
+
+  // At rest: the loop ticks every second, nobody scrapes.
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  for (let left = REST_SECONDS; left > 0; left--) {
+    progress(`[bench] CPU at rest: ${left} s left`);
+    await delay(1000);
+  }
+  const restSeconds = (performance.now() - t0) / 1000;
+  const cpuPercentAtRest = ((cpuSeconds(pid) - cpu0) / restSeconds) * 100;
+  const rssMbAtRest = statusMb(pid, 'VmRSS');
+  progress(
+    `[bench] CPU at rest: ${cpuPercentAtRest.toFixed(2)} % of one core over ${restSeconds.toFixed(1)} s`,
+    true,
+  );
+
+  const bytes = Buffer.byteLength(await (await k.get('/metrics')).text());
+  const runs: Run[] = [];
+  for (const c of CONCURRENCY) runs.push(await scrapeRun(base, pid, c, REQUESTS));
+  const rssMbAfterLoad = statusMb(pid, 'VmRSS');
+  // Does the heap give the memory back once the scrapers are gone?
+  for (let left = SETTLE_SECONDS; left > 0; left--) {
+    progress(`[bench] RSS after the scrapes settle: ${left} s left`);
+    await delay(1000);
+  }
+  progress(`[bench] RSS after the scrapes settle: done`, true);
+  return {
+    runs,
+    bytes,
+    res: {
+      restSeconds,
+      cpuPercentAtRest,
+      rssMbAtRest,
+      rssMbAfterLoad,
+      rssMbSettled: statusMb(pid, 'VmRSS'),
+      peakRssMb: statusMb(pid, 'VmHWM'),
+    },
+  };
+}
+
+function verdict(value: number, target: number): string {
+  const ratio = value / target;
+  return `${ratio.toFixed(2)}× ${ratio <= 1 ? 'ok' : 'MISSED'}`;
+}
+
+function report(runs: Run[], r: Resources, bytes: number): { missed: string[] } {
+  const rows: [string, string, string, string][] = [];
+  const missed: string[] = [];
+  const row = (what: string, value: number, unit: string, target?: number): void => {
+    const shown = `${value.toFixed(value < 10 ? 2 : 1)} ${unit}`;
+    if (target === undefined) {
+      rows.push([what, shown, '', '']);
+      return;
+    }
+    rows.push([what, shown, `< ${target} ${unit}`, verdict(value, target)]);
+    if (value > target) missed.push(what);
+  };
+  for (const run of runs) {
+    const who = `${run.concurrency} scraper${run.concurrency > 1 ? 's' : ''}`;
+    row(`/metrics p50, ${who}`, run.p50Ms, 'ms');
+    row(`/metrics p99, ${who}`, run.p99Ms, 'ms', run.concurrency === 50 ? TARGETS.p99Ms : undefined);
+    row(`/metrics max, ${who}`, run.maxMs, 'ms');
+    row(`scrapes per second, ${who}`, run.requestsPerSecond, '/s');
+    row(`keeper CPU per scrape, ${who}`, run.cpuMsPerScrape, 'ms');
+    if (run.errors > 0) {
+      rows.push([`errors, ${who}`, String(run.errors), '0', 'MISSED']);
+      missed.push(`errors, ${who}`);
+    }
+  }
+  row('RSS at rest', r.rssMbAtRest, 'MB', TARGETS.rssMb);
+  row('RSS right after the scrapes', r.rssMbAfterLoad, 'MB', TARGETS.rssMb);
+  row(`RSS ${SETTLE_SECONDS} s after the scrapes`, r.rssMbSettled, 'MB', TARGETS.rssMb);
+  row('peak RSS (VmHWM)', r.peakRssMb, 'MB');
+  row(`CPU at rest, keepalive_time ${KEEPALIVE_TIME} s`, r.cpuPercentAtRest, '%', TARGETS.cpuPercent);
+  row('scrape size', bytes / 1024, 'KB');
+
+  const head = ['measure', 'value', 'target', 'ratio'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i]?.length ?? 0)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  console.log(line(head));
+  console.log(line(widths.map((w) => '-'.repeat(w))));
+  for (const x of rows) console.log(line(x));
+  console.log(missed.length === 0 ? '\nall targets met' : `\nMISSED: ${missed.join('; ')}`);
+  return { missed };
+}
+
+async function main(): Promise<number> {
+  if (!existsSync(CLI)) {
+    console.error(`bench: ${CLI} is missing: run \`npm run build\` first`);
+    return 1;
+  }
+  const dir = mkdtempSync(join(os.tmpdir(), 'pgk-bench-'));
+  chmodSync(dir, 0o755); // the postgres OS user must reach the data directories inside
+  let pair: PgPair | null = null;
+  let keeper: KeeperProcess | null = null;
+  const tearDown = async (): Promise<void> => {
+    await keeper?.kill();
+    await pair?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // Ctrl-C still tears the pair down.
+  process.once('SIGINT', () => {
+    progress('[bench] interrupted: tearing down', true);
+    void tearDown().finally(() => process.exit(130));
+  });
+  try {
+    step('creating a PostgreSQL pair (primary + synchronous standby)');
+    pair = await PgPair.create({ baseDir: join(dir, 'pg') });
+    step(`starting the node1 keeper at keepalive_time ${KEEPALIVE_TIME} s`);
+    keeper = await KeeperProcess.start({
+      dir,
+      node: 'node1',
+      node1: pair.conninfo(pair.node1),
+      node2: pair.conninfo(pair.node2),
+      settings: { keepalive_time: KEEPALIVE_TIME },
+    });
+    const k = keeper;
+    await waitFor(
+      async () => {
+        const s = await k.status();
+        return s.role === 'primary' && s.sync_mode === 'sync';
+      },
+      'the keeper to see a synchronous primary',
+      30_000,
+    );
+    // A few ticks first: the numbers are those of a keeper that has settled.
+    const first = (await k.status()).last_tick_at as string;
+    await waitFor(
+      async () => Date.parse((await k.status()).last_tick_at as string) >= Date.parse(first) + 2000,
+      'three ticks',
+      15_000,
+      200,
+    );
+    const [version] = await queryOnce<{ v: string }>(
+      pair.target(pair.node1),
+      "SELECT current_setting('server_version') AS v",
+    );
+    const { runs, res, bytes } = await measure(k, k.url);
+    const { missed } = report(runs, res, bytes);
+
+    const stamp = new Date().toISOString().replace(/:/g, '-').replace(/\..*$/, '');
+    const file = join(RESULTS_DIR, `metrics-${stamp}.json`);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(
+      file,
+      `${JSON.stringify(
+        {
+          at: new Date().toISOString(),
+          settings: { keepalive_time: KEEPALIVE_TIME, requests: REQUESTS, rest_seconds: REST_SECONDS },
+          targets: TARGETS,
+          runs,
+          resources: res,
+          scrape_bytes: bytes,
+          missed,
+          machine: {
+            cpus: os.cpus().length,
+            cpu_model: os.cpus()[0]?.model ?? null,
+            loadavg: os.loadavg(),
+            memory_mb: Math.round(os.totalmem() / 1024 / 1024),
+            node: process.version,
+            postgresql: version?.v ?? null,
+          },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    console.log(`results: ${file}`);
+    return 0;
+  } finally {
+    step('tearing down');
+    await tearDown();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
