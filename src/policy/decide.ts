@@ -240,7 +240,12 @@ function vetoed(t: Tick, veto: VetoReason, reason: string): ReturnType<Handler> 
   };
 }
 
-/** On a primary that switched to async: put sync back once a standby streams and has caught up. */
+/**
+ * On a primary that switched to async: put sync back once a standby streams, has caught up,
+ * and replied recently. pg_stat_replication keeps 'streaming' for a frozen standby until
+ * wal_sender_timeout, so the state alone would turn sync on for a standby that cannot
+ * answer, and the next window would turn it off again, over and over.
+ */
 function restoreSyncOr(
   t: Tick,
   reason: string,
@@ -250,15 +255,18 @@ function restoreSyncOr(
   if (state.savedSyncNames === null || local.syncStandbyNames.trim() !== '')
     return { state, actions: [], reason, severity };
   const streaming = local.standbys.filter((s) => s.state === 'streaming');
-  const ready = streaming.find(
-    (s) => s.replayLagBytes !== null && s.replayLagBytes <= rule.syncRestoreMaxLagBytes,
-  );
+  const replying = (s: StandbyView): boolean => s.replyAgeMs !== null && s.replyAgeMs < rule.streamSilenceMs;
+  const caughtUp = (s: StandbyView): boolean =>
+    s.replayLagBytes !== null && s.replayLagBytes <= rule.syncRestoreMaxLagBytes;
+  const ready = streaming.find((s) => replying(s) && caughtUp(s));
   if (!ready) {
-    const behind = streaming[0];
-    const why = behind
-      ? `standby ${behind.name} streams but is ${behind.replayLagBytes ?? 'an unknown number of'} bytes behind ` +
-        `(sync_restore_max_lag ${rule.syncRestoreMaxLagBytes})`
-      : 'no standby streams';
+    const first = streaming[0];
+    const why = !first
+      ? 'no standby streams'
+      : !replying(first)
+        ? `standby ${first.name} has not replied for ${first.replyAgeMs ?? '?'} ms (stream_timeout ${rule.streamSilenceMs})`
+        : `standby ${first.name} streams but is ${first.replayLagBytes ?? 'an unknown number of'} bytes behind ` +
+          `(sync_restore_max_lag ${rule.syncRestoreMaxLagBytes})`;
     return { state, actions: [], severity: 'warn', reason: `${reason}; replication is asynchronous: ${why}` };
   }
   if (rule.paused) {

@@ -114,6 +114,21 @@ test('primary does not restore sync to a standby that is still far behind', () =
   assert.match(d.reason, /52428800 bytes behind/);
 });
 
+test('primary does not restore sync to a standby that streams in name only (frozen: no recent reply)', () => {
+  const s = run(initialState(), lostStandby, 3).at(-1)?.state ?? initialState();
+  // pg_stat_replication keeps state 'streaming' for a frozen standby until wal_sender_timeout.
+  const frozen = seen(
+    primaryLocal({ syncStandbyNames: '', standbys: [standbyView({ replayLagBytes: 0, replyAgeMs: 5000 })] }),
+    peerDown,
+  );
+  const ds = run(s, frozen, 5);
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'would flap between sync and async',
+  );
+  assert.match(ds[4]?.reason ?? '', /has not replied for 5000 ms/);
+});
+
 test('an operator-chosen asynchronous primary is never switched to sync', () => {
   const d = decide(initialState(), seen(primaryLocal({ syncStandbyNames: '' }), peerStandby), 0, rule());
   assert.deepEqual(d.actions, []);
