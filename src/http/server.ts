@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { buildStatus, checks, type CheckName } from './status.js';
 import type { Keeper } from '../runtime/keeper.js';
@@ -12,6 +13,8 @@ import type { Keeper } from '../runtime/keeper.js';
 export interface HttpDeps {
   keeper: Keeper;
   registry: Registry;
+  /** Where a 500 is reported: the client only sees "internal error". */
+  logger?: Pick<Logger, 'error'>;
 }
 
 const CHECK_PATHS: Record<string, CheckName> = {
@@ -26,14 +29,15 @@ const CHECK_PATHS: Record<string, CheckName> = {
   '/asynchronous': 'async',
 };
 
-export function createApp({ keeper, registry }: HttpDeps): express.Express {
+export function createApp({ keeper, registry, logger }: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
 
+  const render = sharedRendering(() => registry.metrics(), METRICS_REUSE_MS);
   app.get('/metrics', async (_req, res) => {
     res.set('Content-Type', registry.contentType);
-    res.send(await registry.metrics());
+    res.send(await render());
   });
 
   // OPTIONS too: it is HAProxy's default `option httpchk` method, and Patroni answers it on /health.
@@ -105,12 +109,42 @@ export function createApp({ keeper, registry }: HttpDeps): express.Express {
 
   // express 5 passes rejected promises and body-parser errors here.
   app.use(
-    (err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    (err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
       const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
+      if (status === 500) {
+        logger?.error(
+          { event: 'http-error', path: req.path, error: err.message },
+          `HTTP ${req.path}: ${err.message}`,
+        );
+      }
       res.status(status).json({ error: status === 500 ? 'internal error' : (err.type ?? err.message) });
     },
   );
   return app;
+}
+
+/**
+ * Scrapes that arrive together share one rendering: the keeper's view changes once per
+ * tick, and rendering (mostly Node's default process metrics) costs about a millisecond,
+ * which 50 concurrent scrapers would otherwise pay 50 times over.
+ */
+const METRICS_REUSE_MS = 100;
+
+export function sharedRendering(render: () => Promise<string>, reuseMs: number): () => Promise<string> {
+  let last: { text: string; at: number } | null = null;
+  let inFlight: Promise<string> | null = null;
+  return () => {
+    if (last && performance.now() - last.at < reuseMs) return Promise.resolve(last.text);
+    inFlight ??= render()
+      .then((text) => {
+        last = { text, at: performance.now() };
+        return text;
+      })
+      .finally(() => {
+        inFlight = null;
+      });
+    return inFlight;
+  };
 }
 
 /** Constant-time comparison that does not leak the token's length either. */

@@ -60,7 +60,7 @@ export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Prom
     runHook,
   });
   const server = await listen(
-    createApp({ keeper, registry: metrics.registry }),
+    createApp({ keeper, registry: metrics.registry, logger }),
     cfg.listen.host,
     cfg.listen.port,
   );

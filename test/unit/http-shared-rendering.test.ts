@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sharedRendering } from '../../src/http/server.js';
+
+test('scrapes that arrive together share one rendering', async () => {
+  let renders = 0;
+  let release: (v: string) => void = () => {};
+  const render = sharedRendering(() => {
+    renders++;
+    return new Promise<string>((r) => (release = r));
+  }, 100);
+  const all = Promise.all(Array.from({ length: 50 }, () => render()));
+  release('text');
+  assert.deepEqual(new Set(await all), new Set(['text']));
+  assert.equal(renders, 1);
+});
+
+test('a rendering is reused only within the reuse window', async () => {
+  let renders = 0;
+  const render = sharedRendering(async () => `r${++renders}`, 20);
+  assert.equal(await render(), 'r1');
+  assert.equal(await render(), 'r1');
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(await render(), 'r2');
+});
+
+test('a failed rendering is not kept: the next scrape renders again', async () => {
+  let renders = 0;
+  const render = sharedRendering(async () => {
+    renders++;
+    if (renders === 1) throw new Error('collect failed');
+    return 'ok';
+  }, 1000);
+  await assert.rejects(render(), /collect failed/);
+  assert.equal(await render(), 'ok');
+});
