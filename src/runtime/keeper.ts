@@ -97,9 +97,9 @@ export class Keeper {
   }
 
   /**
-   * Labelled counters exist only once incremented; a series that starts at 1 is invisible
-   * to increase(), so the first veto or failure would never alert. Create every known
-   * label set at zero.
+   * Labelled counters and histograms exist only once incremented; a series that starts at
+   * 1 is invisible to increase() and rate(), so the first veto, failure or after_command
+   * would never alert or chart. Create every known label set at zero.
    */
   private zeroCounters(): void {
     const m = this.deps.metrics;
@@ -108,7 +108,9 @@ export class Keeper {
     m.heartbeatFailures.inc(peer, 0);
     for (const reason of VETO_REASONS) m.vetoes.inc({ reason }, 0);
     for (const action of ACTION_KINDS) m.actionFailures.inc({ action }, 0);
+    m.heartbeatDuration.zero(peer);
     for (const hook of HOOK_NAMES) {
+      m.hookDuration.zero({ hook });
       m.hookFailures.inc({ hook }, 0);
       for (const result of ['success', 'failure', 'timeout']) m.hookRuns.inc({ hook, result }, 0);
     }
