@@ -13,8 +13,8 @@ usage:
   pg-keeper run --config FILE [--node node1|node2] [--listen HOST:PORT]
   pg-keeper check-config --config FILE [--node node1|node2]
   pg-keeper status [--url URL] [--json]
-  pg-keeper demo [--prometheus] [--once]
-  pg-keeper demo kill primary|standby
+  pg-keeper demo [--prometheus] [--once] [--dir D]
+  pg-keeper demo kill primary|standby [--dir D]
   pg-keeper import-conf FILE          print pg_keeper.* settings of a postgresql.conf as YAML
   pg-keeper --version | --help
 `;

@@ -19,7 +19,6 @@
 // and any orphan `postgres` process whose working directory is the data directory (a postmaster killed
 // on its own leaves its children behind, reparented). Nothing is ever signalled by name.
 import crypto from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
@@ -28,15 +27,14 @@ import pg from 'pg';
 import {
   CommandError,
   isProcessAlive,
-  listPids,
   lookupUser,
-  readProcCwd,
   readProcStat,
   run,
   sleepSync,
   trySignal,
   waitFor,
 } from './proc.js';
+import { postmasterPid, releaseStaleSharedMemory, serverPids } from './server-procs.js';
 
 export type NodeName = 'node1' | 'node2';
 
@@ -427,18 +425,7 @@ export class PgPair {
    * Zombies count as gone. Empty when the server is not running.
    */
   pids(node: PgNode): number[] {
-    const dataDir = this.#realDataDir(node);
-    const pm = this.#postmasterPid(node);
-    const found: number[] = [];
-    for (const pid of listPids()) {
-      if (pid === pm) continue;
-      const st = readProcStat(pid);
-      if (!st || st.state === 'Z' || st.state === 'X') continue;
-      if ((pm !== null && st.ppid === pm) || (st.comm === 'postgres' && readProcCwd(pid) === dataDir)) {
-        found.push(pid);
-      }
-    }
-    return pm !== null ? [pm, ...found] : found;
+    return serverPids(node.dataDir);
   }
 
   /**
@@ -491,7 +478,7 @@ export class PgPair {
     if (node === from) throw new Error('rebuildAsStandby: a node cannot be its own primary');
     const t0 = Date.now();
     await this.stop(node, 'immediate');
-    await this.#removeStaleShm(node);
+    releaseStaleSharedMemory(node.dataDir);
     await fsp.rm(node.dataDir, { recursive: true, force: true });
     await this.#basebackup(node, from);
     await this.#writeConf(node);
@@ -573,7 +560,7 @@ export class PgPair {
         );
       }
       await step('SIGKILL', () => this.kill(node, 'SIGKILL'));
-      await step('shared memory', () => this.#removeStaleShm(node));
+      await step('shared memory', async () => releaseStaleSharedMemory(node.dataDir));
     }
     try {
       await fsp.rm(this.baseDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
@@ -600,8 +587,7 @@ export class PgPair {
           if (pids.length === 0 || Date.now() > deadline) break;
           sleepSync(10);
         }
-        const shm = this.#staleShm(node);
-        if (shm !== null) spawnSync('ipcrm', ['-m', String(shm)], { stdio: 'ignore' });
+        releaseStaleSharedMemory(node.dataDir);
       }
       fs.rmSync(this.baseDir, { recursive: true, force: true, maxRetries: 3 });
     } catch {
@@ -720,14 +706,6 @@ export class PgPair {
     if (this.#runAs) await fsp.chown(p, this.#runAs.uid, this.#runAs.gid);
   }
 
-  #realDataDir(node: PgNode): string {
-    try {
-      return fs.realpathSync(node.dataDir);
-    } catch {
-      return node.dataDir;
-    }
-  }
-
   #readPidFile(node: PgNode): string[] | null {
     try {
       return fs.readFileSync(path.join(node.dataDir, 'postmaster.pid'), 'utf8').split('\n');
@@ -736,41 +714,8 @@ export class PgPair {
     }
   }
 
-  /** The live postmaster of the node (a stale postmaster.pid or a reused pid does not count). */
   #postmasterPid(node: PgNode): number | null {
-    const pid = Number(this.#readPidFile(node)?.[0]);
-    if (!Number.isInteger(pid) || pid <= 0) return null;
-    const st = readProcStat(pid);
-    if (!st || st.state === 'Z' || st.comm !== 'postgres') return null;
-    return readProcCwd(pid) === this.#realDataDir(node) ? pid : null;
-  }
-
-  /**
-   * The SysV shared memory id left behind by a server that did not shut down cleanly (postmaster.pid
-   * still there, no process attached). PostgreSQL reclaims it itself on the next start in the same data
-   * directory, but not once that directory is deleted.
-   */
-  #staleShm(node: PgNode): number | null {
-    if (this.pids(node).length > 0) return null;
-    const [key, id] = (this.#readPidFile(node)?.[6] ?? '').trim().split(/\s+/).map(Number);
-    if (key === undefined || id === undefined || !Number.isInteger(id) || !Number.isInteger(key)) return null;
-    let table: string;
-    try {
-      table = fs.readFileSync('/proc/sysvipc/shm', 'utf8');
-    } catch {
-      return null;
-    }
-    for (const line of table.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/).map(Number);
-      // columns: key shmid perms size cpid lpid nattch ...
-      if (f[0] === key && f[1] === id && f[6] === 0) return id;
-    }
-    return null;
-  }
-
-  async #removeStaleShm(node: PgNode): Promise<void> {
-    const id = this.#staleShm(node);
-    if (id !== null) await run('ipcrm', ['-m', String(id)], { timeoutMs: 5000 });
+    return postmasterPid(node.dataDir);
   }
 
   /**
@@ -783,7 +728,7 @@ export class PgPair {
     if (this.pids(node).length > 0) return;
     const lines = this.#readPidFile(node);
     if (lines) {
-      await this.#removeStaleShm(node);
+      releaseStaleSharedMemory(node.dataDir);
       await fsp.rm(path.join(node.dataDir, 'postmaster.pid'), { force: true });
       this.#log(`${node.name}: removed stale postmaster.pid (pid ${lines[0]} is gone)`);
     }

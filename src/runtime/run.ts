@@ -2,7 +2,7 @@
 // loop and the HTTP server, wired once; signals handled here.
 
 import type { Server } from 'node:http';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { ConfigError, peerOf, type Config } from '../config/config.js';
 import { describeEndpoint, toPgClientConfig } from '../config/conninfo.js';
 import { loadConfig, type Overrides } from '../config/load.js';
@@ -14,8 +14,12 @@ import { heartbeat } from '../postgres/peer.js';
 import { PgSession, errorText } from '../postgres/session.js';
 import { Keeper } from './keeper.js';
 
-export function createLogger(cfg: Pick<Config, 'node' | 'logLevel'>): Logger {
-  return pino({
+/** pg-keeper's log: JSON lines with structured fields, to stdout unless `destination` is given. */
+export function createLogger(
+  cfg: Pick<Config, 'node' | 'logLevel'>,
+  destination?: DestinationStream,
+): Logger {
+  const options: LoggerOptions = {
     level: cfg.logLevel,
     base: { node: cfg.node },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -24,7 +28,8 @@ export function createLogger(cfg: Pick<Config, 'node' | 'logLevel'>): Logger {
       paths: ['password', '*.password', 'conninfo', '*.conninfo', 'token', '*.token'],
       censor: '********',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 function session(cfg: Config, node: 'node1' | 'node2'): PgSession {

@@ -1,0 +1,186 @@
+// `pg-keeper demo --prometheus`: a real Prometheus scraping both keepers every second with pg-keeper's
+// shipped alert rules, and an Alertmanager it sends alerts to, both on loopback and keeping their data in
+// the demo directory. Either one missing is not an error: the demo says how to install it and goes on.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { freePort } from './cluster.js';
+import { sleep } from './proc.js';
+import { processStartTime } from './server-procs.js';
+import type { RecordedProcess } from './workdir.js';
+
+const INSTALL = 'apt-get install prometheus prometheus-alertmanager';
+
+/** The alert rules shipped with pg-keeper (alerts/ next to dist/ and src/). */
+export const SHIPPED_RULES = fileURLToPath(new URL('../../alerts/pg-keeper.rules.yml', import.meta.url));
+
+export interface Daemon {
+  name: string;
+  url: string;
+  logFile: string;
+  child: ChildProcess;
+  record: RecordedProcess;
+}
+
+/** The first executable called one of `names` on $PATH. */
+export function findOnPath(...names: string[]): string | null {
+  for (const name of names) {
+    for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+      if (!dir) continue;
+      const file = path.join(dir, name);
+      try {
+        fs.accessSync(file, fs.constants.X_OK);
+        if (fs.statSync(file).isFile()) return file;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return null;
+}
+
+/** Starts Alertmanager then Prometheus; returns those that came up (possibly none). */
+export async function startMonitoring(
+  dir: string,
+  keeperTargets: string[],
+  say: (line: string) => void,
+): Promise<Daemon[]> {
+  const started: Daemon[] = [];
+  const amBin = findOnPath('prometheus-alertmanager', 'alertmanager');
+  const promBin = findOnPath('prometheus');
+  if (!promBin) say(`Prometheus is not installed (${INSTALL}); going on without it`);
+  if (!amBin) say(`Alertmanager is not installed (${INSTALL}); going on without it`);
+
+  let alertmanager: Daemon | null = null;
+  if (amBin) {
+    const home = path.join(dir, 'alertmanager');
+    fs.mkdirSync(home, { recursive: true });
+    const config = path.join(home, 'alertmanager.yml');
+    // Alerts are shown in Alertmanager's web page only; no notification leaves the machine.
+    fs.writeFileSync(
+      config,
+      stringify({
+        route: { receiver: 'demo', group_wait: '1s', group_interval: '5s', repeat_interval: '1h' },
+        receivers: [{ name: 'demo' }],
+      }),
+    );
+    const port = await freePort();
+    alertmanager = await startDaemon('alertmanager', amBin, home, [
+      `--config.file=${config}`,
+      `--storage.path=${path.join(home, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--cluster.listen-address=',
+    ]);
+    if (alertmanager.child.exitCode === null) started.push(alertmanager);
+    else reportFailure(alertmanager, say);
+  }
+
+  if (promBin) {
+    const home = path.join(dir, 'prometheus');
+    fs.mkdirSync(home, { recursive: true });
+    const config = path.join(home, 'prometheus.yml');
+    const withRules = fs.existsSync(SHIPPED_RULES);
+    const write = (rules: boolean): void =>
+      fs.writeFileSync(config, prometheusConfig(keeperTargets, rules, alertmanager?.url ?? null));
+    write(withRules);
+    const args = async (): Promise<string[]> => {
+      const port = await freePort();
+      return [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${path.join(home, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ];
+    };
+    let prometheus = await startDaemon('prometheus', promBin, home, await args());
+    if (prometheus.child.exitCode !== null && withRules) {
+      // Most likely the rules do not load; the scraping still shows the metrics.
+      reportFailure(prometheus, say);
+      say(`starting Prometheus again without ${SHIPPED_RULES}`);
+      write(false);
+      prometheus = await startDaemon('prometheus', promBin, home, await args());
+    }
+    if (prometheus.child.exitCode === null) {
+      started.push(prometheus);
+      if (!withRules) say(`(no alert rules: ${SHIPPED_RULES} not found)`);
+    } else reportFailure(prometheus, say);
+  }
+  return started;
+}
+
+function prometheusConfig(targets: string[], rules: boolean, alertmanagerUrl: string | null): string {
+  const config: Record<string, unknown> = {
+    global: { scrape_interval: '1s', evaluation_interval: '1s' },
+    ...(rules ? { rule_files: [SHIPPED_RULES] } : {}),
+    ...(alertmanagerUrl
+      ? { alerting: { alertmanagers: [{ static_configs: [{ targets: [new URL(alertmanagerUrl).host] }] }] } }
+      : {}),
+    // The job name the shipped rules select on.
+    scrape_configs: [{ job_name: 'pg-keeper', scrape_interval: '1s', static_configs: [{ targets }] }],
+  };
+  return `# generated by pg-keeper demo\n${stringify(config)}`;
+}
+
+/**
+ * Spawns a daemon in its own process group (Ctrl-C in the terminal reaches the demo, which stops it in
+ * order) and waits until it answers /-/ready, or exits, or 20 s pass.
+ */
+async function startDaemon(name: string, bin: string, home: string, args: string[]): Promise<Daemon> {
+  const listen = args.find((a) => a.startsWith('--web.listen-address='))?.split('=')[1];
+  const url = `http://${listen ?? '127.0.0.1'}`;
+  const logFile = path.join(home, `${name}.log`);
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn(bin, args, { cwd: home, stdio: ['ignore', fd, fd], detached: true });
+  fs.closeSync(fd);
+  child.on('error', () => {}); // shows as an exit below
+  const daemon: Daemon = {
+    name,
+    url,
+    logFile,
+    child,
+    record: { name, pid: child.pid ?? -1, start: child.pid ? processStartTime(child.pid) : null },
+  };
+  const deadline = Date.now() + 20_000;
+  while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+  return daemon;
+}
+
+function reportFailure(d: Daemon, say: (line: string) => void): void {
+  let tail = '';
+  try {
+    tail = fs.readFileSync(d.logFile, 'utf8').trimEnd().split('\n').slice(-5).join('\n');
+  } catch {
+    // no log
+  }
+  say(`${d.name} did not start (see ${d.logFile}); going on without it${tail ? `:\n${tail}` : ''}`);
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once every daemon has exited. */
+export async function stopDaemons(daemons: Daemon[], graceMs = 3000): Promise<void> {
+  await Promise.all(
+    daemons.map(
+      (d) =>
+        new Promise<void>((resolve) => {
+          if (d.child.exitCode !== null || d.child.signalCode !== null) {
+            resolve();
+            return;
+          }
+          const timer = setTimeout(() => d.child.kill('SIGKILL'), graceMs);
+          d.child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          d.child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
