@@ -1,0 +1,50 @@
+# syntax=docker/dockerfile:1
+# pg-keeper in a container: one keeper beside one PostgreSQL server (same pod, or a host that can reach
+# both servers). The configuration comes from a mounted file:
+#
+#   docker build -t pg-keeper .
+#   docker run -d --init --name pg-keeper-node1 -p 9754:9754 \
+#     -v /etc/pg-keeper/pg-keeper.yml:/etc/pg-keeper/pg-keeper.yml:ro \
+#     -v pg-keeper-state:/var/lib/pg-keeper \
+#     pg-keeper run --config /etc/pg-keeper/pg-keeper.yml --node node1
+#
+# The config's `listen` must be 0.0.0.0:9754 (the default) for the published port and the health check;
+# set PG_KEEPER_HEALTH_URL when it is another port. --init (tini) reaps what an after_command leaves
+# behind. docs/examples/docker-compose.yml runs a whole pair.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- build: compile TypeScript, then keep only the runtime dependencies ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+# ---- runtime ----
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production \
+    STATE_DIRECTORY=/var/lib/pg-keeper \
+    PG_KEEPER_HEALTH_URL=http://127.0.0.1:9754/health
+# A fixed uid, so that a mounted state volume can be prepared on the host (chown 10001).
+RUN groupadd --system --gid 10001 pg-keeper \
+ && useradd --system --uid 10001 --gid pg-keeper --home-dir /var/lib/pg-keeper --shell /usr/sbin/nologin pg-keeper \
+ && mkdir -p /etc/pg-keeper /var/lib/pg-keeper \
+ && chown pg-keeper:pg-keeper /var/lib/pg-keeper
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY deploy/pg-keeper.yml.example /etc/pg-keeper/pg-keeper.yml.example
+COPY deploy/after_command/move-vip.sh /etc/pg-keeper/move-vip.sh.example
+USER pg-keeper
+# The keeper's state (what it must remember across restarts: STATE_DIRECTORY/<node>.state.json).
+VOLUME ["/var/lib/pg-keeper"]
+EXPOSE 9754
+# Slim images have no curl: ask /health with node's own fetch.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch(process.env.PG_KEEPER_HEALTH_URL,{signal:AbortSignal.timeout(2500)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["run", "--config", "/etc/pg-keeper/pg-keeper.yml"]

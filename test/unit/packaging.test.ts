@@ -1,0 +1,407 @@
+// What can be checked of the packaging without a Docker engine or systemd running: the files the
+// Dockerfile, the compose example and the systemd unit refer to exist, the commands they run work
+// (the entrypoint, the health check, check-config on the example configuration, the after_command
+// example in dry-run mode), and systemd's own verifier accepts the unit where it is installed.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { KEYS } from '../../src/config/keys.js';
+
+const ROOT = path.join(import.meta.dirname, '..', '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const at = (...p: string[]): string => path.join(ROOT, ...p);
+const read = (...p: string[]): string => fs.readFileSync(at(...p), 'utf8');
+
+before(() => {
+  if (!fs.existsSync(CLI)) execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+});
+
+function cli(args: string[]): { code: number | null; out: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+interface Instruction {
+  name: string;
+  args: string;
+}
+
+/** Dockerfile instructions, continuation lines joined, comments dropped. */
+function dockerfile(): Instruction[] {
+  const logical: string[] = [];
+  let current = '';
+  for (const raw of read('Dockerfile').split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('#') || (line === '' && current === '')) continue;
+    if (line.endsWith('\\')) {
+      current += `${line.slice(0, -1)} `;
+      continue;
+    }
+    logical.push(current + line);
+    current = '';
+  }
+  return logical
+    .filter((l) => l !== '')
+    .map((l) => {
+      const [name = '', ...rest] = l.split(/\s+/);
+      return { name: name.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
+/** Exec-form arguments (a JSON array), or undefined for the shell form. */
+function execForm(args: string): string[] | undefined {
+  return args.startsWith('[') ? (JSON.parse(args) as string[]) : undefined;
+}
+
+/** COPY sources from the build context (not --from another stage), with their destination. */
+function contextCopies(): { sources: string[]; dest: string }[] {
+  return dockerfile()
+    .filter((i) => i.name === 'COPY' && !/--from=/.test(i.args))
+    .map((i) => {
+      const words = (execForm(i.args) ?? i.args.split(/\s+/)).filter((w) => !w.startsWith('--'));
+      return { sources: words.slice(0, -1), dest: words.at(-1) ?? '' };
+    });
+}
+
+describe('Dockerfile', () => {
+  test('every file it copies from the build context exists, and .dockerignore lets it through', () => {
+    const exceptions = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('!'))
+      .map((l) => l.slice(1).replace(/\/$/, ''));
+    const copies = contextCopies();
+    assert.ok(copies.length > 0);
+    for (const { sources } of copies) {
+      for (const source of sources) {
+        assert.ok(fs.existsSync(at(source)), `COPY ${source}: no such file in the repository`);
+        assert.ok(
+          exceptions.some((e) => source === e || source.startsWith(`${e}/`)),
+          `COPY ${source}: .dockerignore keeps it out of the build context`,
+        );
+      }
+    }
+  });
+
+  test('builds with npm ci and npm run build, and keeps only production dependencies', () => {
+    const runs = dockerfile()
+      .filter((i) => i.name === 'RUN')
+      .map((i) => i.args);
+    assert.ok(runs.some((r) => r.includes('npm ci')));
+    assert.ok(runs.some((r) => r.includes('npm run build') && r.includes('npm prune --omit=dev')));
+    const froms = dockerfile().filter((i) => i.name === 'FROM');
+    assert.ok(froms.length >= 2, 'multi-stage');
+    assert.ok(read('Dockerfile').includes('node:20-bookworm-slim'));
+  });
+
+  test('its entrypoint is the CLI that npm run build produces, and it runs', () => {
+    const entry = execForm(dockerfile().find((i) => i.name === 'ENTRYPOINT')?.args ?? '');
+    assert.deepEqual(entry, ['node', '/app/dist/cli.js']);
+    // /app/dist comes from the build stage's `npm run build`, which compiles src/ into dist/.
+    const build = JSON.parse(read('tsconfig.build.json')) as {
+      compilerOptions: { outDir: string; rootDir: string };
+    };
+    assert.equal(build.compilerOptions.outDir, 'dist');
+    assert.equal(build.compilerOptions.rootDir, 'src');
+    assert.ok(fs.existsSync(at('src', 'cli.ts')) && fs.existsSync(CLI));
+    const pkg = JSON.parse(read('package.json')) as { version: string; bin: Record<string, string> };
+    assert.equal(pkg.bin['pg-keeper'], 'dist/cli.js');
+    const version = cli(['--version']);
+    assert.equal(version.code, 0, version.out);
+    assert.match(version.out, new RegExp(`pg-keeper ${pkg.version.replace(/\./g, '\\.')}`));
+  });
+
+  test('runs `run --config /etc/pg-keeper/pg-keeper.yml` as a non-root user, on port 9754', () => {
+    const all = dockerfile();
+    assert.deepEqual(execForm(all.find((i) => i.name === 'CMD')?.args ?? ''), [
+      'run',
+      '--config',
+      '/etc/pg-keeper/pg-keeper.yml',
+    ]);
+    const users = all.filter((i) => i.name === 'USER').map((i) => i.args);
+    assert.ok(users.length > 0 && !['root', '0'].includes(users.at(-1) ?? 'root'), 'runs as non-root');
+    assert.ok(all.some((i) => i.name === 'EXPOSE' && i.args.split(/\s+/).includes('9754')));
+  });
+
+  describe('HEALTHCHECK', () => {
+    let server: Server;
+    let healthy = true;
+    let url = '';
+    before(async () => {
+      server = createServer((req, res) => {
+        res.statusCode = req.url === '/health' && healthy ? 200 : 503;
+        res.end();
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const addr = server.address();
+      url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/health`;
+    });
+    after(() => server.close());
+
+    /** Runs the image's health check command here, with node, against `target`. */
+    function check(target: string): Promise<number | null> {
+      const instr = dockerfile().find((i) => i.name === 'HEALTHCHECK');
+      const cmd = execForm(instr?.args.slice(instr.args.indexOf('CMD') + 3).trim() ?? '');
+      assert.ok(
+        cmd && cmd[0] === 'node',
+        'HEALTHCHECK CMD is an exec-form node command (no curl in slim images)',
+      );
+      return new Promise((resolve) => {
+        const child = spawn(process.execPath, cmd.slice(1), {
+          env: { ...process.env, PG_KEEPER_HEALTH_URL: target },
+          stdio: 'ignore',
+        });
+        child.on('close', resolve);
+      });
+    }
+
+    test('passes while /health answers 200', async () => {
+      healthy = true;
+      assert.equal(await check(url), 0);
+    });
+
+    test('fails when /health answers 503, or nothing listens', async () => {
+      healthy = false;
+      assert.equal(await check(url), 1);
+      assert.equal(await check('http://127.0.0.1:9/health'), 1);
+    });
+
+    test('asks /health on port 9754 by default', () => {
+      assert.match(read('Dockerfile'), /PG_KEEPER_HEALTH_URL=http:\/\/127\.0\.0\.1:9754\/health/);
+    });
+  });
+});
+
+describe('docs/examples/docker-compose.yml', () => {
+  const composeDir = at('docs', 'examples');
+  interface Service {
+    build?: string | { context?: string; dockerfile?: string };
+    volumes?: (string | { type?: string; source?: string; target?: string })[];
+    env_file?: string | string[];
+    command?: string[];
+    network_mode?: string;
+  }
+  const compose = (): { services: Record<string, Service> } =>
+    parse(read('docs', 'examples', 'docker-compose.yml'), { merge: true }) as {
+      services: Record<string, Service>;
+    };
+
+  /** Bind mounts of a service: [source resolved against the compose file's directory, target]. */
+  function binds(svc: Service): [string, string][] {
+    const out: [string, string][] = [];
+    for (const v of svc.volumes ?? []) {
+      if (typeof v === 'string') {
+        const [source = '', target = ''] = v.split(':');
+        if (/^[./~]/.test(source)) out.push([path.resolve(composeDir, source), target]);
+      } else if (v.type === 'bind' && v.source)
+        out.push([path.resolve(composeDir, v.source), v.target ?? '']);
+    }
+    return out;
+  }
+
+  test('has both PostgreSQL nodes, both keepers, Prometheus, Alertmanager and Grafana', () => {
+    const names = Object.keys(compose().services);
+    for (const s of ['pg1', 'pg2', 'keeper1', 'keeper2', 'prometheus', 'alertmanager', 'grafana'])
+      assert.ok(names.includes(s), `service ${s}`);
+  });
+
+  test('every bind-mounted path exists relative to the compose file', () => {
+    for (const [name, svc] of Object.entries(compose().services)) {
+      for (const [source] of binds(svc)) {
+        assert.ok(
+          fs.existsSync(source),
+          `${name}: bind mount source ${path.relative(ROOT, source)} does not exist`,
+        );
+      }
+      for (const f of [svc.env_file ?? []].flat()) assert.ok(fs.existsSync(path.resolve(composeDir, f)), f);
+    }
+  });
+
+  test('every build context and Dockerfile resolves', () => {
+    let builds = 0;
+    for (const [name, svc] of Object.entries(compose().services)) {
+      if (!svc.build) continue;
+      builds += 1;
+      const b = typeof svc.build === 'string' ? { context: svc.build } : svc.build;
+      const context = path.resolve(composeDir, b.context ?? '.');
+      assert.ok(fs.statSync(context).isDirectory(), `${name}: build context ${context}`);
+      assert.ok(fs.existsSync(path.join(context, b.dockerfile ?? 'Dockerfile')), `${name}: Dockerfile`);
+      assert.equal(context, ROOT, `${name}: builds the repository's own image`);
+    }
+    assert.equal(builds, 2, 'both keepers are built from the Dockerfile');
+  });
+
+  /** The host file behind a path inside a service's container, through its bind mounts; null if none. */
+  function hostPath(svc: Service, inContainer: string): string | null {
+    for (const [source, target] of binds(svc)) {
+      if (inContainer === target) return source;
+      if (target && inContainer.startsWith(`${target}/`))
+        return path.join(source, inContainer.slice(target.length + 1));
+    }
+    return null;
+  }
+
+  test('Prometheus finds the shipped rules, and scrapes both keepers where they listen', () => {
+    const { services } = compose();
+    const prom = services.prometheus ?? {};
+    const configIn =
+      prom.command?.find((a) => a.startsWith('--config.file='))?.split('=')[1] ??
+      '/etc/prometheus/prometheus.yml';
+    const configHost = hostPath(prom, configIn);
+    assert.ok(configHost && fs.existsSync(configHost), `${configIn} is mounted`);
+    const config = parse(fs.readFileSync(configHost, 'utf8')) as {
+      rule_files?: string[];
+      scrape_configs?: { job_name: string; static_configs?: { targets: string[] }[] }[];
+    };
+    assert.ok((config.rule_files ?? []).length > 0, 'rule_files');
+    for (const rules of config.rule_files ?? []) {
+      const inContainer = path.posix.resolve(path.posix.dirname(configIn), rules);
+      const host = hostPath(prom, inContainer);
+      assert.ok(host && fs.existsSync(host), `rule file ${inContainer} is not mounted into the container`);
+      assert.equal(host, at('alerts', 'pg-keeper.rules.yml'));
+    }
+    const targets = (config.scrape_configs ?? [])
+      .filter((j) => j.job_name === 'pg-keeper')
+      .flatMap((j) => (j.static_configs ?? []).flatMap((c) => c.targets));
+    // A keeper listens on 9754 in its own network namespace, or in its server's (network_mode: service:X).
+    const keeperHosts = ['keeper1', 'keeper2'].map((k) => {
+      const mode = services[k]?.network_mode ?? '';
+      return mode.startsWith('service:') ? mode.slice('service:'.length) : k;
+    });
+    assert.deepEqual(targets.sort(), keeperHosts.map((h) => `${h}:9754`).sort());
+  });
+
+  test('Grafana gets the dashboard where its provisioning looks for it', () => {
+    const grafana = compose().services.grafana ?? {};
+    const provisioning = hostPath(grafana, '/etc/grafana/provisioning/dashboards');
+    assert.ok(provisioning && fs.existsSync(provisioning), 'dashboard provisioning is mounted');
+    const paths = fs
+      .readdirSync(provisioning)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .flatMap((f) => {
+        const doc = parse(fs.readFileSync(path.join(provisioning, f), 'utf8')) as {
+          providers?: { options?: { path?: string } }[];
+        };
+        return (doc.providers ?? []).map((p) => p.options?.path ?? '');
+      });
+    assert.ok(paths.length > 0, 'a dashboard provider');
+    for (const dir of paths) {
+      assert.equal(hostPath(grafana, `${dir}/pg-keeper.json`), at('dashboards', 'pg-keeper.json'), dir);
+    }
+  });
+
+  test("the keepers' configurations are valid", () => {
+    for (const svc of ['keeper1', 'keeper2']) {
+      const config = binds(compose().services[svc] ?? {}).find(
+        ([, target]) => target === '/etc/pg-keeper/pg-keeper.yml',
+      );
+      assert.ok(config, `${svc} mounts a config at /etc/pg-keeper/pg-keeper.yml`);
+      const r = cli(['check-config', '--config', config[0]]);
+      assert.equal(r.code, 0, r.out);
+    }
+  });
+
+  test('the PostgreSQL set-up scripts are valid sh', () => {
+    for (const script of ['primary-init.sh', 'standby-entrypoint.sh']) {
+      const r = spawnSync('sh', ['-n', path.join(composeDir, 'compose', script)], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${script}: ${r.stderr}`);
+    }
+  });
+});
+
+describe('deploy/', () => {
+  test('the systemd unit starts the CLI with `run --config`, reloads with SIGHUP, keeps state', () => {
+    const unit = read('deploy', 'pg-keeper.service');
+    const directive = (key: string): string[] =>
+      unit
+        .split('\n')
+        .filter((l) => l.startsWith(`${key}=`))
+        .map((l) => l.slice(key.length + 1));
+    assert.match(
+      directive('ExecStart')[0] ?? '',
+      /\bpg-keeper run --config \/etc\/pg-keeper\/pg-keeper\.yml$/,
+    );
+    assert.deepEqual(directive('ExecReload'), ['/bin/kill -HUP $MAINPID']);
+    assert.deepEqual(directive('StateDirectory'), ['pg-keeper']);
+    assert.deepEqual(directive('Restart'), ['on-failure']);
+    assert.ok(
+      ['postgres', 'pg-keeper'].includes(directive('User')[0] ?? ''),
+      'runs as postgres or pg-keeper',
+    );
+    assert.deepEqual(directive('NoNewPrivileges'), ['yes']);
+    assert.deepEqual(directive('ProtectSystem'), ['strict']);
+  });
+
+  const systemdAnalyze = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (systemdAnalyze) {
+    test('systemd-analyze verify accepts the unit', () => {
+      const r = spawnSync('systemd-analyze', ['verify', at('deploy', 'pg-keeper.service')], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr.trim(), '', r.stderr);
+    });
+  }
+
+  test('the example configuration passes check-config', () => {
+    const r = cli(['check-config', '--config', at('deploy', 'pg-keeper.yml.example')]);
+    assert.equal(r.code, 0, r.out);
+  });
+
+  test('the example configuration shows every key', () => {
+    const text = read('deploy', 'pg-keeper.yml.example');
+    for (const key of Object.keys(KEYS)) {
+      assert.match(text, new RegExp(`^(# )?${key}:`, 'm'), `key ${key} is missing from the example`);
+    }
+  });
+
+  describe('after_command/move-vip.sh', () => {
+    const script = at('deploy', 'after_command', 'move-vip.sh');
+    const run = (env: Record<string, string>): { code: number | null; out: string } => {
+      const r = spawnSync('sh', [script], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '', ...env },
+      });
+      return { code: r.status, out: `${r.stdout}${r.stderr}` };
+    };
+    const promote = {
+      PG_KEEPER_EVENT: 'promote',
+      PG_KEEPER_NODE: 'node2',
+      PG_KEEPER_REASON: 'primary missed 4 heartbeats in a row',
+      PG_KEEPER_OLD_PRIMARY_HOST: '10.0.0.11',
+      PG_KEEPER_OLD_PRIMARY_PORT: '5432',
+      DRY_RUN: '1',
+    };
+
+    test('is valid sh', () => {
+      const r = spawnSync('sh', ['-n', script], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    });
+
+    test('on promote, fences the old primary, then takes the VIP and announces it (dry run)', () => {
+      const r = run({ ...promote, VIP: '10.0.0.100/24', VIP_DEV: 'eth0', FENCE_SSH: 'postgres@10.0.0.11' });
+      assert.equal(r.code, 0, r.out);
+      const fence = r.out.indexOf('+ ssh');
+      const add = r.out.indexOf('+ ip addr add 10.0.0.100/24 dev eth0');
+      const arp = r.out.indexOf('+ arping -q -c 3 -U -I eth0 10.0.0.100');
+      assert.ok(fence >= 0 && add > fence && arp > add, r.out);
+      assert.match(r.out, /stop -m immediate/);
+    });
+
+    test('refuses to run without VIP and VIP_DEV', () => {
+      const r = run(promote);
+      assert.equal(r.code, 2, r.out);
+      assert.match(r.out, /VIP and VIP_DEV must be set/);
+    });
+
+    test('does nothing for other events', () => {
+      const r = run({ ...promote, PG_KEEPER_EVENT: 'switch-to-async' });
+      assert.equal(r.code, 0, r.out);
+      assert.doesNotMatch(r.out, /\+ ip/);
+    });
+  });
+});
