@@ -34,7 +34,11 @@ export function createApp({ keeper, registry, logger }: HttpDeps): express.Expre
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  const render = sharedRendering(() => registry.metrics(), METRICS_REUSE_MS);
+  const render = sharedRendering(
+    () => registry.metrics(),
+    METRICS_REUSE_MS,
+    () => keeper.snapshot(),
+  );
   app.get('/metrics', async (_req, res) => {
     res.set('Content-Type', registry.contentType);
     res.send(await render());
@@ -124,26 +128,36 @@ export function createApp({ keeper, registry, logger }: HttpDeps): express.Expre
 }
 
 /**
- * Scrapes that arrive together share one rendering: the keeper's view changes once per
- * tick, and rendering (mostly Node's default process metrics) costs about a millisecond,
- * which 50 concurrent scrapers would otherwise pay 50 times over.
+ * Scrapes that arrive together share one rendering: rendering (mostly Node's default process
+ * metrics) costs about a millisecond, which 50 concurrent scrapers would otherwise pay 50
+ * times over. A rendering is reused only while the keeper's snapshot is the same object
+ * (it is replaced at every tick and every change, such as a pause) and for at most
+ * `reuseMs`, so no scrape ever shows a state older than the keeper's current one.
  */
 const METRICS_REUSE_MS = 100;
 
-export function sharedRendering(render: () => Promise<string>, reuseMs: number): () => Promise<string> {
-  let last: { text: string; at: number } | null = null;
-  let inFlight: Promise<string> | null = null;
+export function sharedRendering(
+  render: () => Promise<string>,
+  reuseMs: number,
+  version: () => unknown,
+): () => Promise<string> {
+  let last: { text: string; at: number; version: unknown } | null = null;
+  let inFlight: { promise: Promise<string>; version: unknown } | null = null;
   return () => {
-    if (last && performance.now() - last.at < reuseMs) return Promise.resolve(last.text);
-    inFlight ??= render()
+    const v = version();
+    if (last && last.version === v && performance.now() - last.at < reuseMs)
+      return Promise.resolve(last.text);
+    if (inFlight && inFlight.version === v) return inFlight.promise;
+    const promise = render()
       .then((text) => {
-        last = { text, at: performance.now() };
+        last = { text, at: performance.now(), version: v };
         return text;
       })
       .finally(() => {
-        inFlight = null;
+        if (inFlight?.promise === promise) inFlight = null;
       });
-    return inFlight;
+    inFlight = { promise, version: v };
+    return promise;
   };
 }
 

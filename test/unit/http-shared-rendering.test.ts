@@ -5,10 +5,14 @@ import { sharedRendering } from '../../src/http/server.js';
 test('scrapes that arrive together share one rendering', async () => {
   let renders = 0;
   let release: (v: string) => void = () => {};
-  const render = sharedRendering(() => {
-    renders++;
-    return new Promise<string>((r) => (release = r));
-  }, 100);
+  const render = sharedRendering(
+    () => {
+      renders++;
+      return new Promise<string>((r) => (release = r));
+    },
+    100,
+    () => 'v1',
+  );
   const all = Promise.all(Array.from({ length: 50 }, () => render()));
   release('text');
   assert.deepEqual(new Set(await all), new Set(['text']));
@@ -17,7 +21,11 @@ test('scrapes that arrive together share one rendering', async () => {
 
 test('a rendering is reused only within the reuse window', async () => {
   let renders = 0;
-  const render = sharedRendering(async () => `r${++renders}`, 20);
+  const render = sharedRendering(
+    async () => `r${++renders}`,
+    20,
+    () => 'v1',
+  );
   assert.equal(await render(), 'r1');
   assert.equal(await render(), 'r1');
   await new Promise((r) => setTimeout(r, 30));
@@ -26,11 +34,29 @@ test('a rendering is reused only within the reuse window', async () => {
 
 test('a failed rendering is not kept: the next scrape renders again', async () => {
   let renders = 0;
-  const render = sharedRendering(async () => {
-    renders++;
-    if (renders === 1) throw new Error('collect failed');
-    return 'ok';
-  }, 1000);
+  const render = sharedRendering(
+    async () => {
+      renders++;
+      if (renders === 1) throw new Error('collect failed');
+      return 'ok';
+    },
+    1000,
+    () => 'v1',
+  );
   await assert.rejects(render(), /collect failed/);
   assert.equal(await render(), 'ok');
+});
+
+test("a change of the keeper's state is never hidden by a reused rendering", async () => {
+  let renders = 0;
+  let version = { paused: false };
+  const render = sharedRendering(
+    async () => `r${++renders} paused=${version.paused}`,
+    10_000,
+    () => version,
+  );
+  assert.equal(await render(), 'r1 paused=false');
+  assert.equal(await render(), 'r1 paused=false');
+  version = { paused: true };
+  assert.equal(await render(), 'r2 paused=true');
 });
