@@ -4,14 +4,13 @@
 // whole file; the phases run in order and each one waits for the keepers to settle.
 
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { PgPair } from '../../src/demo/cluster.js';
 import { KeeperProcess, waitFor } from '../support/keeper-process.js';
+import { setUp, tearDown, type Setup } from '../support/setup.js';
 
 const TOKEN = 'e2e-token-0123456789abcdef';
+/** Every /status and /metrics body seen, to look for the password at the end. */
+const seen: string[] = [];
 /** Settling after a kill takes one window (0.6 s) plus a tick or two; the machine is shared. */
 const SETTLE_MS = 20_000;
 
@@ -31,44 +30,6 @@ const SYNC_PRIMARY: Expected = { primary: 200, replica: 503, 'read-only': 200, s
 const SYNC_STANDBY: Expected = { primary: 503, replica: 200, 'read-only': 200, sync: 200, async: 503 };
 /** A primary without standby answers the checks as a synchronous one: they describe the local server. */
 const ASYNC_PRIMARY = SYNC_PRIMARY;
-
-interface Setup {
-  dir: string;
-  pair: PgPair;
-  /** node1's keeper, no http_token. */
-  k1: KeeperProcess;
-  /** node2's keeper, http_token set. */
-  k2: KeeperProcess;
-  /** Every /status and /metrics body seen, to look for the password at the end. */
-  seen: string[];
-}
-
-async function setUp(): Promise<Setup> {
-  const dir = mkdtempSync(join(tmpdir(), 'pgk-http-'));
-  chmodSync(dir, 0o755); // the postgres OS user must reach the data directories inside
-  const pair = await PgPair.create({ baseDir: join(dir, 'pg') }).catch((err: unknown) => {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  });
-  const s: Partial<Setup> = { dir, pair, seen: [] };
-  try {
-    const common = { dir, node1: pair.conninfo(pair.node1), node2: pair.conninfo(pair.node2) };
-    s.k1 = await KeeperProcess.start({ ...common, node: 'node1' });
-    s.k2 = await KeeperProcess.start({ ...common, node: 'node2', settings: { http_token: TOKEN } });
-    await waitForSyncPair(s as Setup);
-    return s as Setup;
-  } catch (err) {
-    await tearDown(s);
-    throw err;
-  }
-}
-
-async function tearDown(s: Partial<Setup> | undefined): Promise<void> {
-  if (!s) return;
-  await Promise.all([s.k1?.kill(), s.k2?.kill()]);
-  await s.pair?.destroy();
-  if (s.dir) rmSync(s.dir, { recursive: true, force: true });
-}
 
 async function waitForSyncPair({ k1, k2 }: Setup): Promise<void> {
   await waitFor(
@@ -134,7 +95,7 @@ async function expectEndpoints(k: KeeperProcess, expected: Expected, what: strin
 
 async function remember(s: Setup): Promise<void> {
   for (const k of [s.k1, s.k2]) {
-    for (const path of ['/status', '/metrics']) s.seen.push(await (await k.get(path)).text());
+    for (const path of ['/status', '/metrics']) seen.push(await (await k.get(path)).text());
   }
 }
 
@@ -148,7 +109,7 @@ async function metricsText(k: KeeperProcess): Promise<string> {
 describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   let s: Setup | undefined;
   before(async () => {
-    s = await setUp();
+    s = await setUp({ node2Settings: { http_token: TOKEN } });
   });
   after(() => tearDown(s));
 
@@ -349,8 +310,8 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   test('no password (nor the token) in /status, /metrics or the logs', async () => {
     const x = s as Setup;
     await remember(x);
-    assert.ok(x.seen.length >= 8);
-    for (const [i, text] of x.seen.entries()) {
+    assert.ok(seen.length >= 8);
+    for (const [i, text] of seen.entries()) {
       assert.ok(!text.includes(x.pair.password), `a /status or /metrics body (#${i}) holds the password`);
       assert.ok(!text.includes(TOKEN), `a /status or /metrics body (#${i}) holds the token`);
     }

@@ -4,13 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { PgPair } from '../../src/demo/cluster.js';
 import { KeeperProcess, waitFor } from '../support/keeper-process.js';
+import { setUp, tearDown, type Setup } from '../support/setup.js';
 
 const SETTLE_MS = 20_000;
 
@@ -186,40 +183,6 @@ const EXTRAS: Record<string, Expected> = {
 const EVERY = { ...CONTRACT, ...EXTRAS };
 
 // ---- the cluster ----
-
-interface Setup {
-  dir: string;
-  pair: PgPair;
-  k1: KeeperProcess;
-  k2: KeeperProcess;
-}
-
-async function setUp(): Promise<Setup> {
-  const dir = mkdtempSync(join(tmpdir(), 'pgk-metrics-'));
-  chmodSync(dir, 0o755); // the postgres OS user must reach the data directories inside
-  const pair = await PgPair.create({ baseDir: join(dir, 'pg') }).catch((err: unknown) => {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  });
-  const s: Partial<Setup> = { dir, pair };
-  try {
-    const common = { dir, node1: pair.conninfo(pair.node1), node2: pair.conninfo(pair.node2) };
-    s.k1 = await KeeperProcess.start({ ...common, node: 'node1' });
-    s.k2 = await KeeperProcess.start({ ...common, node: 'node2' });
-    await waitForHealthy(s as Setup);
-    return s as Setup;
-  } catch (err) {
-    await tearDown(s);
-    throw err;
-  }
-}
-
-async function tearDown(s: Partial<Setup> | undefined): Promise<void> {
-  if (!s) return;
-  await Promise.all([s.k1?.kill(), s.k2?.kill()]);
-  await s.pair?.destroy();
-  if (s.dir) rmSync(s.dir, { recursive: true, force: true });
-}
 
 async function scrape(k: KeeperProcess): Promise<Exposition> {
   const res = await k.get('/metrics');

@@ -33,29 +33,43 @@ export async function makeDir(): Promise<string> {
 
 export async function setUp(o: SetupOptions = {}): Promise<Setup> {
   const dir = await makeDir();
-  const pair = await PgPair.create({ baseDir: join(dir, 'pg'), ...o.pairOptions });
+  const started: KeeperProcess[] = [];
+  let pair: PgPair | undefined;
   try {
+    pair = await PgPair.create({ baseDir: join(dir, 'pg'), ...o.pairOptions });
     await o.prepare?.(pair);
+    const p = pair;
     const ci = (node: 'node1' | 'node2', keeperOf: 'node1' | 'node2'): string =>
-      node !== keeperOf && o.peerConninfo ? o.peerConninfo(pair, node) : pair.conninfo(pair[node]);
-    const start = (node: 'node1' | 'node2', extra: Record<string, unknown> = {}): Promise<KeeperProcess> =>
-      KeeperProcess.start({
+      node !== keeperOf && o.peerConninfo ? o.peerConninfo(p, node) : p.conninfo(p[node]);
+    const start = async (
+      node: 'node1' | 'node2',
+      extra: Record<string, unknown> = {},
+    ): Promise<KeeperProcess> => {
+      const k = await KeeperProcess.start({
         dir,
         node,
         node1: ci('node1', node),
         node2: ci('node2', node),
         settings: { ...o.settings, ...extra },
       });
+      started.push(k);
+      return k;
+    };
     const k1 = await start('node1', o.node1Settings);
     const k2 = await start('node2', o.node2Settings);
-    await waitFor(async () => (await k1.status()).role === 'primary', 'node1 keeper to see a primary');
+    await waitFor(async () => {
+      const s = await k1.status();
+      return s.role === 'primary' && s.sync_mode === 'sync';
+    }, 'node1 keeper to see a synchronous primary');
     await waitFor(async () => {
       const s = await k2.status();
       return s.role === 'standby' && s.guards.synchronous_at_last_contact;
     }, 'node2 keeper to see itself as the synchronous standby');
     return { dir, pair, k1, k2 };
   } catch (err) {
-    await pair.destroy();
+    await Promise.all(started.map((k) => k.kill()));
+    await pair?.destroy();
+    rmSync(dir, { recursive: true, force: true });
     throw err;
   }
 }
