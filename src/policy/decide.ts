@@ -215,7 +215,10 @@ function standbyLostPrimary(t: Tick): ReturnType<Handler> {
     );
   }
   if (rule.paused) return vetoed(t, 'paused', `paused: would promote this standby (${missed})`);
-  const saved = local.syncStandbyNames.trim() === '' ? null : local.syncStandbyNames;
+  // What to restore once the old primary returns as our standby. A standby cloned while the
+  // primary was async carries '' in postgresql.auto.conf: fall back to the configured value.
+  const saved =
+    [local.syncStandbyNames, local.configuredSyncStandbyNames].find((v) => v && v.trim() !== '') ?? null;
   const actions: Action[] = [
     { kind: 'promote' },
     { kind: 'run-hook', hook: 'after_command', event: 'promote' },

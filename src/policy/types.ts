@@ -43,6 +43,11 @@ export type LocalObservation =
       up: true;
       inRecovery: boolean;
       syncStandbyNames: string;
+      /**
+       * On a standby: synchronous_standby_names as the configuration files give it without
+       * postgresql.auto.conf, where a keeper's switch to async (copied by pg_basebackup) lives.
+       */
+      configuredSyncStandbyNames: string | null;
       timeline: number | null;
       /** Name under which this server streams from its primary (application_name). */
       standbyName: string | null;

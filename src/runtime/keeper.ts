@@ -444,8 +444,9 @@ export class Keeper {
     if (this.stopped) return;
     const now = performance.now();
     const period = this.cfg.keepaliveTimeMs;
-    // Skip slots that passed while a long action ran rather than firing them in a burst.
-    this.slot = Math.max(this.slot, Math.ceil((now - this.epoch) / period));
+    // Skip slots that passed while a long action ran rather than firing them in a burst. The
+    // millisecond of slack lets slot 0 run at start instead of one period later.
+    this.slot = Math.max(this.slot, Math.ceil((now - this.epoch - 1) / period));
     const due = this.epoch + this.slot * period;
     this.slot += 1;
     this.timer = setTimeout(

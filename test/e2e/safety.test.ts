@@ -106,6 +106,20 @@ describe('synchronous replication comes back by itself', () => {
     assert.equal(await metric(k1, 'pg_keeper_sync_restores_total'), 1);
     await waitFor(async () => (await k1.status()).sync_mode === 'sync', 'the keeper to report sync');
   });
+
+  test('that standby, cloned while the primary was async, gets sync back after its own promotion', async () => {
+    const { pair, k2 } = s as Setup;
+    // pg_basebackup copied node1's postgresql.auto.conf, where the switch to async wrote ''.
+    assert.equal(await setting(pair, 'node2', 'synchronous_standby_names'), '');
+    await waitFor(async () => (await k2.status()).guards.synchronous_at_last_contact, 'node2 to be sync');
+    await pair.kill(pair.node1, 'SIGKILL');
+    await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to be promoted');
+    assert.equal((await k2.status()).guards.saved_synchronous_standby_names, '*');
+    // rebuildAsStandby resolves only once node2 lists node1 as its synchronous standby.
+    await pair.rebuildAsStandby(pair.node1, pair.node2);
+    await waitFor(() => eventTime(k2, 'restore-sync'), 'the restore-sync event on node2');
+    assert.equal(await setting(pair, 'node2', 'synchronous_standby_names'), '*');
+  });
 });
 
 describe('heartbeat path cut while replication still streams', () => {

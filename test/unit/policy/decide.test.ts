@@ -149,6 +149,27 @@ test('standby promotes on the count-th failed heartbeat, not before', () => {
   );
 });
 
+test('a standby cloned from an async primary remembers the configured value to restore after promoting', () => {
+  // pg_basebackup copied the primary's postgresql.auto.conf, where the switch to async wrote ''.
+  const cloned = seen(
+    standbyLocal({ syncStandbyNames: '', configuredSyncStandbyNames: 'node1', walReceiver: null }),
+    peerDown,
+  );
+  const ds = run(syncStandbyState(), cloned, 3);
+  assert.equal(ds[2]?.actions[0]?.kind, 'promote');
+  assert.equal(ds[2]?.state.savedSyncNames, 'node1');
+});
+
+test('a standby configured for asynchronous replication has nothing to restore after promoting', () => {
+  const asyncPair = seen(
+    standbyLocal({ syncStandbyNames: '', configuredSyncStandbyNames: '', walReceiver: null }),
+    peerDown,
+  );
+  const ds = run(syncStandbyState(), asyncPair, 3);
+  assert.equal(ds[2]?.actions[0]?.kind, 'promote');
+  assert.equal(ds[2]?.state.savedSyncNames, null);
+});
+
 test('standby that never saw the primary does not promote, and says so once', () => {
   const fresh = { ...initialState(), role: 'standby' as const };
   const ds = run(fresh, lostPrimary, 6);
