@@ -153,7 +153,14 @@ function primaryLostStandby(t: Tick): ReturnType<Handler> {
   const { state, local, rule } = t;
   const missed = `standby missed ${state.failures} heartbeats in a row (keepalive_count ${rule.keepaliveCount})`;
   if (local.syncStandbyNames.trim() === '') {
-    return restoreSyncOr(t, `primary; ${missed}; replication is already asynchronous`, 'warn');
+    // restoreSyncOr says why sync is not back yet when there is something to restore.
+    if (state.savedSyncNames !== null) return restoreSyncOr(t, `primary; ${missed}`, 'warn');
+    return {
+      state,
+      actions: [],
+      severity: 'warn',
+      reason: `primary; ${missed}; replication is already asynchronous`,
+    };
   }
   const talking = local.standbys.find((s) => s.replyAgeMs !== null && s.replyAgeMs < rule.streamSilenceMs);
   if (talking) {

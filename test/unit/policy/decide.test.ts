@@ -299,4 +299,8 @@ test('after promotion, the new primary does not switch to async again for the de
   const ds = run(promoted, seen(primaryLocal({ syncStandbyNames: '', standbys: [] }), peerDown), 5);
   assert.ok(ds.every((d) => d.actions.length === 0));
   assert.equal(ds[4]?.state.savedSyncNames, '*', 'keeps the value to restore when the old primary returns');
+  assert.equal(
+    ds[4]?.reason,
+    'primary; standby missed 8 heartbeats in a row (keepalive_count 3); replication is asynchronous: no standby streams',
+  );
 });
