@@ -214,3 +214,17 @@ test('no log line carries the password of a conninfo', async () => {
   await k.stop();
   assert.doesNotMatch(JSON.stringify(lines), /pw-in-conninfo/);
 });
+
+test('the loop counts as alive while ticks complete, and as stalled after several missed ones', async () => {
+  const { local, peer } = syncStandby();
+  const { k } = keeper(local, peer);
+  const started = k.snapshot().startedAt;
+  assert.equal(k.alive(started + 500), true, 'just started');
+  assert.equal(k.alive(started + 3500), false, 'no tick for 3.5 s at keepalive_time 0.2');
+  await k.tick();
+  const ticked = k.snapshot().lastTickAt ?? 0;
+  assert.equal(k.alive(ticked + 2000), true);
+  assert.equal(k.alive(ticked + 3500), false);
+  await k.stop();
+  assert.equal(k.alive(ticked + 1), false, 'a stopped keeper is not alive');
+});
