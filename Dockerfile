@@ -46,5 +46,5 @@ EXPOSE 9754
 # Slim images have no curl: ask /health with node's own fetch.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.PG_KEEPER_HEALTH_URL,{signal:AbortSignal.timeout(2500)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "/app/dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/cli.js"]
 CMD ["run", "--config", "/etc/pg-keeper/pg-keeper.yml"]

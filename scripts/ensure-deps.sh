@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pg-keeper's tests and demo need from the machine, from Debian's packages, when it is
 # missing: the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, postgres), Prometheus and
-# Alertmanager's amtool. Idempotent; silent when everything is there.
+# Alertmanager's amtool, and wrk for the metrics benchmark. Idempotent; silent when everything is there.
 #
 # Installing needs root. Not root and something missing: prints what to install and exits 1.
 #
@@ -9,7 +9,7 @@
 # starting during the install (policy-rc.d), and a cluster that runs anyway is stopped and set to manual.
 set -euo pipefail
 
-PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager)
+PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager wrk)
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

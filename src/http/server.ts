@@ -136,13 +136,13 @@ export function createApp({ keeper, registry, logger }: HttpDeps): express.Expre
  */
 const METRICS_REUSE_MS = 100;
 
-export function sharedRendering(
-  render: () => Promise<string>,
+export function sharedRendering<T>(
+  render: () => Promise<T>,
   reuseMs: number,
   version: () => unknown,
-): () => Promise<string> {
-  let last: { text: string; at: number; version: unknown } | null = null;
-  let inFlight: { promise: Promise<string>; version: unknown } | null = null;
+): () => Promise<T> {
+  let last: { text: T; at: number; version: unknown } | null = null;
+  let inFlight: { promise: Promise<T>; version: unknown } | null = null;
   return () => {
     const v = version();
     if (last && last.version === v && performance.now() - last.at < reuseMs)

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { KEYS } from '../../src/config/keys.js';
+import { KEEPER_NODE_FLAGS } from '../support/keeper-process.js';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -100,7 +101,7 @@ describe('Dockerfile', () => {
 
   test('its entrypoint is the CLI that npm run build produces, and it runs', () => {
     const entry = execForm(dockerfile().find((i) => i.name === 'ENTRYPOINT')?.args ?? '');
-    assert.deepEqual(entry, ['node', '/app/dist/cli.js']);
+    assert.deepEqual(entry, ['node', ...KEEPER_NODE_FLAGS, '/app/dist/cli.js']);
     // /app/dist comes from the build stage's `npm run build`, which compiles src/ into dist/.
     const build = JSON.parse(read('tsconfig.build.json')) as {
       compilerOptions: { outDir: string; rootDir: string };
@@ -113,6 +114,12 @@ describe('Dockerfile', () => {
     const version = cli(['--version']);
     assert.equal(version.code, 0, version.out);
     assert.match(version.out, new RegExp(`pg-keeper ${pkg.version.replace(/\./g, '\\.')}`));
+  });
+
+  test('the CLI, the image and the tests start Node with the same flags', () => {
+    const shebang = read('src/cli.ts').split('\n')[0];
+    assert.equal(shebang, `#!/usr/bin/env -S node ${KEEPER_NODE_FLAGS.join(' ')}`);
+    assert.equal(fs.readFileSync(CLI, 'utf8').split('\n')[0], shebang, 'the built CLI keeps the shebang');
   });
 
   test('runs `run --config /etc/pg-keeper/pg-keeper.yml` as a non-root user, on port 9754', () => {
