@@ -72,12 +72,11 @@ const situations: Record<Exclude<Situation, 'local-down'>, { comment: string; ha
   'standby-with-primary': {
     comment: 'healthy standby: remember the contact and whether we were the synchronous standby',
     handle: (t) => {
-      const peer = t.seen.peer as ReachablePeer;
-      const sync = t.local.standbyName !== null && peer.synchronousStandbys.includes(t.local.standbyName);
+      const state = primaryContact(t.state, t.seen.peer as ReachablePeer, t.now);
       return {
-        state: { ...t.state, primarySeenAt: t.now, syncAtLastContact: sync },
+        state,
         actions: [],
-        reason: `standby; primary answers heartbeats; this standby is ${sync ? 'synchronous' : 'asynchronous'}`,
+        reason: `standby; primary answers heartbeats; this standby is ${state.syncAtLastContact ? 'synchronous' : 'asynchronous'}`,
       };
     },
   },
@@ -117,11 +116,13 @@ export function classify(state: KeeperState, seen: Observation, rule: Rule): Sit
 }
 
 export function decide(state: KeeperState, seen: Observation, now: number, rule: Rule): Decision {
-  const counted = countHeartbeat(state, seen);
+  const counted = countHeartbeat(state, seen, now);
   if (!seen.local.up) {
     const peer = seen.peer.reachable ? 'peer answers' : `peer missed ${counted.failures} heartbeats in a row`;
+    const watched =
+      seen.peer.reachable && !seen.peer.inRecovery ? primaryContact(counted, seen.peer, now) : counted;
     return {
-      state: { ...counted, role: 'unknown' },
+      state: { ...watched, role: 'unknown' },
       actions: [],
       severity: 'error',
       situation: 'local-down',
@@ -132,6 +133,7 @@ export function decide(state: KeeperState, seen: Observation, now: number, rule:
   const withRole: KeeperState = {
     ...counted,
     role: local.inRecovery ? 'standby' : 'primary',
+    standbyName: local.inRecovery ? local.standbyName : counted.standbyName,
     // The value to restore exists only while replication is asynchronous.
     savedSyncNames: !local.inRecovery && local.syncStandbyNames.trim() !== '' ? null : counted.savedSyncNames,
   };
@@ -142,11 +144,27 @@ export function decide(state: KeeperState, seen: Observation, now: number, rule:
 }
 
 /** One success resets the count; a failure adds one. Vetoes are counted once per run of failures. */
-function countHeartbeat(state: KeeperState, seen: Observation): KeeperState {
+function countHeartbeat(state: KeeperState, seen: Observation, now: number): KeeperState {
   if (seen.peer.reachable) {
-    return { ...state, failures: 0, vetoed: [], peerRole: seen.peer.inRecovery ? 'standby' : 'primary' };
+    return {
+      ...state,
+      failures: 0,
+      failingSince: null,
+      vetoed: [],
+      peerRole: seen.peer.inRecovery ? 'standby' : 'primary',
+    };
   }
-  return { ...state, failures: state.failures + 1 };
+  return { ...state, failures: state.failures + 1, failingSince: state.failingSince ?? now };
+}
+
+/**
+ * A contact with a reachable primary: remember it, and whether this node was among its
+ * synchronous standbys. Also while the local server is down: the primary then drops this
+ * node from its synchronous standbys (and may go async), which a later promotion must know.
+ */
+function primaryContact(state: KeeperState, peer: ReachablePeer, now: number): KeeperState {
+  const sync = state.standbyName !== null && peer.synchronousStandbys.includes(state.standbyName);
+  return { ...state, primarySeenAt: now, syncAtLastContact: sync };
 }
 
 function primaryLostStandby(t: Tick): ReturnType<Handler> {
@@ -205,6 +223,19 @@ function standbyLostPrimary(t: Tick): ReturnType<Handler> {
       'not-synchronous',
       `${missed}, but this standby was not synchronous at last contact: promoting could lose acknowledged commits; ` +
         'not promoting (failover_requires_sync: false allows it)',
+    );
+  }
+  // The primary goes async only after this standby has been silent for stream_timeout. A
+  // contact older than that when the primary became unreachable proves nothing: this keeper
+  // was not watching (frozen, restarted), and the primary may have gone async meanwhile.
+  const gap = (state.failingSince ?? t.now) - state.primarySeenAt;
+  if (rule.failoverRequiresSync && gap > rule.streamSilenceMs) {
+    return vetoed(
+      t,
+      'not-synchronous',
+      `${missed}, but the last contact with the primary was ${Math.round(gap)} ms before it became unreachable ` +
+        `(stream_timeout ${rule.streamSilenceMs}): this keeper was not watching, and the primary may have gone ` +
+        'asynchronous meanwhile; not promoting (failover_requires_sync: false allows it)',
     );
   }
   const rx = local.walReceiver;

@@ -93,6 +93,10 @@ export interface KeeperState {
   peerRole: Role;
   /** Consecutive failed heartbeats: the count the rule compares with keepalive_count. */
   failures: number;
+  /** Wall-clock ms of the first failed heartbeat of the current run; null after a success. */
+  failingSince: number | null;
+  /** The name this node streams under when it is a standby, as last seen (kept while its server is down). */
+  standbyName: string | null;
   /** Wall-clock ms of the last heartbeat that found the peer as a primary (standby side). */
   primarySeenAt: number | null;
   /** Whether this node was the primary's synchronous standby at that last contact. */
@@ -122,6 +126,8 @@ export function initialState(): KeeperState {
     role: 'unknown',
     peerRole: 'unknown',
     failures: 0,
+    failingSince: null,
+    standbyName: null,
     primarySeenAt: null,
     syncAtLastContact: false,
     savedSyncNames: null,

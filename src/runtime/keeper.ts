@@ -58,8 +58,12 @@ const PROMOTE_WAIT_S = 30;
 const ACTION_TIMEOUT_MS = 10_000;
 /** A standby promotes within a second or two after a reload once this is small. */
 const FAST_WAL_RETRIEVE_RETRY_MS = 1000;
-/** primarySeenAt is refreshed in the state file at most this often: it only needs to be non-null and recent. */
-const SEEN_PERSIST_MS = 60_000;
+/**
+ * How stale the state file's primarySeenAt may get. A restarted keeper trusts a remembered
+ * contact only if it is younger than stream_timeout when the primary became unreachable
+ * (policy/decide.ts), so the file is refreshed at half that, and at most this often.
+ */
+const SEEN_PERSIST_MAX_MS = 60_000;
 
 export class Keeper {
   private cfg: Config;
@@ -160,6 +164,7 @@ export class Keeper {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, graceMs))]);
+    this.persist(true);
     this.deps.local.close();
     this.deps.peer.close();
     if (this.hooks.size > 0) {
@@ -495,17 +500,19 @@ export class Keeper {
     }
   }
 
-  private persist(): void {
+  private persist(force = false): void {
     if (this.cfg.stateFile === null) return;
     const next = remembered(this.state);
     const prev = this.persisted;
     const changed =
+      force ||
       prev === null ||
       prev.syncAtLastContact !== next.syncAtLastContact ||
       prev.savedSyncNames !== next.savedSyncNames ||
       JSON.stringify(prev.lastAction) !== JSON.stringify(next.lastAction) ||
       (prev.primarySeenAt === null) !== (next.primarySeenAt === null) ||
-      (next.primarySeenAt ?? 0) - (prev.primarySeenAt ?? 0) >= SEEN_PERSIST_MS;
+      (next.primarySeenAt ?? 0) - (prev.primarySeenAt ?? 0) >=
+        Math.min(SEEN_PERSIST_MAX_MS, this.cfg.streamTimeoutMs / 2);
     if (!changed) return;
     try {
       writeStateFile(this.cfg.stateFile, next);

@@ -13,7 +13,7 @@ import {
   mkdirSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { queryOnce, type PgPair } from '../../src/demo/cluster.js';
@@ -199,8 +199,11 @@ describe('primary degraded to async, then killed', () => {
 describe('a keeper restarted mid-way', () => {
   let s: Setup | undefined;
   const extra: KeeperProcess[] = [];
+  // A remembered contact counts only if younger than stream_timeout when the primary became
+  // unreachable; 10 s gives the restarts below the slack a production window (20 s) gives.
+  const settings = { stream_timeout: 10 };
   before(async () => {
-    s = await setUp();
+    s = await setUp({ settings });
     const hooks = join(s.dir, 'hooks');
     mkdirSync(hooks);
     await reconfigure(s.k2, { after_command: `touch ${hooks}/ran.$$` });
@@ -214,7 +217,7 @@ describe('a keeper restarted mid-way', () => {
       node: 'node2',
       node1: pair.conninfo(pair.node1),
       node2: pair.conninfo(pair.node2),
-      settings: { after_command: `touch ${join(dir, 'hooks')}/ran.$$` },
+      settings: { ...settings, after_command: `touch ${join(dir, 'hooks')}/ran.$$` },
     });
     extra.push(k);
     return k;
@@ -258,6 +261,53 @@ describe('a keeper restarted mid-way', () => {
     assert.equal(saved.lastAction.kind, 'promote');
   });
 });
+
+describe('the primary went async while the standby was away, then died (cascade)', () => {
+  let s: Setup | undefined;
+  afterEach(() => tearDown(s));
+
+  test("standby's server down, its keeper watching: the keeper learns it is no longer synchronous", async () => {
+    s = await setUp();
+    const { pair, k2 } = s;
+    await pair.kill(pair.node2, 'SIGKILL');
+    await queryOnce(pair.target(pair.node1), 'CREATE TABLE acked_alone (id int)');
+    await primaryAloneThenKilledAfter(s, 'acked_alone');
+    await pair.start(pair.node2);
+    await waitFor(() => k2.events('veto').length > 0, 'a veto');
+    await moreTicks(k2, 10);
+    assert.equal((await k2.status()).role, 'standby');
+    assert.equal(await metric(k2, 'pg_keeper_promotion_vetoes_total', 'reason="not-synchronous"'), 1);
+    assert.equal(k2.events('promote').length, 0, 'promoting would lose the write node1 acknowledged alone');
+  });
+
+  test('standby host frozen (server and keeper): its stale contact does not count', async () => {
+    s = await setUp();
+    const { pair, k2 } = s;
+    await pair.kill(pair.node2, 'SIGSTOP');
+    k2.child.kill('SIGSTOP');
+    try {
+      await queryOnce(pair.target(pair.node1), 'CREATE TABLE acked_alone (id int)', [], 15_000);
+      await primaryAloneThenKilledAfter(s, 'acked_alone');
+    } finally {
+      await pair.kill(pair.node2, 'SIGCONT');
+      k2.child.kill('SIGCONT');
+    }
+    await waitFor(() => k2.events('veto').length > 0, 'a veto');
+    await moreTicks(k2, 10);
+    const st = await k2.status();
+    assert.equal(st.role, 'standby');
+    assert.match(st.reason ?? '', /this keeper was not watching/);
+    assert.equal(k2.events('promote').length, 0);
+  });
+});
+
+/** Waits for the primary to go async, commits one row alone, then kills the primary. */
+async function primaryAloneThenKilledAfter(x: Setup, table: string): Promise<void> {
+  const { pair, k1 } = x;
+  await waitFor(async () => (await k1.status()).sync_mode === 'async', 'the primary to go async');
+  await queryOnce(pair.target(pair.node1), `INSERT INTO ${table} VALUES (7)`, [], 5000);
+  await pair.kill(pair.node1, 'SIGKILL');
+}
 
 describe('two primaries', () => {
   let s: Setup | undefined;

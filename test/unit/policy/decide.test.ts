@@ -170,6 +170,47 @@ test('a standby configured for asynchronous replication has nothing to restore a
   assert.equal(ds[2]?.state.savedSyncNames, null);
 });
 
+test('a standby whose server is down keeps watching the primary: dropped from its sync list, it will not promote', () => {
+  // The standby's server dies; its keeper still reaches the primary, which goes async.
+  let st = decide(syncStandbyState(), seen(standbyLocal(), peerPrimary(['node2'])), 0, rule()).state;
+  st = decide(st, seen({ up: false, error: 'ECONNREFUSED' }, peerPrimary([])), 200, rule()).state;
+  assert.equal(st.syncAtLastContact, false);
+  assert.equal(st.primarySeenAt, 200);
+  // The server comes back after the primary died: promoting would lose the async commits.
+  const ds = run(st, seen(standbyLocal({ walReceiver: null }), peerDown), 3);
+  assert.deepEqual(ds[2]?.actions, []);
+  assert.equal(ds[2]?.veto, 'not-synchronous');
+});
+
+test('a contact older than stream_timeout when the primary became unreachable is stale: no promotion', () => {
+  // This keeper was frozen (or down) for 5 s: the primary may have gone async meanwhile.
+  const frozen: KeeperState = { ...syncStandbyState(), primarySeenAt: 1000 };
+  const r = rule(200, 3);
+  let st = frozen;
+  const ds = [];
+  for (const t of [6000, 6200, 6400]) {
+    const d = decide(st, seen(standbyLocal({ walReceiver: null }), peerDown), t, r);
+    ds.push(d);
+    st = d.state;
+  }
+  assert.deepEqual(ds[2]?.actions, []);
+  assert.equal(ds[2]?.veto, 'not-synchronous');
+  assert.match(ds[2]?.reason ?? '', /last contact with the primary was 5000 ms before it became unreachable/);
+  const anyway = decide(
+    frozen,
+    seen(standbyLocal({ walReceiver: null }), peerDown),
+    6000,
+    rule(200, 1, { failoverRequiresSync: false }),
+  );
+  assert.equal(anyway.actions[0]?.kind, 'promote', 'failover_requires_sync: false accepts the risk');
+});
+
+test('a contact one tick before the primary became unreachable is fresh', () => {
+  const st = { ...syncStandbyState(), primarySeenAt: 5800 };
+  const d = decide(st, seen(standbyLocal({ walReceiver: null }), peerDown), 6000, rule(200, 1));
+  assert.equal(d.actions[0]?.kind, 'promote');
+});
+
 test('standby that never saw the primary does not promote, and says so once', () => {
   const fresh = { ...initialState(), role: 'standby' as const };
   const ds = run(fresh, lostPrimary, 6);
