@@ -225,17 +225,19 @@ function standbyLostPrimary(t: Tick): ReturnType<Handler> {
         'not promoting (failover_requires_sync: false allows it)',
     );
   }
-  // The primary goes async only after this standby has been silent for stream_timeout. A
-  // contact older than that when the primary became unreachable proves nothing: this keeper
-  // was not watching (frozen, restarted), and the primary may have gone async meanwhile.
+  // A primary whose standby's connection vanished goes async after keepalive_count of its
+  // own heartbeats, and says so in its synchronous standbys, which a watching keeper sees at
+  // its next tick. A keeper that missed more than a tick between its last contact and the
+  // first failure was not watching (frozen, restarted): the primary may have gone async
+  // unseen and acknowledged commits this standby never received.
   const gap = (state.failingSince ?? t.now) - state.primarySeenAt;
-  if (rule.failoverRequiresSync && gap > rule.streamSilenceMs) {
+  if (rule.failoverRequiresSync && gap > rule.maxContactGapMs) {
     return vetoed(
       t,
       'not-synchronous',
-      `${missed}, but the last contact with the primary was ${Math.round(gap)} ms before it became unreachable ` +
-        `(stream_timeout ${rule.streamSilenceMs}): this keeper was not watching, and the primary may have gone ` +
-        'asynchronous meanwhile; not promoting (failover_requires_sync: false allows it)',
+      `${missed}, but the last contact with the primary was ${Math.round(gap)} ms before it became unreachable: ` +
+        'this keeper was not watching, and the primary may have gone asynchronous meanwhile; ' +
+        'not promoting (failover_requires_sync: false allows it)',
     );
   }
   const rx = local.walReceiver;

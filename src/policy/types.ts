@@ -13,6 +13,12 @@ export interface Rule {
   streamSilenceMs: number;
   /** Promote only a standby that was synchronous at last contact with the primary. */
   failoverRequiresSync: boolean;
+  /**
+   * The longest gap between the last contact with the primary and the first failed
+   * heartbeat that still means "watched without a break" (two ticks plus a heartbeat's
+   * timeout). Longer, and the primary may have gone async unseen.
+   */
+  maxContactGapMs: number;
   /** Restore synchronous replication once the standby's replay is within this many bytes. */
   syncRestoreMaxLagBytes: number;
   /** Observe and export, but take no action. */

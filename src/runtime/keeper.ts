@@ -58,12 +58,8 @@ const PROMOTE_WAIT_S = 30;
 const ACTION_TIMEOUT_MS = 10_000;
 /** A standby promotes within a second or two after a reload once this is small. */
 const FAST_WAL_RETRIEVE_RETRY_MS = 1000;
-/**
- * How stale the state file's primarySeenAt may get. A restarted keeper trusts a remembered
- * contact only if it is younger than stream_timeout when the primary became unreachable
- * (policy/decide.ts), so the file is refreshed at half that, and at most this often.
- */
-const SEEN_PERSIST_MAX_MS = 60_000;
+/** primarySeenAt is refreshed in the state file at most this often: it only needs to be non-null and recent. */
+const SEEN_PERSIST_MS = 60_000;
 
 export class Keeper {
   private cfg: Config;
@@ -440,6 +436,7 @@ export class Keeper {
       keepaliveCount: this.cfg.keepaliveCount,
       streamSilenceMs: this.cfg.streamTimeoutMs,
       failoverRequiresSync: this.cfg.failoverRequiresSync,
+      maxContactGapMs: 2 * this.cfg.keepaliveTimeMs + this.cfg.heartbeatTimeoutMs,
       syncRestoreMaxLagBytes: this.cfg.syncRestoreMaxLagBytes,
       paused: this.snap.paused,
     };
@@ -511,8 +508,7 @@ export class Keeper {
       prev.savedSyncNames !== next.savedSyncNames ||
       JSON.stringify(prev.lastAction) !== JSON.stringify(next.lastAction) ||
       (prev.primarySeenAt === null) !== (next.primarySeenAt === null) ||
-      (next.primarySeenAt ?? 0) - (prev.primarySeenAt ?? 0) >=
-        Math.min(SEEN_PERSIST_MAX_MS, this.cfg.streamTimeoutMs / 2);
+      (next.primarySeenAt ?? 0) - (prev.primarySeenAt ?? 0) >= SEEN_PERSIST_MS;
     if (!changed) return;
     try {
       writeStateFile(this.cfg.stateFile, next);

@@ -199,25 +199,22 @@ describe('primary degraded to async, then killed', () => {
 describe('a keeper restarted mid-way', () => {
   let s: Setup | undefined;
   const extra: KeeperProcess[] = [];
-  // A remembered contact counts only if younger than stream_timeout when the primary became
-  // unreachable; 10 s gives the restarts below the slack a production window (20 s) gives.
-  const settings = { stream_timeout: 10 };
   before(async () => {
-    s = await setUp({ settings });
+    s = await setUp();
     const hooks = join(s.dir, 'hooks');
     mkdirSync(hooks);
     await reconfigure(s.k2, { after_command: `touch ${hooks}/ran.$$` });
   });
   after(() => tearDown(s, ...extra));
 
-  const restartK2 = async (): Promise<KeeperProcess> => {
+  const restartK2 = async (extraSettings: Record<string, unknown> = {}): Promise<KeeperProcess> => {
     const { dir, pair } = s as Setup;
     const k = await KeeperProcess.start({
       dir,
       node: 'node2',
       node1: pair.conninfo(pair.node1),
       node2: pair.conninfo(pair.node2),
-      settings: { ...settings, after_command: `touch ${join(dir, 'hooks')}/ran.$$` },
+      settings: { ...extraSettings, after_command: `touch ${join(dir, 'hooks')}/ran.$$` },
     });
     extra.push(k);
     return k;
@@ -239,15 +236,25 @@ describe('a keeper restarted mid-way', () => {
     await k.kill();
   });
 
-  test('with its state file, it remembers the primary and promotes once', async () => {
+  test('with its state file it remembers the primary, but a contact from before its restart is stale', async () => {
     const { dir } = s as Setup;
     copyFileSync(join(dir, 'saved.json'), join(dir, 'node2.state.json'));
     const k = await restartK2();
+    const veto = await waitFor(() => k.events('veto')[0], 'the veto');
+    assert.match(String(veto.reason), /^not-synchronous: .*this keeper was not watching/);
+    assert.notEqual((await k.status()).guards.primary_seen_at, null, 'the contact was remembered');
+    assert.equal(k.events('promote').length, 0);
+    await k.kill();
+  });
+
+  test('told to accept the risk, it promotes once; killed and restarted, it does not promote again', async () => {
+    const { dir } = s as Setup;
+    const k = await restartK2({ failover_requires_sync: false });
     await waitFor(async () => (await k.status()).role === 'primary', 'the promotion');
     assert.equal(k.events('promote').length, 1);
     await waitFor(() => readdirSync(join(dir, 'hooks')).length > 0, 'after_command');
     await k.kill(); // SIGKILL right after acting
-    const again = await restartK2();
+    const again = await restartK2({ failover_requires_sync: false });
     await waitFor(
       async () => (await again.status()).role === 'primary',
       'the restarted keeper to see a primary',

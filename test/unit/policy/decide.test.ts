@@ -182,7 +182,7 @@ test('a standby whose server is down keeps watching the primary: dropped from it
   assert.equal(ds[2]?.veto, 'not-synchronous');
 });
 
-test('a contact older than stream_timeout when the primary became unreachable is stale: no promotion', () => {
+test('a contact older than two ticks and a heartbeat timeout when the primary became unreachable is stale', () => {
   // This keeper was frozen (or down) for 5 s: the primary may have gone async meanwhile.
   const frozen: KeeperState = { ...syncStandbyState(), primarySeenAt: 1000 };
   const r = rule(200, 3);
@@ -205,10 +205,17 @@ test('a contact older than stream_timeout when the primary became unreachable is
   assert.equal(anyway.actions[0]?.kind, 'promote', 'failover_requires_sync: false accepts the risk');
 });
 
-test('a contact one tick before the primary became unreachable is fresh', () => {
-  const st = { ...syncStandbyState(), primarySeenAt: 5800 };
+test('a contact one tick (plus a timed-out heartbeat) before the primary became unreachable is fresh', () => {
+  const st = { ...syncStandbyState(), primarySeenAt: 5640 };
   const d = decide(st, seen(standbyLocal({ walReceiver: null }), peerDown), 6000, rule(200, 1));
   assert.equal(d.actions[0]?.kind, 'promote');
+  const late = decide(
+    { ...st, primarySeenAt: 5400 },
+    seen(standbyLocal({ walReceiver: null }), peerDown),
+    6000,
+    rule(200, 1),
+  );
+  assert.equal(late.veto, 'not-synchronous', '600 ms: a tick was missed');
 });
 
 test('standby that never saw the primary does not promote, and says so once', () => {

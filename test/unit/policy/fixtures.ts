@@ -16,6 +16,7 @@ export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<R
     keepaliveCount,
     streamSilenceMs: keepaliveTimeMs * keepaliveCount,
     failoverRequiresSync: true,
+    maxContactGapMs: keepaliveTimeMs * 2 + keepaliveTimeMs * 0.8,
     syncRestoreMaxLagBytes: 1024 * 1024,
     paused: false,
     ...extra,
