@@ -1,0 +1,299 @@
+// The fault injector: carries out one planned fault on the live topology, holds it for its duration
+// (watching the keepers' /health meanwhile), removes it, and hands over to the operator.
+
+import { describeFault, type PlannedFault } from './schedule.js';
+import { heal } from './operator.js';
+import { NODES, keeperExited, otherNode, Topology } from './topology.js';
+import { anomaly, pause, type FaultRecord, type RunContext } from './types.js';
+import type { NodeName } from './workload.js';
+import type { PgNode } from '../../src/demo/cluster.js';
+import { waitFor } from '../support/keeper-process.js';
+
+/** The node that is the primary now (the pair is healthy between faults, so there is exactly one). */
+async function currentPrimary(ctx: RunContext): Promise<NodeName> {
+  const [v1, v2] = await Promise.all(NODES.map((n) => ctx.topo.inspect(n)));
+  if (v1?.inRecovery === false && v2?.inRecovery !== false) return 'node1';
+  if (v2?.inRecovery === false && v1?.inRecovery !== false) return 'node2';
+  throw new Error(
+    `expected one primary before a fault: node1 ${JSON.stringify(v1)}, node2 ${JSON.stringify(v2)}`,
+  );
+}
+
+/**
+ * Holds a fault for `ms`, polling the /health of every keeper the harness did not kill; two failed
+ * answers in a row from the same keeper is the anomaly `keeper-unhealthy` (once per keeper and fault).
+ */
+async function hold(ctx: RunContext, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  const misses: Record<NodeName, number> = { node1: 0, node2: 0 };
+  const reported = new Set<NodeName>();
+  while (Date.now() < end && !ctx.signal.aborted) {
+    await Promise.all(
+      NODES.map(async (n) => {
+        const k = ctx.topo.keepers[n];
+        if (keeperExited(k) || ctx.topo.killedOnPurpose.has(k) || ctx.topo.frozenOnPurpose.has(k)) return;
+        let status: number | string;
+        try {
+          status = (await k.get('/health')).status;
+        } catch (err) {
+          status = (err as Error).message;
+        }
+        if (status === 200) misses[n] = 0;
+        else if (++misses[n] >= 2 && !reported.has(n)) {
+          reported.add(n);
+          anomaly(ctx, 'keeper-unhealthy', `${n}'s keeper answered /health with ${status} twice in a row`);
+        }
+      }),
+    );
+    await pause(Math.min(250, Math.max(0, end - Date.now())), ctx.signal);
+  }
+}
+
+/** Promotions logged by any keeper process of this run between two moments. */
+function promotionsBetween(ctx: RunContext, from: number, to: number): { node: NodeName; at: number }[] {
+  const out: { node: NodeName; at: number }[] = [];
+  for (const { node, k } of ctx.topo.keeperHistory) {
+    for (const l of k.events('promote')) {
+      const at = Date.parse(String(l.time));
+      if (l.outcome === 'ok' && at >= from && at <= to) out.push({ node, at });
+    }
+  }
+  return out.sort((a, b) => a.at - b.at);
+}
+
+export async function runFault(ctx: RunContext, planned: PlannedFault, total: number): Promise<FaultRecord> {
+  const primaryBefore = await currentPrimary(ctx);
+  const node =
+    planned.target === 'primary'
+      ? primaryBefore
+      : planned.target === 'standby'
+        ? otherNode(primaryBefore)
+        : null;
+  const rec: FaultRecord = {
+    planned,
+    node,
+    primaryBefore,
+    startedAt: Date.now(),
+    endedAt: 0,
+    healedAt: 0,
+    promotions: [],
+    twoPrimaries: [],
+    operatorActions: [],
+    notes: [],
+  };
+  ctx.fault = rec;
+  ctx.log(
+    `[seed ${ctx.seed}] fault ${planned.index} of ${total}: ${planned.kind}: ${describeFault(planned, node ?? undefined)}`,
+  );
+  try {
+    await inject(ctx, rec);
+  } catch (err) {
+    // Something the fault waits for never happened (the primary never went async, a server would
+    // not stop): say so, and still let the operator bring the pair back.
+    anomaly(ctx, 'fault-failed', `${planned.kind} could not be carried out: ${(err as Error).message}`);
+  }
+  rec.endedAt = Date.now();
+  await heal(ctx);
+  rec.healedAt = Date.now();
+  rec.promotions = promotionsBetween(ctx, rec.startedAt, rec.healedAt);
+  for (const pr of rec.promotions)
+    rec.notes.push(`${pr.node} promoted ${pr.at - rec.startedAt} ms after the fault began`);
+  checkFailover(ctx, rec);
+  ctx.log(
+    `  healed ${((rec.healedAt - rec.endedAt) / 1000).toFixed(1)} s after the fault ended` +
+      (rec.notes.length ? `; ${rec.notes.join('; ')}` : ''),
+  );
+  return rec;
+}
+
+async function inject(ctx: RunContext, rec: FaultRecord): Promise<void> {
+  const { topo } = ctx;
+  const { planned } = rec;
+  const target = (): PgNode => {
+    if (!rec.node) throw new Error(`${planned.kind} needs a target node`);
+    return topo.node(rec.node);
+  };
+  switch (planned.kind) {
+    case 'kill-server':
+      await topo.pair.kill(target(), 'SIGKILL');
+      await hold(ctx, planned.durationMs);
+      return; // the operator starts it again, or rebuilds it if the standby took over
+    case 'freeze-server':
+      await topo.pair.kill(target(), 'SIGSTOP');
+      await hold(ctx, planned.durationMs);
+      await topo.pair.kill(target(), 'SIGCONT');
+      return;
+    case 'restart-server':
+      await topo.pair.stop(target(), 'fast');
+      await hold(ctx, planned.durationMs);
+      await topo.pair.start(target());
+      return;
+    case 'kill-keeper':
+      await topo.killKeeper(target().name);
+      await hold(ctx, planned.durationMs);
+      await topo.startKeeper(target().name);
+      return;
+    case 'partition':
+      await Promise.all(NODES.map((n) => topo.proxyTo[n].cut(planned.mode ?? 'blackhole')));
+      await hold(ctx, planned.durationMs);
+      await Promise.all(NODES.map((n) => topo.proxyTo[n].restore()));
+      return;
+    case 'hung-hook':
+      return hungHook(ctx, rec);
+    case 'cascade-kill':
+      return cascadeKill(ctx, rec);
+  }
+}
+
+/**
+ * A primary gone for longer than the window (and stream_timeout) must have been replaced; and
+ * losing a keeper alone must not promote anything.
+ */
+function checkFailover(ctx: RunContext, rec: FaultRecord): void {
+  const { kind, target, durationMs } = rec.planned;
+  // Both servers stayed healthy while a keeper was away: nothing may have been promoted.
+  if (kind === 'kill-keeper' && rec.promotions.length > 0) {
+    anomaly(
+      ctx,
+      'spurious-promotion',
+      `${rec.promotions.map((p) => p.node).join(', ')} promoted while only ${rec.node}'s keeper was down`,
+    );
+  }
+  const expected =
+    target === 'primary' &&
+    ((kind === 'kill-server' && durationMs >= 4000) || (kind === 'freeze-server' && durationMs >= 5000));
+  if (!expected) return;
+  const inTime = rec.promotions.some((p) => p.node !== rec.node && p.at <= rec.endedAt);
+  if (!inTime) {
+    anomaly(
+      ctx,
+      'no-failover',
+      `${rec.node} was gone for ${durationMs} ms (${kind}) and ${otherNode(rec.node ?? 'node1')} was not promoted`,
+    );
+  }
+}
+
+/**
+ * after_command hangs: the standby's keeper is reconfigured (file + SIGHUP) to run `sleep 3600`,
+ * then the primary is killed. The keeper must promote, report the hook as timed out after
+ * after_command_timeout, kill its whole process group, and answer /health 200 all along.
+ */
+async function hungHook(ctx: RunContext, rec: FaultRecord): Promise<void> {
+  const { topo } = ctx;
+  const primary = rec.node as NodeName;
+  const standby = otherNode(primary);
+  const marker = `${topo.hookMarker}-hung`;
+  await topo.reconfigureKeeper(standby, { after_command: `sleep 3600; : ${marker}` });
+  const k = topo.keepers[standby];
+  const since = Date.now();
+  const after = (l: Record<string, unknown>): boolean => Date.parse(String(l.time)) >= since;
+  const hookDone = (): Record<string, unknown> | undefined =>
+    k.events('hook-done').find((l) => l.hook === 'after_command' && after(l));
+  try {
+    await topo.pair.kill(topo.node(primary), 'SIGKILL');
+    try {
+      await waitFor(() => k.events('hook-start').some(after), 'the promotion and its after_command', 30_000);
+    } catch {
+      anomaly(ctx, 'no-failover', `${primary} was killed and ${standby} did not promote within 30 s`);
+      return;
+    }
+    const started = Date.now();
+    // The shell that runs the hook leads its own process group; find it while it waits.
+    const sh = await waitFor(
+      () => topo.hookPids(marker)[0] ?? (hookDone() ? -1 : 0),
+      'the hook process',
+      10_000,
+      20,
+    );
+    await hold(ctx, 1000); // /health while the keeper waits the hook out
+    const done = await waitFor(hookDone, 'the hung after_command to be reported done', 20_000);
+    rec.notes.push(
+      `hung after_command reported "${String(done.result)}" ${Date.now() - started} ms after it started`,
+    );
+    if (done.result !== 'timeout') {
+      anomaly(ctx, 'hook-not-timed-out', `the hung after_command was reported as ${String(done.result)}`);
+    }
+    if (sh > 0) {
+      // SIGTERM at the timeout, SIGKILL 2 s later: the whole group must be gone within a few seconds.
+      const left = await waitFor(
+        () => Topology.groupPids(sh).length === 0,
+        'the hook group to go',
+        10_000,
+      ).then(
+        () => [],
+        () => Topology.groupPids(sh),
+      );
+      if (left.length > 0) {
+        anomaly(
+          ctx,
+          'hook-not-timed-out',
+          `processes of the hung after_command are still alive: ${left.join(', ')}`,
+        );
+      }
+    }
+  } catch (err) {
+    anomaly(ctx, 'hook-not-timed-out', (err as Error).message);
+  } finally {
+    await topo.reconfigureKeeper(standby, { after_command: topo.normalAfterCommand });
+  }
+}
+
+/**
+ * The standby's server dies; the primary's keeper switches to async and the primary acknowledges
+ * writes that only it has; then the primary dies too, and the standby's server comes back first,
+ * alone. Its keeper must not promote it (it was not synchronous when the primary last acknowledged
+ * a commit): by default availability waits for the old primary, which the operator then starts.
+ * Variant `host`: the standby's keeper dies and comes back with its server, as after a host reboot,
+ * with only its state file to go by. Variant `frozen-host`: server and keeper are stopped and
+ * resumed (a paused VM), receiving nothing meanwhile: the keeper wakes up with what it knew before.
+ */
+async function cascadeKill(ctx: RunContext, rec: FaultRecord): Promise<void> {
+  const { topo, workload } = ctx;
+  const primary = rec.primaryBefore;
+  const standby = otherNode(primary);
+  const variant = rec.planned.variant ?? 'server';
+  if (variant === 'host') await topo.killKeeper(standby);
+  if (variant === 'frozen-host') {
+    topo.freezeKeeper(standby, true);
+    await topo.pair.kill(topo.node(standby), 'SIGSTOP');
+    // A paused machine receives nothing. On loopback a stopped process's kernel still buffers what
+    // the primary streams to it, and would hand it over on resume: drop the standby's paths to the
+    // primary (its WAL receiver's and its keeper's connections) so that nothing arrives.
+    await topo.proxyTo[primary].cut('refuse');
+  } else {
+    await topo.pair.kill(topo.node(standby), 'SIGKILL');
+  }
+  // As soon as the primary's keeper has switched to async and the primary acknowledged a write
+  // alone, it dies: the shorter the standby was away, the harder for its keeper to tell.
+  const k = topo.keepers[primary];
+  const switched = await waitFor(
+    () =>
+      k
+        .events('switch-to-async')
+        .find((l) => l.outcome === 'ok' && Date.parse(String(l.time)) >= rec.startedAt),
+    `${primary} to switch to async`,
+    30_000,
+    5,
+  );
+  const switchAt = Date.parse(String(switched.time));
+  await waitFor(
+    () => workload.records.some((r) => r.node === primary && r.ackAt !== null && r.ackAt > switchAt),
+    `a write acknowledged by ${primary} alone`,
+    30_000,
+    5,
+  );
+  await topo.pair.kill(topo.node(primary), 'SIGKILL');
+  if (variant === 'frozen-host') {
+    await topo.proxyTo[primary].restore();
+    await topo.pair.kill(topo.node(standby), 'SIGCONT');
+    topo.freezeKeeper(standby, false);
+  } else {
+    await topo.pair.start(topo.node(standby));
+    if (variant === 'host') await topo.startKeeper(standby);
+  }
+  rec.notes.push(
+    `${standby} (${variant}) came back ${Date.now() - rec.startedAt} ms after it went away, alone; ` +
+      `${primary} had gone async after ${switchAt - rec.startedAt} ms and acknowledged writes without it`,
+  );
+  await hold(ctx, rec.planned.durationMs);
+}

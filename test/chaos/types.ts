@@ -1,0 +1,127 @@
+// What a chaos run records: the faults as they happened, what the operator did about them, and the
+// anomalies found along the way and by the checker.
+
+import type { Topology } from './topology.js';
+import type { CutMode, FaultKind, PlannedFault } from './schedule.js';
+import type { NodeName, Workload } from './workload.js';
+
+export const ANOMALY_KINDS = [
+  /** An acknowledged write is not on the final primary (outside a partition). */
+  'lost-write',
+  /** Two servers accepted writes at the same time (outside a partition). */
+  'two-writers',
+  /** A keeper process exited although nobody killed it. */
+  'keeper-died',
+  /** A keeper answered /health with something other than 200, twice in a row. */
+  'keeper-unhealthy',
+  /** At the end: keepers disagree with each other or with pg_is_in_recovery(), or two primaries. */
+  'roles-inconsistent',
+  /** The operator could not get back to one synchronous primary with both keepers agreeing. */
+  'not-healed',
+  /** The primary was gone long enough and the (synchronous) standby was not promoted. */
+  'no-failover',
+  /** A primary kept replication asynchronous although its standby streamed and had caught up. */
+  'sync-not-restored',
+  /** Both servers were standbys for a long time. */
+  'no-primary',
+  /** A keeper promoted while no fault was active (the pair was healthy). */
+  'spurious-promotion',
+  /** A hung after_command was not reported as timed out, or left processes behind. */
+  'hook-not-timed-out',
+  /** after_command did not run exactly once per promotion, or failed when it should not. */
+  'after-command',
+  /** The fault could not be carried out as planned (e.g. the primary never went async). */
+  'fault-failed',
+] as const;
+export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
+
+export interface Anomaly {
+  kind: AnomalyKind;
+  seed: number;
+  /** The fault it followed (1-based), null before the first. */
+  fault: number | null;
+  faultKind: FaultKind | null;
+  detail: string;
+}
+
+/** Both servers were primaries when the operator looked. */
+export interface TwoPrimaries {
+  detectedAt: number;
+  winner: NodeName;
+  loser: NodeName;
+  winnerTimeline: number | null;
+  loserTimeline: number | null;
+  /** Writes the loser acknowledged on its timeline that the winner does not have: lost by the rebuild. */
+  lostIds: number[];
+}
+
+export interface FaultRecord {
+  planned: PlannedFault;
+  /** The node the fault was aimed at (null: a partition, between both). */
+  node: NodeName | null;
+  primaryBefore: NodeName;
+  startedAt: number;
+  /** When the fault itself was removed (server started or thawed, keeper restarted, network healed). */
+  endedAt: number;
+  /** When the pair was healthy again. */
+  healedAt: number;
+  promotions: { node: NodeName; at: number }[];
+  twoPrimaries: TwoPrimaries[];
+  operatorActions: string[];
+  notes: string[];
+}
+
+export interface PartitionMeasurement {
+  seed: number;
+  fault: number;
+  mode: CutMode;
+  cutMs: number;
+  /** The standby promoted during the cut, this long after it started. */
+  promotedAfterMs: number | null;
+  /** From the first write the new primary acknowledged to the last one the old primary acknowledged. */
+  bothAcceptedMs: number;
+  /** Writes the old primary acknowledged after the new primary had acknowledged one. */
+  ackedByOldAfterSplit: number;
+  /** Acknowledged writes missing from the final primary. */
+  lostAcked: number;
+  /** From healing the network to a single primary again (the operator rebuilt the old one). */
+  twoPrimariesForMs: number | null;
+}
+
+/** Everything a fault, the operator and the checker need while a run is going on. */
+export interface RunContext {
+  seed: number;
+  topo: Topology;
+  workload: Workload;
+  log: (msg: string) => void;
+  anomalies: Anomaly[];
+  signal: AbortSignal;
+  /** The fault being injected or healed; null before the first. */
+  fault: FaultRecord | null;
+}
+
+export function anomaly(ctx: RunContext, kind: AnomalyKind, detail: string): void {
+  const a: Anomaly = {
+    kind,
+    seed: ctx.seed,
+    fault: ctx.fault?.planned.index ?? null,
+    faultKind: ctx.fault?.planned.kind ?? null,
+    detail,
+  };
+  ctx.anomalies.push(a);
+  ctx.log(`  ANOMALY ${kind} (seed ${ctx.seed}, fault ${a.fault ?? '-'}): ${detail}`);
+}
+
+/** Waits `ms` (a fault's duration or a poll interval), or less when the run is aborted. */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,221 @@
+// The application: inserts uniquely numbered rows as fast as is reasonable into whichever server
+// accepts writes, and remembers, for every id, when it was sent, whether and when it was
+// acknowledged, by which server, and on which timeline. An unacknowledged write is never counted as
+// lost: it may or may not have committed.
+//
+// Two loops share one id counter:
+//   main   every ~15 ms, one write at a time, to the server that took the last write; on an error
+//          or after a 2 s deadline it turns to the other server for the next id.
+//   probe  every 200 ms, one write to the server the main loop is NOT using (1 s deadline). A
+//          healthy standby refuses it at once; a second primary accepts it, which is how two
+//          servers accepting writes at the same moment become visible even while the main loop
+//          is happy where it is.
+//
+// Each server has its own kept connection per loop (TCP, straight to the server, not through the
+// proxies: the application is not on the path between the nodes). A deadline destroys the socket,
+// as queryOnce does, so a frozen or black-holed server cannot hold a loop.
+
+import net from 'node:net';
+import pg from 'pg';
+import type { ConnTarget } from '../../src/demo/cluster.js';
+
+export type NodeName = 'node1' | 'node2';
+
+export interface WriteRecord {
+  id: number;
+  loop: 'main' | 'probe';
+  /** Where it was sent; when acknowledged, also who acknowledged it. */
+  node: NodeName;
+  sentAt: number;
+  /** Wall-clock ms of the acknowledgement; null when not acknowledged (error, deadline, stopped). */
+  ackAt: number | null;
+  /** Timeline of the server that acknowledged it (from its current WAL file name). */
+  timeline: number | null;
+  error: string | null;
+}
+
+const INSERT_SQL =
+  'INSERT INTO chaos_writes (id, node) VALUES ($1, $2) ' +
+  "RETURNING ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int AS tl";
+
+export const CREATE_TABLE_SQL =
+  'CREATE TABLE IF NOT EXISTS chaos_writes (id bigint PRIMARY KEY, node text NOT NULL, at timestamptz NOT NULL DEFAULT now())';
+
+const other = (n: NodeName): NodeName => (n === 'node1' ? 'node2' : 'node1');
+
+/** One kept connection whose every call (connect included) ends within its deadline. */
+class Conn {
+  #client: pg.Client | null = null;
+  #socket: net.Socket | null = null;
+
+  constructor(private readonly target: ConnTarget) {}
+
+  async query<R extends pg.QueryResultRow>(sql: string, params: unknown[], timeoutMs: number): Promise<R[]> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.close();
+        reject(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    const work = (async () => {
+      const client = this.#client ?? (await this.#connect());
+      return (await client.query<R>(sql, params)).rows;
+    })();
+    work.catch(() => {}); // may fail after the deadline already won
+    try {
+      return await Promise.race([work, expired]);
+    } catch (err) {
+      this.close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.#socket?.destroy();
+    this.#socket = null;
+    this.#client = null;
+  }
+
+  async #connect(): Promise<pg.Client> {
+    const socket = new net.Socket();
+    const client = new pg.Client({
+      ...this.target,
+      application_name: 'chaos-workload',
+      stream: () => socket,
+    });
+    client.on('error', () => {
+      if (this.#client === client) this.close();
+    });
+    this.#socket = socket;
+    await client.connect();
+    if (this.#socket !== socket) {
+      socket.destroy();
+      throw new Error('connection closed while connecting');
+    }
+    this.#client = client;
+    return client;
+  }
+}
+
+export interface WorkloadOptions {
+  targets: Record<NodeName, ConnTarget>;
+  /** Where the first write goes. */
+  first: NodeName;
+  intervalMs?: number;
+  probeIntervalMs?: number;
+  deadlineMs?: number;
+  probeDeadlineMs?: number;
+}
+
+export class Workload {
+  readonly records: WriteRecord[] = [];
+  #nextId = 1;
+  #current: NodeName;
+  #stopped = false;
+  readonly #wakers = new Set<() => void>();
+  #loops: Promise<void>[] = [];
+  readonly #conns: Record<'main' | 'probe', Record<NodeName, Conn>>;
+  readonly #o: Required<WorkloadOptions>;
+
+  constructor(o: WorkloadOptions) {
+    this.#o = { intervalMs: 15, probeIntervalMs: 200, deadlineMs: 2000, probeDeadlineMs: 1000, ...o };
+    this.#current = o.first;
+    const conns = (): Record<NodeName, Conn> => ({
+      node1: new Conn(o.targets.node1),
+      node2: new Conn(o.targets.node2),
+    });
+    this.#conns = { main: conns(), probe: conns() };
+  }
+
+  /** The server the main loop writes to now. */
+  get current(): NodeName {
+    return this.#current;
+  }
+
+  start(): void {
+    this.#loops = [
+      this.#loop(this.#o.intervalMs, () => this.#mainWrite()),
+      this.#loop(this.#o.probeIntervalMs, () => this.#probeWrite()),
+    ];
+  }
+
+  /** Stops both loops; resolves once the writes in flight have ended (each within its deadline). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const wake of this.#wakers) wake();
+    await Promise.all(this.#loops);
+    for (const byNode of Object.values(this.#conns)) for (const c of Object.values(byNode)) c.close();
+  }
+
+  acked(): WriteRecord[] {
+    return this.records.filter((r) => r.ackAt !== null);
+  }
+
+  /** Wall-clock ms of the last acknowledged write, or null. */
+  lastAckAt(): number | null {
+    for (let i = this.records.length - 1; i >= 0; i--) {
+      const at = this.records[i]?.ackAt;
+      if (at !== undefined && at !== null) return at;
+    }
+    return null;
+  }
+
+  async #loop(everyMs: number, once: () => Promise<void>): Promise<void> {
+    while (!this.#stopped) {
+      const started = Date.now();
+      await once();
+      const rest = everyMs - (Date.now() - started);
+      // Pacing, not synchronisation: stop() wakes it at once.
+      if (rest > 0 && !this.#stopped) {
+        await new Promise<void>((resolve) => {
+          const wake = (): void => {
+            clearTimeout(timer);
+            this.#wakers.delete(wake);
+            resolve();
+          };
+          const timer = setTimeout(wake, rest);
+          this.#wakers.add(wake);
+        });
+      }
+    }
+  }
+
+  async #mainWrite(): Promise<void> {
+    const node = this.#current;
+    const ok = await this.#write('main', node, this.#o.deadlineMs);
+    if (!ok && this.#current === node) this.#current = other(node);
+  }
+
+  async #probeWrite(): Promise<void> {
+    await this.#write('probe', other(this.#current), this.#o.probeDeadlineMs);
+  }
+
+  async #write(loop: 'main' | 'probe', node: NodeName, deadlineMs: number): Promise<boolean> {
+    const rec: WriteRecord = {
+      id: this.#nextId++,
+      loop,
+      node,
+      sentAt: Date.now(),
+      ackAt: null,
+      timeline: null,
+      error: null,
+    };
+    this.records.push(rec);
+    try {
+      const [row] = await this.#conns[loop][node].query<{ tl: number }>(
+        INSERT_SQL,
+        [rec.id, node],
+        deadlineMs,
+      );
+      rec.ackAt = Date.now();
+      rec.timeline = row?.tl ?? null;
+      return true;
+    } catch (err) {
+      rec.error = (err as Error).message;
+      return false;
+    }
+  }
+}
