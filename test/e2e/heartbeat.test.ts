@@ -3,7 +3,7 @@
 // blocking the keeper (pg_keeper 1.0 had no timeout at all).
 
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseConninfo, toPgClientConfig } from '../../src/config/conninfo.js';
@@ -26,6 +26,7 @@ describe('heartbeat', () => {
   after(async () => {
     await proxy?.close();
     await pair?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const sessionTo = (conninfo: string): PgSession =>

@@ -2,13 +2,14 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { CLI } from '../support/keeper-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgk-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const GOOD = `node1_conninfo: "host=127.0.0.1 port=5551 dbname=postgres user=keeper password=hunter2-secret"
 node2_conninfo: "postgresql://keeper:hunter2-secret@127.0.0.1:5552/postgres"
 keepalive_time: 0.2

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -129,8 +129,9 @@ test('state_file defaults into systemd STATE_DIRECTORY', () => {
   assert.equal(cfg.stateFile, '/var/lib/pg-keeper/node1.state.json');
 });
 
-test('http_token_file is read; an unreadable one is a named error', () => {
+test('http_token_file is read; an unreadable one is a named error', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pgk-cfg-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, 'from-file\n');
   assert.equal(parseConfig(`${BASE}http_token_file: ${tokenFile}\n`, 'f.yml', {}, {}).httpToken, 'from-file');

@@ -2,11 +2,11 @@
 // or succeed. The real servers are in test/e2e; this covers what they cannot force.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { pino } from 'pino';
 import type { Config } from '../../../src/config/config.js';
 import { parseConfig } from '../../../src/config/load.js';
@@ -15,6 +15,14 @@ import { createMetrics } from '../../../src/metrics/metrics.js';
 import type { LocalObservation, PeerObservation } from '../../../src/policy/types.js';
 import { Keeper, type LocalPort } from '../../../src/runtime/keeper.js';
 import { peerDown, peerPrimary, primaryLocal, standbyLocal, silentReceiver } from '../policy/fixtures.js';
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+function stateDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'pgk-state-'));
+  dirs.push(d);
+  return d;
+}
 
 function config(extra = ''): Config {
   return parseConfig(
@@ -166,7 +174,7 @@ test('a hook that fails is reported, counted, and the keeper goes on', async () 
 });
 
 test('the state file is written on change and read back by the next keeper', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgk-state-'));
+  const dir = stateDir();
   const cfg = config(`state_file: ${join(dir, 'node2.state.json')}\n`);
   const { local, peer } = syncStandby();
   const first = keeper(local, peer, cfg);
@@ -187,7 +195,7 @@ test('the state file is written on change and read back by the next keeper', asy
 });
 
 test('a corrupt state file is reported and the keeper starts from the safe side', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgk-state-'));
+  const dir = stateDir();
   writeFileSync(join(dir, 'node2.state.json'), '{ not json');
   const { local, peer } = syncStandby();
   const { k, lines } = keeper(local, peer, config(`state_file: ${join(dir, 'node2.state.json')}\n`));
