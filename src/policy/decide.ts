@@ -104,7 +104,7 @@ const situations: Record<Exclude<Situation, 'local-down'>, { comment: string; ha
   },
 };
 
-export function classify(state: KeeperState, seen: Observation, rule: Rule): Situation {
+function classify(state: KeeperState, seen: Observation, rule: Rule): Situation {
   if (!seen.local.up) return 'local-down';
   const lost = state.failures >= rule.keepaliveCount;
   if (!seen.local.inRecovery) {

@@ -85,7 +85,13 @@ export type VetoReason = (typeof VETO_REASONS)[number];
 export const HOOK_NAMES = ['after_command', 'after_async_command'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
 
-export const ACTION_KINDS = ['switch-to-async', 'promote', 'restore-sync', 'run-hook'] as const;
+/** Every action kind, for metrics that must exist before the first action (checked against Action). */
+export const ACTION_KINDS = [
+  'switch-to-async',
+  'promote',
+  'restore-sync',
+  'run-hook',
+] as const satisfies readonly Action['kind'][];
 
 export type Action =
   | { kind: 'switch-to-async' }

@@ -23,14 +23,18 @@ SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::in
 
 // The value the configuration files give without postgresql.auto.conf: a switch to async
 // made on the primary (ALTER SYSTEM) is copied into a standby by pg_basebackup, and must not
-// be mistaken for the pair's configuration once that standby is promoted.
+// be mistaken for the pair's configuration once that standby is promoted. Reading
+// pg_file_settings parses every configuration file, so it is done only when the effective
+// value is empty (the one case where the policy needs it), not at every tick.
 const STANDBY_SQL = `
 SELECT rx.status, rx.received_tli AS timeline,
        (extract(epoch FROM clock_timestamp() - rx.last_msg_receipt_time) * 1000)::float8 AS age_ms,
-       (SELECT setting FROM pg_file_settings
-         WHERE name = 'synchronous_standby_names' AND error IS NULL
-           AND sourcefile NOT LIKE '%/postgresql.auto.conf'
-         ORDER BY seqno DESC LIMIT 1) AS configured_sync_names
+       CASE WHEN current_setting('synchronous_standby_names') = '' THEN
+         (SELECT setting FROM pg_file_settings
+           WHERE name = 'synchronous_standby_names' AND error IS NULL
+             AND sourcefile NOT LIKE '%/postgresql.auto.conf'
+           ORDER BY seqno DESC LIMIT 1)
+       END AS configured_sync_names
   FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver rx ON true`;
 
 // The primary's keeper writes this tiny WAL record at every tick so that the standby's

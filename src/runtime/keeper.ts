@@ -55,6 +55,8 @@ export interface KeeperDeps {
 }
 
 const PROMOTE_WAIT_S = 30;
+/** The `result` label of pg_keeper_after_command_runs_total. */
+const HOOK_RESULTS = ['success', 'failure', 'timeout'] as const;
 const ACTION_TIMEOUT_MS = 10_000;
 /** A standby promotes within a second or two after a reload once this is small. */
 const FAST_WAL_RETRIEVE_RETRY_MS = 1000;
@@ -112,7 +114,7 @@ export class Keeper {
     for (const hook of HOOK_NAMES) {
       m.hookDuration.zero({ hook });
       m.hookFailures.inc({ hook }, 0);
-      for (const result of ['success', 'failure', 'timeout']) m.hookRuns.inc({ hook, result }, 0);
+      for (const result of HOOK_RESULTS) m.hookRuns.inc({ hook, result }, 0);
     }
     for (const result of ['ok', 'failed']) m.configReloads.inc({ result }, 0);
   }
@@ -337,7 +339,7 @@ export class Keeper {
 
   private hookDone(hook: HookName, r: HookResult): void {
     const ok = hookSucceeded(r);
-    const result = ok ? 'success' : r.timedOut ? 'timeout' : 'failure';
+    const result: (typeof HOOK_RESULTS)[number] = ok ? 'success' : r.timedOut ? 'timeout' : 'failure';
     this.deps.metrics.hookRuns.inc({ hook, result });
     this.deps.metrics.hookDuration.observe({ hook }, r.durationMs / 1000);
     if (!ok) this.deps.metrics.hookFailures.inc({ hook });

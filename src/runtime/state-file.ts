@@ -51,7 +51,3 @@ export function writeStateFile(file: string, state: Remembered): void {
   }
   renameSync(tmp, file);
 }
-
-export function sameRemembered(a: Remembered, b: Remembered): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}

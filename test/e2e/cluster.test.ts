@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { PgPair, findPgBin, freePort, isProcessAlive, queryOnce } from '../../src/demo/cluster.js';
+import { waitFor } from '../support/keeper-process.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const execFileP = promisify(execFile);
@@ -18,14 +19,6 @@ const TEST_TIMEOUT = 30_000;
 
 async function tempBaseDir(): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), 'pgk-'));
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 test('findPgBin finds the PostgreSQL server binaries', () => {
@@ -97,11 +90,11 @@ describe('PgPair', { timeout: 60_000 }, () => {
   test('a commit on node1 is visible on node2', { timeout: TEST_TIMEOUT }, async () => {
     await pair.query(pair.node1, 'create table t (id int primary key, v text)');
     await pair.query(pair.node1, 'insert into t values ($1, $2)', [1, 'hello']);
-    await eventually(
+    await waitFor(
       async () =>
         (await pair.query(pair.node2, 'select v from t where id = 1').catch(() => []))[0]?.v === 'hello',
-      5000,
       'the row on node2',
+      5000,
     );
   });
 
@@ -203,10 +196,10 @@ describe('PgPair', { timeout: 60_000 }, () => {
     assert.deepEqual(rep, [{ application_name: 'node1', sync_state: 'sync' }]);
 
     await pair.query(pair.node2, 'insert into t values (3, $1)', ['after failover']);
-    await eventually(
+    await waitFor(
       async () => (await pair.query(pair.node1, 'select count(*)::int as n from t'))[0]?.n === 3,
-      5000,
       'the rows on node1',
+      5000,
     );
   });
 
