@@ -3,7 +3,9 @@
 
 import type { Conninfo } from './conninfo.js';
 
-export type NodeName = 'node1' | 'node2';
+/** The two nodes of a pair, in the order the configuration names them. */
+export const NODES = ['node1', 'node2'] as const;
+export type NodeName = (typeof NODES)[number];
 
 export interface Config {
   /** The file it came from, for messages and reloads. */

@@ -3,7 +3,8 @@
 
 import { parseConninfo } from '../config/conninfo.js';
 import type { LocalObservation, StandbyView } from '../policy/types.js';
-import { errorText, type PgSession } from './session.js';
+import { errorText } from '../util/errors.js';
+import type { PgSession } from './session.js';
 
 const ROLE_SQL = `
 SELECT pg_is_in_recovery() AS in_recovery,

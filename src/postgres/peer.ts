@@ -3,7 +3,8 @@
 // synchronous, so that a standby knows whether it may promote without losing commits.
 
 import type { PeerObservation } from '../policy/types.js';
-import { errorText, type PgSession } from './session.js';
+import { errorText } from '../util/errors.js';
+import type { PgSession } from './session.js';
 
 const HEARTBEAT_SQL = `
 SELECT pg_is_in_recovery() AS in_recovery,

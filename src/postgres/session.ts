@@ -90,12 +90,3 @@ function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void, la
     );
   });
 }
-
-/** A short, password-free description of a failure for logs and /status. */
-export function errorText(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: string }).code;
-    return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
-  }
-  return String(err);
-}

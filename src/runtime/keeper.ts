@@ -24,7 +24,7 @@ import {
   type PeerObservation,
   type Rule,
 } from '../policy/types.js';
-import { errorText } from '../postgres/session.js';
+import { errorText } from '../util/errors.js';
 import { EVENT_HISTORY, type KeeperEvent, type Snapshot } from './snapshot.js';
 import { readStateFile, remembered, writeStateFile, type Remembered } from './state-file.js';
 

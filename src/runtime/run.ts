@@ -11,7 +11,8 @@ import { createApp, listen } from '../http/server.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { LocalServer } from '../postgres/local.js';
 import { heartbeat } from '../postgres/peer.js';
-import { PgSession, errorText } from '../postgres/session.js';
+import { PgSession } from '../postgres/session.js';
+import { errorText } from '../util/errors.js';
 import { Keeper } from './keeper.js';
 
 /** pg-keeper's log: JSON lines with structured fields, to stdout unless `destination` is given. */
