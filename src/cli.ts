@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
 // pg-keeper's command line. Exit status: 0 success, 1 runtime failure, 2 bad usage or bad
-// configuration (DESIGN.md).
+// configuration (docs/CONTRACT.md).
 //
 // --max-semi-space-size=1: under a burst of scrapes V8 grows its young generation to the
 // 16 MB default and keeps it; resident memory went from 61 MB to 110 MB and stayed there
@@ -10,7 +10,8 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/config.js';
 import { describeConfig, loadConfig } from './config/load.js';
-import { VERSION } from './metrics/metrics.js';
+import { errorText } from './util/errors.js';
+import { VERSION } from './version.js';
 
 const USAGE = `pg-keeper ${VERSION}: automatic failover for a PostgreSQL primary and its synchronous standby
 
@@ -44,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    process.stderr.write(`pg-keeper: ${(err as Error).message}\n\n${USAGE}`);
+    process.stderr.write(`pg-keeper: ${errorText(err)}\n\n${USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -99,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`pg-keeper: ${err.message}\n\n${USAGE}`);
       return 2;
     }
-    process.stderr.write(`pg-keeper: ${(err as Error).message}\n`);
+    process.stderr.write(`pg-keeper: ${errorText(err)}\n`);
     return 1;
   }
 }

@@ -1,37 +1,25 @@
 // The validated, typed configuration. `load.ts` turns a YAML file into this; everything
-// after start-up reads only this shape.
+// after start-up reads only this shape. Its fields are derived from the key table
+// (`keys.ts`): one field per key, with the key's own type.
 
-import type { Conninfo } from './conninfo.js';
+import type { Settings } from './keys.js';
 
 /** The two nodes of a pair, in the order the configuration names them. */
 export const NODES = ['node1', 'node2'] as const;
 export type NodeName = (typeof NODES)[number];
 
-export interface Config {
+export type Config = Settings & {
   /** The file it came from, for messages and reloads. */
   file: string;
-  node: NodeName;
-  node1: Conninfo;
-  node2: Conninfo;
-  keepaliveTimeMs: number;
-  keepaliveCount: number;
-  heartbeatTimeoutMs: number;
-  afterCommand: string | null;
-  afterCommandTimeoutMs: number;
-  afterAsyncCommand: string | null;
-  listen: { host: string; port: number };
-  failoverRequiresSync: boolean;
-  streamTimeoutMs: number;
-  syncRestoreMaxLagBytes: number;
-  paused: boolean;
-  stateFile: string | null;
-  httpToken: string | null;
-  tuneWalRetrieveRetryInterval: boolean;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
-}
+};
 
 export function peerOf(node: NodeName): NodeName {
   return node === 'node1' ? 'node2' : 'node1';
+}
+
+/** The conninfo of the local node and of its peer. */
+export function conninfoOf(cfg: Pick<Config, 'node1' | 'node2'>, node: NodeName): Config['node1'] {
+  return node === 'node1' ? cfg.node1 : cfg.node2;
 }
 
 export class ConfigError extends Error {

@@ -4,17 +4,14 @@
 
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
+import { Invalid, KEY_NAMES, defOf, type KeyName } from './keys.js';
 
-const MAP: Record<string, string> = {
-  node1_conninfo: 'node1_conninfo',
-  node2_conninfo: 'node2_conninfo',
-  keepalive_time: 'keepalive_time',
-  keepalives_time: 'keepalive_time',
-  keepalive_count: 'keepalive_count',
-  keepalives_count: 'keepalive_count',
-  after_command: 'after_command',
-};
-const NUMERIC = new Set(['keepalive_time', 'keepalive_count']);
+/** pg_keeper.<name> -> our key: the keys pg_keeper had, under every spelling we accept. */
+const MAP: ReadonlyMap<string, KeyName> = new Map(
+  KEY_NAMES.filter((k) => defOf(k).fromPgKeeper).flatMap((k) =>
+    [k, ...(defOf(k).aliases ?? [])].map((name) => [name, k] as const),
+  ),
+);
 
 /** Reads `pg_keeper.name = value` lines (postgresql.conf syntax: quotes, '' escapes, # comments). */
 export function importPgKeeperSettings(text: string): {
@@ -29,12 +26,14 @@ export function importPgKeeperSettings(text: string): {
     const name = m[1].toLowerCase();
     let value = m[2];
     if (value.startsWith("'")) value = value.slice(1, -1).replace(/''/g, "'").replace(/\\(.)/g, '$1');
-    const key = MAP[name];
+    const key = MAP.get(name);
     if (key === undefined) {
       unknown.push(name);
       continue;
     }
-    settings[key] = NUMERIC.has(key) && Number.isFinite(Number(value)) ? Number(value) : value;
+    // postgresql.conf has no types: a value that the key takes as a number is written as one.
+    const n = Number(value);
+    settings[key] = value.trim() !== '' && !(defOf(key).parse(n) instanceof Invalid) ? n : value;
   }
   return { settings, unknown };
 }

@@ -1,172 +1,119 @@
-// Every configuration key, in one table: its type check, default, whether SIGHUP reloads
-// it, and one line of documentation. The loader, `check-config` and the README's
-// reference all read this table, so they cannot disagree.
+// Every configuration key, in one table: how its YAML value is parsed into its typed
+// field, its default, whether SIGHUP reloads it, how it is shown (masked), and one line of
+// documentation. The loader, `check-config`, `reload()`, `import-conf` and the README's
+// reference all read this table, so they cannot disagree; the `Config` type itself is
+// derived from it.
 
-export type Raw = unknown;
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { toPgClientConfig } from '../postgres/client-config.js';
+import { errnoCode, errorText } from '../util/errors.js';
+import { NODES, type NodeName } from './config.js';
+import { ConninfoError, maskConninfo, parseConninfo, type Conninfo } from './conninfo.js';
 
-export interface KeyDef {
+/** A value that could not be used: what is allowed, and what was given. */
+export class Invalid {
+  constructor(readonly problem: string) {}
+}
+
+/** The settings other keys' defaults and checks are computed from. */
+export interface Basis {
+  keepaliveTimeMs: number;
+  keepaliveCount: number;
+  node: NodeName;
+  env: NodeJS.ProcessEnv;
+}
+
+type Shown = string | number | boolean | null;
+
+type Default<T> =
+  | { value: T }
+  /** Required: the message says what to give. */
+  | { required: string }
+  /** Computed from other settings; `text` is what the reference shows. */
+  | { derive: (b: Basis) => T; text: string };
+
+export interface KeyDef<F extends string, T> {
+  /** The Config field this key fills. Two keys may fill one field: then only one may be given. */
+  field: F;
   /** Older spellings accepted for pg_keeper compatibility. */
-  aliases?: string[];
+  aliases?: readonly string[];
+  /** pg_keeper 1.0 had this setting (`pg_keeper.<name>` in postgresql.conf): `import-conf` converts it. */
+  fromPgKeeper?: boolean;
   reloadable: boolean;
-  /** Shown in the reference; undefined means required. */
-  defaultText?: string;
   doc: string;
-  /** Returns an error message (what is allowed, what was given) or null. */
-  check: (v: Raw) => string | null;
+  parse: (v: unknown) => T | Invalid;
+  default: Default<T>;
+  /** How check-config and /status show the value: passwords and tokens never appear. */
+  show: (v: T) => Shown;
+  /** A check against the other settings, once all are known. */
+  check?: (v: T, b: Basis) => string | null;
 }
 
-const got = (v: Raw): string => `got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`;
-
-export const isString = (v: Raw): string | null =>
-  typeof v === 'string' && v.trim() !== '' ? null : `must be a non-empty string, ${got(v)}`;
-
-export const isOptionalString = (v: Raw): string | null =>
-  v === null || typeof v === 'string' ? null : `must be a string (or empty), ${got(v)}`;
-
-export const isBool = (v: Raw): string | null =>
-  typeof v === 'boolean' ? null : `must be true or false, ${got(v)}`;
-
-export function isNumber(min: number, max: number, unit: string, integer = false): (v: Raw) => string | null {
-  return (v) => {
-    const ok =
-      typeof v === 'number' &&
-      Number.isFinite(v) &&
-      v >= min &&
-      v <= max &&
-      (!integer || Number.isInteger(v));
-    return ok
-      ? null
-      : `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}${unit}, ${got(v)}`;
-  };
+function key<const F extends string, T>(def: KeyDef<F, T>): KeyDef<F, T> {
+  return def;
 }
 
-export const KEYS: Record<string, KeyDef> = {
-  node1_conninfo: {
-    reloadable: false,
-    doc: 'libpq connection string (keyword=value or postgresql:// URI) of node1',
-    check: isString,
-  },
-  node2_conninfo: {
-    reloadable: false,
-    doc: 'libpq connection string of node2',
-    check: isString,
-  },
-  node: {
-    reloadable: false,
-    defaultText: '--node',
-    doc: 'which node is local to this keeper: node1 or node2 (or --node on the command line)',
-    check: (v) => (v === 'node1' || v === 'node2' ? null : `must be node1 or node2, ${got(v)}`),
-  },
-  keepalive_time: {
-    aliases: ['keepalives_time'],
-    reloadable: true,
-    defaultText: '5',
-    doc: 'seconds between heartbeats; decimals allowed (0.2)',
-    check: isNumber(0.05, 3600, ' seconds'),
-  },
-  keepalive_count: {
-    aliases: ['keepalives_count'],
-    reloadable: true,
-    defaultText: '4',
-    doc: 'consecutive failed heartbeats before acting',
-    check: isNumber(1, 1000, '', true),
-  },
-  heartbeat_timeout: {
-    reloadable: true,
-    defaultText: '0.8 × keepalive_time',
-    doc: 'seconds one heartbeat may take before it counts as failed; below keepalive_time',
-    check: isNumber(0.01, 3600, ' seconds'),
-  },
-  after_command: {
-    reloadable: true,
-    defaultText: 'none',
-    doc: 'shell command run (/bin/sh -c) after this node promoted itself: move a VIP, fence the old primary',
-    check: isOptionalString,
-  },
-  after_command_timeout: {
-    reloadable: true,
-    defaultText: '30',
-    doc: 'seconds before after_command / after_async_command is killed',
-    check: isNumber(0.1, 86400, ' seconds'),
-  },
-  after_async_command: {
-    reloadable: true,
-    defaultText: 'none',
-    doc: 'shell command run after this primary switched to asynchronous replication',
-    check: isOptionalString,
-  },
-  listen: {
-    reloadable: false,
-    defaultText: '0.0.0.0:9754',
-    doc: 'HOST:PORT of the HTTP server (metrics, health checks, status)',
-    check: (v) =>
-      typeof v === 'string' && parseListen(v) !== null
-        ? null
-        : `must be HOST:PORT with a port 0-65535, ${got(v)}`,
-  },
-  failover_requires_sync: {
-    reloadable: true,
-    defaultText: 'true',
-    doc: 'promote only a standby that was synchronous at last contact (false favours availability over data)',
-    check: isBool,
-  },
-  stream_timeout: {
-    reloadable: true,
-    defaultText: 'max(keepalive_time × keepalive_count, keepalive_time + 1)',
-    doc: 'seconds the replication stream must be silent before a lost peer counts as dead',
-    check: isNumber(0.05, 86400, ' seconds'),
-  },
-  sync_restore_max_lag: {
-    reloadable: true,
-    defaultText: '1048576',
-    doc: 'bytes of replay lag under which synchronous replication is restored',
-    check: isNumber(0, 2 ** 50, ' bytes', true),
-  },
-  paused: {
-    reloadable: true,
-    defaultText: 'false',
-    doc: 'observe and export, but take no action (says what it would have done)',
-    check: isBool,
-  },
-  state_file: {
-    reloadable: false,
-    defaultText: '$STATE_DIRECTORY/<node>.state.json, else none',
-    doc: 'where the keeper keeps what it must remember across restarts',
-    check: isOptionalString,
-  },
-  http_token: {
-    reloadable: true,
-    defaultText: 'none (pause/resume off)',
-    doc: 'bearer token for POST /pause and /resume',
-    check: isOptionalString,
-  },
-  http_token_file: {
-    reloadable: true,
-    defaultText: 'none',
-    doc: 'file holding the bearer token (instead of http_token)',
-    check: isOptionalString,
-  },
-  tune_wal_retrieve_retry_interval: {
-    reloadable: false,
-    defaultText: 'false',
-    doc: "set the standby's wal_retrieve_retry_interval to 1s when it is longer (otherwise only warn)",
-    check: isBool,
-  },
-  log_level: {
-    reloadable: true,
-    defaultText: 'info',
-    doc: 'debug, info, warn or error',
-    check: (v) =>
-      v === 'debug' || v === 'info' || v === 'warn' || v === 'error'
-        ? null
-        : `must be one of debug, info, warn, error, ${got(v)}`,
-  },
+const got = (v: unknown): string => `got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`;
+
+const requiredString = (v: unknown): string | Invalid =>
+  typeof v === 'string' && v.trim() !== '' ? v : new Invalid(`must be a non-empty string, ${got(v)}`);
+
+/** A string, or nothing: null, '' and blanks all mean "not set". */
+const optionalString = (v: unknown): string | null | Invalid => {
+  if (v === null) return null;
+  if (typeof v !== 'string') return new Invalid(`must be a string (or empty), ${got(v)}`);
+  return v.trim() === '' ? null : v;
 };
 
-/** The canonical name of a key or alias, or undefined when unknown. */
-export function canonicalKey(name: string): string | undefined {
-  if (name in KEYS) return name;
-  return Object.keys(KEYS).find((k) => KEYS[k]?.aliases?.includes(name));
+const bool = (v: unknown): boolean | Invalid =>
+  typeof v === 'boolean' ? v : new Invalid(`must be true or false, ${got(v)}`);
+
+function number(min: number, max: number, unit: string, integer = false): (v: unknown) => number | Invalid {
+  return (v) =>
+    typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max && (!integer || Number.isInteger(v))
+      ? v
+      : new Invalid(`must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}${unit}, ${got(v)}`);
+}
+
+/** Seconds in the file, milliseconds in the program. */
+function seconds(min: number, max: number): (v: unknown) => number | Invalid {
+  const n = number(min, max, ' seconds');
+  return (v) => {
+    const s = n(v);
+    return s instanceof Invalid ? s : Math.round(s * 1000);
+  };
+}
+const showSeconds = (ms: number): number => ms / 1000;
+
+function oneOf<const T extends string>(allowed: readonly T[]): (v: unknown) => T | Invalid {
+  const choices = allowed.length === 2 ? `${allowed[0]} or ${allowed[1]}` : `one of ${allowed.join(', ')}`;
+  return (v) => allowed.find((a) => a === v) ?? new Invalid(`must be ${choices}, ${got(v)}`);
+}
+
+function conninfo(v: unknown): Conninfo | Invalid {
+  const text = requiredString(v);
+  if (text instanceof Invalid) return text;
+  try {
+    const ci = parseConninfo(text);
+    toPgClientConfig(ci); // what parses but cannot be used (service=, unreadable SSL files) is a config error too
+    return ci;
+  } catch (err) {
+    if (err instanceof ConninfoError) return new Invalid(err.message);
+    throw err;
+  }
+}
+
+function tokenFromFile(v: unknown): string | null | Invalid {
+  const file = optionalString(v);
+  if (file === null || file instanceof Invalid) return file;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return new Invalid(`cannot read ${file}: ${errnoCode(err) ?? errorText(err)}`);
+  }
+  return text.trim() === '' ? new Invalid(`the file ${file} is empty`) : text.trim();
 }
 
 export function parseListen(text: string): { host: string; port: number } | null {
@@ -176,4 +123,240 @@ export function parseListen(text: string): { host: string; port: number } | null
   if (port > 65535) return null;
   const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
   return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+const listen = (v: unknown): { host: string; port: number } | Invalid =>
+  (typeof v === 'string' ? parseListen(v) : null) ??
+  new Invalid(`must be HOST:PORT with a port 0-65535, ${got(v)}`);
+
+const MASKED = '********';
+const showText = (v: string | null): Shown => v;
+const same = (v: Shown): Shown => v;
+
+/**
+ * A live primary's stream heartbeat can be up to keepalive_time + wal_writer_delay (200 ms)
+ * old when the standby looks, plus scheduling jitter. With a short window (0.2 s × 3) that
+ * leaves no margin, and a false "silent" would promote beside a live primary; so the
+ * default never goes below keepalive_time + 1 s.
+ */
+export function defaultStreamTimeoutMs(keepaliveTimeMs: number, keepaliveCount: number): number {
+  return Math.max(keepaliveTimeMs * keepaliveCount, keepaliveTimeMs + 1000);
+}
+
+export const KEYS = {
+  node1_conninfo: key({
+    field: 'node1',
+    fromPgKeeper: true,
+    reloadable: false,
+    doc: 'libpq connection string (keyword=value or postgresql:// URI) of node1',
+    parse: conninfo,
+    default: {
+      required:
+        'key "node1_conninfo" is required: a libpq connection string such as "host=pg1 port=5432 dbname=postgres"',
+    },
+    show: maskConninfo,
+  }),
+  node2_conninfo: key({
+    field: 'node2',
+    fromPgKeeper: true,
+    reloadable: false,
+    doc: 'libpq connection string of node2',
+    parse: conninfo,
+    default: {
+      required:
+        'key "node2_conninfo" is required: a libpq connection string such as "host=pg2 port=5432 dbname=postgres"',
+    },
+    show: maskConninfo,
+  }),
+  node: key({
+    field: 'node',
+    reloadable: false,
+    doc: 'which node is local to this keeper: node1 or node2 (or --node on the command line)',
+    parse: oneOf(NODES),
+    default: {
+      required: 'key "node" is required (or --node): which node is local to this keeper, node1 or node2',
+    },
+    show: same,
+  }),
+  keepalive_time: key({
+    field: 'keepaliveTimeMs',
+    aliases: ['keepalives_time'],
+    fromPgKeeper: true,
+    reloadable: true,
+    doc: 'seconds between heartbeats; decimals allowed (0.2)',
+    parse: seconds(0.05, 3600),
+    default: { value: 5000 },
+    show: showSeconds,
+  }),
+  keepalive_count: key({
+    field: 'keepaliveCount',
+    aliases: ['keepalives_count'],
+    fromPgKeeper: true,
+    reloadable: true,
+    doc: 'consecutive failed heartbeats before acting',
+    parse: number(1, 1000, '', true),
+    default: { value: 4 },
+    show: same,
+  }),
+  heartbeat_timeout: key({
+    field: 'heartbeatTimeoutMs',
+    reloadable: true,
+    doc: 'seconds one heartbeat may take before it counts as failed; below keepalive_time',
+    parse: seconds(0.01, 3600),
+    default: { derive: (b) => Math.round(b.keepaliveTimeMs * 0.8), text: '0.8 × keepalive_time' },
+    show: showSeconds,
+    check: (ms, b) =>
+      ms < b.keepaliveTimeMs
+        ? null
+        : `must be below keepalive_time (${b.keepaliveTimeMs / 1000} s), got ${ms / 1000} s: ` +
+          'a heartbeat must end before the next one is due',
+  }),
+  after_command: key({
+    field: 'afterCommand',
+    fromPgKeeper: true,
+    reloadable: true,
+    doc: 'shell command run (/bin/sh -c) after this node promoted itself: move a VIP, fence the old primary',
+    parse: optionalString,
+    default: { value: null },
+    show: showText,
+  }),
+  after_command_timeout: key({
+    field: 'afterCommandTimeoutMs',
+    reloadable: true,
+    doc: 'seconds before after_command / after_async_command is killed',
+    parse: seconds(0.1, 86400),
+    default: { value: 30_000 },
+    show: showSeconds,
+  }),
+  after_async_command: key({
+    field: 'afterAsyncCommand',
+    reloadable: true,
+    doc: 'shell command run after this primary switched to asynchronous replication',
+    parse: optionalString,
+    default: { value: null },
+    show: showText,
+  }),
+  listen: key({
+    field: 'listen',
+    reloadable: false,
+    doc: 'HOST:PORT of the HTTP server (metrics, health checks, status)',
+    parse: listen,
+    default: { value: { host: '0.0.0.0', port: 9754 } },
+    show: (l) => `${l.host}:${l.port}`,
+  }),
+  failover_requires_sync: key({
+    field: 'failoverRequiresSync',
+    reloadable: true,
+    doc: 'promote only a standby that was synchronous at last contact (false favours availability over data)',
+    parse: bool,
+    default: { value: true },
+    show: same,
+  }),
+  stream_timeout: key({
+    field: 'streamTimeoutMs',
+    reloadable: true,
+    doc: 'seconds the replication stream must be silent before a lost peer counts as dead',
+    parse: seconds(0.05, 86400),
+    default: {
+      derive: (b) => defaultStreamTimeoutMs(b.keepaliveTimeMs, b.keepaliveCount),
+      text: 'max(keepalive_time × keepalive_count, keepalive_time + 1)',
+    },
+    show: showSeconds,
+  }),
+  sync_restore_max_lag: key({
+    field: 'syncRestoreMaxLagBytes',
+    reloadable: true,
+    doc: 'bytes of replay lag under which synchronous replication is restored',
+    parse: number(0, 2 ** 50, ' bytes', true),
+    default: { value: 1048576 },
+    show: same,
+  }),
+  paused: key({
+    field: 'paused',
+    reloadable: true,
+    doc: 'observe and export, but take no action (says what it would have done)',
+    parse: bool,
+    default: { value: false },
+    show: same,
+  }),
+  state_file: key({
+    field: 'stateFile',
+    reloadable: false,
+    doc: 'where the keeper keeps what it must remember across restarts',
+    parse: optionalString,
+    default: {
+      derive: (b) => {
+        const dir = b.env.STATE_DIRECTORY?.split(':')[0];
+        return dir ? join(dir, `${b.node}.state.json`) : null;
+      },
+      text: '$STATE_DIRECTORY/<node>.state.json, else none',
+    },
+    show: showText,
+  }),
+  http_token: key({
+    field: 'httpToken',
+    reloadable: true,
+    doc: 'bearer token for POST /pause and /resume (without one, they are off)',
+    parse: optionalString,
+    default: { value: null },
+    show: (v) => (v === null ? null : MASKED),
+  }),
+  http_token_file: key({
+    field: 'httpToken',
+    reloadable: true,
+    doc: 'file holding the bearer token (instead of http_token)',
+    parse: tokenFromFile,
+    default: { value: null },
+    show: (v) => (v === null ? null : MASKED),
+  }),
+  tune_wal_retrieve_retry_interval: key({
+    field: 'tuneWalRetrieveRetryInterval',
+    reloadable: true,
+    doc: "set the standby's wal_retrieve_retry_interval to 1s when it is longer (otherwise only warn)",
+    parse: bool,
+    default: { value: false },
+    show: same,
+  }),
+  log_level: key({
+    field: 'logLevel',
+    reloadable: true,
+    doc: 'debug, info, warn or error',
+    parse: oneOf(['debug', 'info', 'warn', 'error'] as const),
+    default: { value: 'info' },
+    show: same,
+  }),
+};
+
+export type KeyName = keyof typeof KEYS;
+type Def<K extends KeyName> = (typeof KEYS)[K];
+type ValueOf<D> = D extends KeyDef<string, infer T> ? T : never;
+
+/** The settings of one keeper: one field per key (two keys may share one). */
+export type Settings = { [K in KeyName as Def<K>['field']]: ValueOf<Def<K>> };
+export type Field = keyof Settings;
+
+export const KEY_NAMES = Object.keys(KEYS) as KeyName[];
+
+export function defOf(name: KeyName): KeyDef<Field, unknown> {
+  return KEYS[name] as unknown as KeyDef<Field, unknown>;
+}
+
+/** The canonical name of a key or alias, or undefined when unknown. */
+export function canonicalKey(name: string): KeyName | undefined {
+  return KEY_NAMES.find((k) => k === name || (defOf(k).aliases ?? []).includes(name));
+}
+
+/** The keys that fill a field, the first one being the name it is shown under. */
+export function keysOf(field: Field): KeyName[] {
+  return KEY_NAMES.filter((k) => defOf(k).field === field);
+}
+
+/** What the reference shows as a key's default. */
+export function defaultText(name: KeyName): string | undefined {
+  const def = defOf(name);
+  const d = def.default;
+  if ('required' in d) return undefined;
+  if ('derive' in d) return d.text;
+  const shown = def.show(d.value);
+  return shown === null ? 'none' : String(shown);
 }

@@ -7,7 +7,8 @@ import { createServer, type Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { buildStatus, checks, type CheckName } from './status.js';
+import { buildStatus, checkView, checks, type CheckName } from './status.js';
+import { syncModeOf } from '../policy/types.js';
 import type { Keeper } from '../runtime/keeper.js';
 
 export interface HttpDeps {
@@ -59,11 +60,16 @@ export function createApp({ keeper, registry, logger }: HttpDeps): express.Expre
   for (const [path, check] of Object.entries(CHECK_PATHS)) {
     // HAProxy set-ups written for Patroni probe with GET, HEAD or OPTIONS.
     const handler = (_req: Request, res: Response): void => {
-      const status = buildStatus(keeper);
-      const ok = checks[check](status);
-      res
-        .status(ok ? 200 : 503)
-        .json({ check, ok, node: status.node, role: status.role, sync_mode: status.sync_mode });
+      const snap = keeper.snapshot();
+      const ok = checks[check](checkView(snap));
+      const local = snap.observation?.local;
+      res.status(ok ? 200 : 503).json({
+        check,
+        ok,
+        node: snap.node,
+        role: snap.state.role,
+        sync_mode: local ? syncModeOf(local) : 'unknown',
+      });
     };
     app.get(path, handler);
     app.options(path, handler);

@@ -1,5 +1,6 @@
 // `pg-keeper status`: a running keeper's /status as a table a person reads at 3 a.m.
 
+import { errorText } from '../util/errors.js';
 import type { Status } from './status.js';
 
 export async function statusCommand(url: string, json: boolean): Promise<number> {
@@ -10,7 +11,7 @@ export async function statusCommand(url: string, json: boolean): Promise<number>
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     status = (await res.json()) as Status;
   } catch (err) {
-    process.stderr.write(`pg-keeper: cannot read ${target.href}: ${(err as Error).message}\n`);
+    process.stderr.write(`pg-keeper: cannot read ${target.href}: ${errorText(err)}\n`);
     return 1;
   }
   process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));

@@ -1,29 +1,44 @@
 // /status: the keeper's view as JSON for people and `pg-keeper status`, and the
-// Patroni-style health checks derived from the same view. No passwords: the
+// Patroni-style health checks, both read from the same snapshot. No passwords: the
 // configuration is shown through describeConfig(), which masks them.
 
+import type { NodeName } from '../config/config.js';
 import { describeConfig } from '../config/load.js';
-import { VERSION } from '../metrics/metrics.js';
-import { syncModeOf, type SyncMode } from '../policy/types.js';
+import {
+  lastAction,
+  peerIsAlsoPrimary,
+  syncModeOf,
+  type Decision,
+  type LocalActionKind,
+  type Role,
+  type Situation,
+  type StandbyView,
+  type SyncMode,
+  type WalReceiverView,
+} from '../policy/types.js';
 import type { Keeper } from '../runtime/keeper.js';
-import type { KeeperEvent } from '../runtime/snapshot.js';
+import type { KeeperEvent, Snapshot } from '../runtime/snapshot.js';
+import { VERSION } from '../version.js';
 
 export interface Status {
   version: string;
-  node: string;
-  peer: string;
-  role: string;
-  peer_role: string;
-  state: string;
+  node: NodeName;
+  peer: NodeName;
+  role: Role;
+  peer_role: Role;
+  /** The policy's situation at the last tick; `starting` before the first. */
+  state: Situation | 'starting';
   sync_mode: SyncMode;
   paused: boolean;
   alive: boolean;
+  /** Ticks completed since the keeper started. */
+  ticks: number;
   local: {
     up: boolean;
     error: string | null;
     timeline: number | null;
-    wal_receiver: unknown;
-    standbys: unknown[];
+    wal_receiver: WalReceiverView | null;
+    standbys: StandbyView[];
   };
   peer_reachable: boolean;
   peer_error: string | null;
@@ -33,6 +48,7 @@ export interface Status {
   keepalive_time: number;
   seconds_until_action: number | null;
   reason: string | null;
+  severity: Decision['severity'] | null;
   decided_at: string | null;
   last_tick_at: string | null;
   guards: {
@@ -42,21 +58,22 @@ export interface Status {
     stream_timeout: number;
     saved_synchronous_standby_names: string | null;
   };
-  last_action: { kind: string; at: string } | null;
+  last_action: { kind: LocalActionKind; at: string } | null;
   events: (Omit<KeeperEvent, 'at'> & { at: string })[];
   config: ReturnType<typeof describeConfig>;
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const iso = (ms: number | null | undefined): string | null =>
+  ms === null || ms === undefined ? null : new Date(ms).toISOString();
 
 export function buildStatus(keeper: Keeper): Status {
   const snap = keeper.snapshot();
   const cfg = keeper.config;
-  const o = snap.observation;
-  const local = o?.local;
-  const peer = o?.peer;
+  const local = snap.observation?.local;
+  const peer = snap.observation?.peer;
   const failures = snap.state.failures;
   const remaining = cfg.keepaliveCount - failures;
+  const last = lastAction(snap.state);
   return {
     version: VERSION,
     node: snap.node,
@@ -67,6 +84,7 @@ export function buildStatus(keeper: Keeper): Status {
     sync_mode: local ? syncModeOf(local) : 'unknown',
     paused: snap.paused,
     alive: keeper.alive(),
+    ticks: snap.ticks,
     local: {
       up: local?.up ?? false,
       error: local && !local.up ? local.error : null,
@@ -76,13 +94,14 @@ export function buildStatus(keeper: Keeper): Status {
     },
     peer_reachable: peer?.reachable ?? false,
     peer_error: peer && !peer.reachable ? peer.error : null,
-    peer_is_primary: !!(local?.up && !local.inRecovery && peer?.reachable && !peer.inRecovery),
+    peer_is_primary: peerIsAlsoPrimary(snap.observation),
     consecutive_failures: failures,
     keepalive_count: cfg.keepaliveCount,
     keepalive_time: cfg.keepaliveTimeMs / 1000,
     seconds_until_action: failures > 0 && remaining > 0 ? (remaining * cfg.keepaliveTimeMs) / 1000 : null,
     reason: snap.decision?.reason ?? null,
-    decided_at: iso(snap.decision?.at ?? null),
+    severity: snap.decision?.severity ?? null,
+    decided_at: iso(snap.decision?.at),
     last_tick_at: iso(snap.lastTickAt),
     guards: {
       primary_seen_at: iso(snap.state.primarySeenAt),
@@ -91,26 +110,48 @@ export function buildStatus(keeper: Keeper): Status {
       stream_timeout: cfg.streamTimeoutMs / 1000,
       saved_synchronous_standby_names: snap.state.savedSyncNames,
     },
-    last_action: snap.state.lastAction
-      ? { kind: snap.state.lastAction.kind, at: iso(snap.state.lastAction.at) ?? '' }
-      : null,
+    last_action: last ? { kind: last.kind, at: iso(last.at) ?? '' } : null,
     events: snap.events.map((e) => ({ ...e, at: iso(e.at) ?? '' })),
     config: describeConfig(cfg),
   };
 }
 
-export type CheckName = 'primary' | 'replica' | 'read-only' | 'sync' | 'async';
+export const CHECK_NAMES = ['primary', 'replica', 'read-only', 'sync', 'async'] as const;
+export type CheckName = (typeof CHECK_NAMES)[number];
 
-const streamingStandby = (s: Status): boolean =>
-  s.role === 'standby' &&
-  s.local.up &&
-  (s.local.wal_receiver as { status?: string } | null)?.status === 'streaming';
+/** What a health check needs, read from the snapshot (an HAProxy probe never builds /status). */
+export interface CheckView {
+  role: Role;
+  localUp: boolean;
+  peerIsPrimary: boolean;
+  walReceiverStatus: string | null;
+  synchronousAtLastContact: boolean;
+  peerReachable: boolean;
+}
+
+export function checkView(snap: Snapshot): CheckView {
+  const local = snap.observation?.local;
+  return {
+    role: snap.state.role,
+    localUp: local?.up ?? false,
+    peerIsPrimary: peerIsAlsoPrimary(snap.observation),
+    walReceiverStatus: local?.up ? (local.walReceiver?.status ?? null) : null,
+    synchronousAtLastContact: snap.state.syncAtLastContact,
+    peerReachable: snap.observation?.peer.reachable ?? false,
+  };
+}
+
+const writablePrimary = (v: CheckView): boolean => v.role === 'primary' && v.localUp && !v.peerIsPrimary;
+const streamingStandby = (v: CheckView): boolean =>
+  v.role === 'standby' && v.localUp && v.walReceiverStatus === 'streaming';
+const synchronousStandby = (v: CheckView): boolean =>
+  streamingStandby(v) && v.synchronousAtLastContact && v.peerReachable;
 
 /** Patroni's meanings: HAProxy configurations written for Patroni work unchanged. */
-export const checks: Record<CheckName, (s: Status) => boolean> = {
-  primary: (s) => s.role === 'primary' && s.local.up && !s.peer_is_primary,
+export const checks: Record<CheckName, (v: CheckView) => boolean> = {
+  primary: writablePrimary,
   replica: streamingStandby,
-  'read-only': (s) => (s.role === 'primary' && s.local.up && !s.peer_is_primary) || streamingStandby(s),
-  sync: (s) => streamingStandby(s) && s.guards.synchronous_at_last_contact && s.peer_reachable,
-  async: (s) => streamingStandby(s) && !(s.guards.synchronous_at_last_contact && s.peer_reachable),
+  'read-only': (v) => writablePrimary(v) || streamingStandby(v),
+  sync: synchronousStandby,
+  async: (v) => streamingStandby(v) && !synchronousStandby(v),
 };

@@ -2,6 +2,7 @@
 // and what it may do. Pure data: nothing here performs I/O or reads a clock.
 
 export type Role = 'primary' | 'standby' | 'unknown';
+export const ROLES: readonly Role[] = ['primary', 'standby', 'unknown'];
 export type SyncMode = 'sync' | 'async' | 'unknown';
 
 /** The part of the configuration that the rule needs. Times in milliseconds. */
@@ -9,8 +10,8 @@ export interface Rule {
   keepaliveTimeMs: number;
   keepaliveCount: number;
   /** How long the replication stream must have been silent before a standby may promote
-   *  (or a primary may give up on its synchronous standby). Defaults to the window. */
-  streamSilenceMs: number;
+   *  (or a primary may give up on its synchronous standby): `stream_timeout`. */
+  streamTimeoutMs: number;
   /** Promote only a standby that was synchronous at last contact with the primary. */
   failoverRequiresSync: boolean;
   /**
@@ -21,9 +22,18 @@ export interface Rule {
   maxContactGapMs: number;
   /** Restore synchronous replication once the standby's replay is within this many bytes. */
   syncRestoreMaxLagBytes: number;
+  /** Shorten a standby's wal_retrieve_retry_interval when it would delay a promotion. */
+  tuneWalRetrieveRetryInterval: boolean;
   /** Observe and export, but take no action. */
   paused: boolean;
 }
+
+/**
+ * A standby promotes within a second or two after a configuration reload only when its
+ * wal_retrieve_retry_interval is this short; longer, and a reload just before the
+ * promotion makes the startup process sit it out (measured: 5.04 s in 6 of 8 runs at 5 s).
+ */
+export const FAST_WAL_RETRIEVE_RETRY_MS = 1000;
 
 /** A standby as the local primary sees it in pg_stat_replication. */
 export interface StandbyView {
@@ -44,35 +54,37 @@ export interface WalReceiverView {
   lastMessageAgeMs: number | null;
 }
 
-export type LocalObservation =
-  | {
-      up: true;
-      inRecovery: boolean;
-      syncStandbyNames: string;
-      /**
-       * On a standby: synchronous_standby_names as the configuration files give it without
-       * postgresql.auto.conf, where a keeper's switch to async (copied by pg_basebackup) lives.
-       */
-      configuredSyncStandbyNames: string | null;
-      timeline: number | null;
-      /** Name under which this server streams from its primary (application_name). */
-      standbyName: string | null;
-      /** Present on a standby whose WAL receiver is running. */
-      walReceiver: WalReceiverView | null;
-      /** On a primary: its standbys. */
-      standbys: StandbyView[];
-    }
-  | { up: false; error: string };
+export interface UpLocal {
+  up: true;
+  inRecovery: boolean;
+  syncStandbyNames: string;
+  /**
+   * On a standby: synchronous_standby_names as the configuration files give it without
+   * postgresql.auto.conf, where a keeper's switch to async (copied by pg_basebackup) lives.
+   */
+  configuredSyncStandbyNames: string | null;
+  timeline: number | null;
+  /** Name under which this server streams from its primary (application_name). */
+  standbyName: string | null;
+  /** Present on a standby whose WAL receiver is running. */
+  walReceiver: WalReceiverView | null;
+  /** On a standby: its wal_retrieve_retry_interval; null on a primary. */
+  walRetrieveRetryIntervalMs: number | null;
+  /** On a primary: its standbys. */
+  standbys: StandbyView[];
+}
 
-export type PeerObservation =
-  | {
-      reachable: true;
-      inRecovery: boolean;
-      /** On a primary peer: names of its standbys whose sync_state is sync or quorum. */
-      synchronousStandbys: string[];
-      rttMs: number;
-    }
-  | { reachable: false; error: string };
+export type LocalObservation = UpLocal | { up: false; error: string };
+
+export interface ReachablePeer {
+  reachable: true;
+  inRecovery: boolean;
+  /** On a primary peer: names of its standbys whose sync_state is sync or quorum. */
+  synchronousStandbys: string[];
+  rttMs: number;
+}
+
+export type PeerObservation = ReachablePeer | { reachable: false; error: string };
 
 export interface Observation {
   local: LocalObservation;
@@ -85,19 +97,56 @@ export type VetoReason = (typeof VETO_REASONS)[number];
 export const HOOK_NAMES = ['after_command', 'after_async_command'] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
 
-/** Every action kind, for metrics that must exist before the first action (checked against Action). */
-export const ACTION_KINDS = [
+export type Action =
+  /** `restore`: the synchronous_standby_names to put back once the standby has caught up. */
+  | { kind: 'switch-to-async'; restore: string }
+  /** `restore`: what to put back once the old primary streams again as this node's standby. */
+  | { kind: 'promote'; restore: string | null }
+  | { kind: 'restore-sync'; value: string }
+  | { kind: 'tune-wal-retrieve-retry-interval'; ms: number }
+  | { kind: 'run-hook'; hook: HookName; event: 'promote' | 'switch-to-async' };
+
+/** The actions carried out on the local server, whose outcome goes back into the policy. */
+export type LocalAction = Exclude<Action, { kind: 'run-hook' }>;
+export type LocalActionKind = LocalAction['kind'];
+
+/** Every local action kind, for metrics that must exist before the first action (checked against Action). */
+export const LOCAL_ACTION_KINDS = [
   'switch-to-async',
   'promote',
   'restore-sync',
-  'run-hook',
-] as const satisfies readonly Action['kind'][];
+  'tune-wal-retrieve-retry-interval',
+] as const satisfies readonly LocalActionKind[];
 
-export type Action =
-  | { kind: 'switch-to-async' }
-  | { kind: 'promote' }
-  | { kind: 'restore-sync'; value: string }
-  | { kind: 'run-hook'; hook: HookName; event: 'promote' | 'switch-to-async' };
+/** What happened to an action: the runtime hands it back to the policy (`settle`). */
+export interface Outcome {
+  action: LocalAction;
+  ok: boolean;
+  /** Wall-clock ms when it ended. */
+  at: number;
+  durationMs: number;
+  /** Why it failed; absent when ok. */
+  error?: string;
+}
+
+/**
+ * Each row of the policy's table, in the order a tick is classified (first match wins).
+ * `decide.ts` holds what each row does; `docs/SITUATIONS.md` is generated from it.
+ */
+export const SITUATIONS = [
+  'local-down',
+  'two-primaries',
+  'primary-restoring-sync',
+  'primary-with-standby',
+  'primary-lost-standby',
+  'primary-missing-standby',
+  'standby-lost-primary',
+  'standby-missing-primary',
+  'standby-with-standby',
+  'standby-untuned',
+  'standby-with-primary',
+] as const;
+export type Situation = (typeof SITUATIONS)[number];
 
 /** What the keeper remembers between ticks (and, through the state file, across restarts). */
 export interface KeeperState {
@@ -113,24 +162,31 @@ export interface KeeperState {
   primarySeenAt: number | null;
   /** Whether this node was the primary's synchronous standby at that last contact. */
   syncAtLastContact: boolean;
+  /**
+   * Whether that contact was made by this run of the keeper. One remembered from the state
+   * file satisfies never-saw-primary, but proves nothing about what the primary did while
+   * this keeper was not running.
+   */
+  contactThisRun: boolean;
   /** synchronous_standby_names to put back once the standby has caught up; null: nothing to restore. */
   savedSyncNames: string | null;
   /** Vetoes already reported during the current run of failures, so each is counted once. */
   vetoed: VetoReason[];
-  lastAction: { kind: Action['kind']; at: number } | null;
+  /** Wall-clock ms at which each kind of local action last succeeded: the one record of outcomes. */
+  done: Partial<Record<LocalActionKind, number>>;
 }
 
 export interface Decision {
   state: KeeperState;
   actions: Action[];
-  /** One sentence a person can read: logged when it changes, shown in /status. */
+  /** One sentence a person can read: shown in /status, logged when the situation changes. */
   reason: string;
   /** A guard that stopped an action this tick, reported once per run of failures. */
   veto?: VetoReason;
   /** error: something an operator must look at now (two primaries). */
   severity: 'info' | 'warn' | 'error';
-  /** Which row of the policy's table applied (decide.ts `Situation`). */
-  situation: string;
+  /** Which row of the policy's table applied. */
+  situation: Situation;
 }
 
 export function initialState(): KeeperState {
@@ -142,15 +198,31 @@ export function initialState(): KeeperState {
     standbyName: null,
     primarySeenAt: null,
     syncAtLastContact: false,
+    contactThisRun: false,
     savedSyncNames: null,
     vetoed: [],
-    lastAction: null,
+    done: {},
   };
+}
+
+/** The most recent successful local action, if any. */
+export function lastAction(state: KeeperState): { kind: LocalActionKind; at: number } | null {
+  let last: { kind: LocalActionKind; at: number } | null = null;
+  for (const kind of LOCAL_ACTION_KINDS) {
+    const at = state.done[kind];
+    if (at !== undefined && (last === null || at > last.at)) last = { kind, at };
+  }
+  return last;
 }
 
 export function syncModeOf(local: LocalObservation): SyncMode {
   if (!local.up || local.inRecovery) return 'unknown';
   return local.syncStandbyNames.trim() === '' ? 'async' : 'sync';
+}
+
+/** Both servers accept writes: the local one and the peer are primaries. */
+export function peerIsAlsoPrimary(seen: Observation | null): boolean {
+  return !!seen && seen.local.up && !seen.local.inRecovery && seen.peer.reachable && !seen.peer.inRecovery;
 }
 
 export function assertNever(x: never): never {

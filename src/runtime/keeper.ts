@@ -1,41 +1,37 @@
 // The loop: observe both servers, ask the policy, carry out its actions one at a time, and
-// record what happened (log, metrics, snapshot, state file). Ticks follow a monotonic
-// schedule: tick n is due at start + n × keepalive_time, whatever the previous tick took,
-// so the period does not drift with the poll's own duration (pg_keeper slept, then polled).
+// record what happened (log, snapshot, state file). Nothing here decides: what to do is
+// decide()'s, and what an action's outcome means is settle()'s (src/policy/decide.ts).
 
 import type { Logger } from 'pino';
-import { peerOf, type Config } from '../config/config.js';
-import { endpointOf } from '../config/conninfo.js';
-import type { HookResult } from '../hooks/run.js';
-import { hookSucceeded } from '../hooks/run.js';
+import type { Config } from '../config/config.js';
+import { reloadedConfig } from '../config/reload.js';
+import { Hooks, hookEnv, type HookDone, type RunHook } from '../hooks/hooks.js';
 import type { KeeperMetrics } from '../metrics/metrics.js';
-import { decide } from '../policy/decide.js';
+import { decide, settle, commentOf, isLoud } from '../policy/decide.js';
 import {
-  ACTION_KINDS,
-  HOOK_NAMES,
-  VETO_REASONS,
   assertNever,
   initialState,
   type Action,
-  type HookName,
+  type Decision,
   type KeeperState,
+  type LocalAction,
   type LocalObservation,
-  type Observation,
+  type Outcome,
   type PeerObservation,
   type Rule,
 } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
-import { EVENT_HISTORY, type KeeperEvent, type Snapshot } from './snapshot.js';
-import { readStateFile, remembered, writeStateFile, type Remembered } from './state-file.js';
+import { systemClock, type Clock } from './clock.js';
+import { TickSchedule } from './schedule.js';
+import { EVENT_HISTORY, initialSnapshot, type KeeperEvent, type Snapshot } from './snapshot.js';
+import { readStateFile, remembered, worthWriting, writeStateFile, type Remembered } from './state-file.js';
 
 /** The local server as the loop uses it (postgres/local.ts, or a fake in tests). */
 export interface LocalPort {
   observe(timeoutMs: number): Promise<LocalObservation>;
-  emitStreamHeartbeat(timeoutMs: number): Promise<void>;
   switchToAsync(timeoutMs: number): Promise<void>;
   restoreSync(value: string, timeoutMs: number): Promise<void>;
   promote(waitSeconds: number, timeoutMs: number): Promise<void>;
-  walRetrieveRetryIntervalMs(timeoutMs: number): Promise<number>;
   setWalRetrieveRetryInterval(ms: number, timeoutMs: number): Promise<void>;
   close(): void;
 }
@@ -51,72 +47,35 @@ export interface KeeperDeps {
   peer: PeerPort;
   logger: Logger;
   metrics: KeeperMetrics;
-  runHook: (command: string, env: Record<string, string>, timeoutMs: number) => Promise<HookResult>;
+  runHook: RunHook;
+  clock?: Clock;
 }
 
 const PROMOTE_WAIT_S = 30;
-/** The `result` label of pg_keeper_after_command_runs_total. */
-const HOOK_RESULTS = ['success', 'failure', 'timeout'] as const;
 const ACTION_TIMEOUT_MS = 10_000;
-/** A standby promotes within a second or two after a reload once this is small. */
-const FAST_WAL_RETRIEVE_RETRY_MS = 1000;
-/** primarySeenAt is refreshed in the state file at most this often: it only needs to be non-null and recent. */
-const SEEN_PERSIST_MS = 60_000;
+/** A situation other than a healthy one is logged again this often while it lasts. */
+export const REMINDER_MS = 60_000;
 
 export class Keeper {
   private cfg: Config;
   private state: KeeperState;
   private snap: Snapshot;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly clock: Clock;
+  private readonly schedule: TickSchedule;
+  private readonly hooks: Hooks;
   private stopped = false;
-  private epoch = 0;
-  private slot = 0;
   private persisted: Remembered | null = null;
-  private checkedStandbySettings = false;
-  private readonly hooks = new Set<Promise<void>>();
   private busySince: number | null = null;
+  /** The last decision line logged: what it said (numbers aside), and when. */
+  private logged: { sentence: string; at: number } | null = null;
 
   constructor(private readonly deps: KeeperDeps) {
     this.cfg = deps.config;
+    this.clock = deps.clock ?? systemClock;
     this.state = this.restore();
-    this.snap = {
-      node: this.cfg.node,
-      peer: peerOf(this.cfg.node),
-      startedAt: Date.now(),
-      lastTickAt: null,
-      ticks: 0,
-      state: this.state,
-      observation: null,
-      decision: null,
-      paused: this.cfg.paused,
-      events: [],
-      lastPromotionAt: null,
-      lastAsyncSwitchAt: null,
-      lastSyncRestoreAt: null,
-    };
-    this.zeroCounters();
-  }
-
-  /**
-   * Labelled counters and histograms exist only once incremented; a series that starts at
-   * 1 is invisible to increase() and rate(), so the first veto, failure or after_command
-   * would never alert or chart. Create every known label set at zero.
-   */
-  private zeroCounters(): void {
-    const m = this.deps.metrics;
-    const peer = { peer: this.snap.peer };
-    m.heartbeats.inc(peer, 0);
-    m.heartbeatFailures.inc(peer, 0);
-    for (const reason of VETO_REASONS) m.vetoes.inc({ reason }, 0);
-    for (const action of ACTION_KINDS) m.actionFailures.inc({ action }, 0);
-    m.heartbeatDuration.zero(peer);
-    for (const hook of HOOK_NAMES) {
-      m.hookDuration.zero({ hook });
-      m.hookFailures.inc({ hook }, 0);
-      for (const result of HOOK_RESULTS) m.hookRuns.inc({ hook, result }, 0);
-    }
-    for (const result of ['ok', 'failed']) m.configReloads.inc({ result }, 0);
+    this.snap = initialSnapshot(this.cfg.node, this.state, this.clock.now(), this.cfg.paused);
+    this.schedule = new TickSchedule(this.clock, this.cfg.keepaliveTimeMs, () => this.safeTick());
+    this.hooks = new Hooks(deps.runHook, (d) => this.hookDone(d));
   }
 
   get config(): Config {
@@ -128,7 +87,7 @@ export class Keeper {
   }
 
   /** True while the loop completes ticks (or carries out an action that may take a while). */
-  alive(now = Date.now()): boolean {
+  alive(now = this.clock.now()): boolean {
     if (this.stopped) return false;
     if (this.busySince !== null) return now - this.busySince < (PROMOTE_WAIT_S + 15) * 1000;
     const last = this.snap.lastTickAt ?? this.snap.startedAt;
@@ -136,8 +95,6 @@ export class Keeper {
   }
 
   start(): void {
-    this.epoch = performance.now();
-    this.slot = 0;
     this.log().info(
       {
         event: 'start',
@@ -153,327 +110,295 @@ export class Keeper {
         'state_file is not set: after a restart the keeper forgets that it saw the primary, and will not promote until it sees it again',
       );
     }
-    this.schedule();
+    this.schedule.start();
   }
 
   /** Stop ticking; wait (at most `graceMs`) for a tick in progress. Hooks already started keep running. */
   async stop(graceMs = 800): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (this.running) await Promise.race([this.running, new Promise((r) => setTimeout(r, graceMs))]);
+    await this.schedule.stop(graceMs);
     this.persist(true);
     this.deps.local.close();
     this.deps.peer.close();
-    if (this.hooks.size > 0) {
+    if (this.hooks.count > 0) {
       this.log().warn(
-        { event: 'stop', hooks_running: this.hooks.size },
+        { event: 'stop', hooks_running: this.hooks.count },
         'stopping while a hook still runs; it is left to finish',
       );
     }
     this.log().info({ event: 'stop' }, 'pg-keeper stopped');
   }
 
-  /** SIGHUP: take the reloadable settings from `next`; the rest needs a restart. */
-  reload(next: Config): string[] {
-    const fixed: (keyof Config)[] = [
-      'node',
-      'node1',
-      'node2',
-      'listen',
-      'stateFile',
-      'tuneWalRetrieveRetryInterval',
-    ];
-    const ignored = fixed.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.cfg[k]));
-    const periodChanged = next.keepaliveTimeMs !== this.cfg.keepaliveTimeMs;
-    const pausedChanged = next.paused !== this.cfg.paused;
-    this.cfg = { ...next, ...Object.fromEntries(fixed.map((k) => [k, this.cfg[k]])) } as Config;
-    if (pausedChanged) this.setPaused(next.paused, 'configuration');
-    if (periodChanged && !this.stopped) {
-      this.epoch = performance.now();
-      this.slot = 0;
-      if (this.timer) clearTimeout(this.timer);
-      this.schedule();
-    }
-    return ignored.map(String);
+  /** SIGHUP: take the reloadable settings from `next`, keep the rest, and say which is which. */
+  reload(next: Config): void {
+    const { config, changed, kept } = reloadedConfig(this.cfg, next);
+    this.cfg = config;
+    this.deps.logger.level = config.logLevel;
+    this.setPaused(config.paused, 'configuration');
+    this.schedule.setPeriod(config.keepaliveTimeMs);
+    this.update({
+      counts: {
+        ...this.snap.counts,
+        reloads: { ...this.snap.counts.reloads, ok: this.snap.counts.reloads.ok + 1 },
+      },
+    });
+    const what = changed.length > 0 ? `changed: ${changed.map((c) => c.text).join(', ')}` : 'nothing changed';
+    const restart =
+      kept.length > 0 ? `; these need a restart and were kept: ${kept.map((c) => c.text).join(', ')}` : '';
+    this.log().info(
+      { event: 'reload', changed: changed.map((c) => c.key), ignored: kept.map((c) => c.key) },
+      `configuration reloaded: ${what}${restart}`,
+    );
   }
 
-  noteReload(result: 'ok' | 'failed'): void {
-    this.deps.metrics.configReloads.inc({ result });
+  /** SIGHUP with a file that does not load: the running configuration stays. */
+  reloadFailed(why: string): void {
+    this.update({
+      counts: {
+        ...this.snap.counts,
+        reloads: { ...this.snap.counts.reloads, failed: this.snap.counts.reloads.failed + 1 },
+      },
+    });
+    this.log().error(
+      { event: 'reload-failed', file: this.cfg.file, error: why },
+      `configuration not reloaded, keeping the old one: ${why}`,
+    );
   }
 
   setPaused(paused: boolean, by: string): void {
     if (this.snap.paused === paused) return;
-    this.snap = { ...this.snap, paused };
+    this.update({ paused });
     this.record({ event: paused ? 'pause' : 'resume', outcome: 'info', detail: `by ${by}` }, 'warn');
   }
 
-  /** One observe-decide-act cycle. Public so tests can drive the loop without a timer. */
+  /** One observe-decide-act-record cycle. Public so tests can drive the loop without a timer. */
   async tick(): Promise<void> {
-    const c = this.cfg;
+    const timeout = this.cfg.heartbeatTimeoutMs;
     const [peer, local] = await Promise.all([
-      this.deps.peer.heartbeat(c.heartbeatTimeoutMs),
-      this.deps.local.observe(c.heartbeatTimeoutMs),
+      this.deps.peer.heartbeat(timeout),
+      this.deps.local.observe(timeout),
     ]);
-    if (local.up && !local.inRecovery) {
-      // The replication stream's own heartbeat (see postgres/local.ts).
-      await this.deps.local.emitStreamHeartbeat(c.heartbeatTimeoutMs).catch((err: unknown) => {
-        this.log().debug(
-          { event: 'stream-heartbeat-failed', error: errorText(err) },
-          'could not emit the stream heartbeat',
-        );
-      });
-    }
-    const seen: Observation = { local, peer };
-    this.countHeartbeat(peer);
-    const decision = decide(this.state, seen, Date.now(), this.rule());
-    const previous = this.snap.decision;
-    this.state = decision.state;
-    this.snap = {
-      ...this.snap,
-      state: this.state,
-      observation: seen,
-      decision: {
-        reason: decision.reason,
-        severity: decision.severity,
-        situation: decision.situation,
-        at: Date.now(),
-      },
-    };
-    if (!peer.reachable) {
-      this.log().warn(
-        { event: 'heartbeat-failed', peer: this.snap.peer, count: this.state.failures, error: peer.error },
-        `heartbeat to ${this.snap.peer} failed ${this.state.failures} time(s)`,
-      );
-    }
-    if (decision.severity === 'error' || previous?.reason !== decision.reason) {
-      this.log()[decision.severity](
-        { event: 'decision', reason: decision.reason, count: this.state.failures },
-        decision.reason,
-      );
-    }
-    if (decision.veto) {
-      this.deps.metrics.vetoes.inc({ reason: decision.veto });
-      this.record(
-        { event: 'veto', outcome: 'vetoed', detail: `${decision.veto}: ${decision.reason}` },
-        'warn',
-      );
-    }
-    if (local.up && local.inRecovery && !this.checkedStandbySettings) await this.checkStandbySettings();
-    await this.act(decision.actions, decision.reason);
+    const decision = decide(this.state, { local, peer }, this.clock.now(), this.rule());
+    this.noteHeartbeat(peer, decision.state.failures);
+    this.noteDecision(decision, { local, peer });
+    await this.act(decision);
     this.persist();
-    this.snap = { ...this.snap, state: this.state, lastTickAt: Date.now(), ticks: this.snap.ticks + 1 };
+    this.update({ lastTickAt: this.clock.now(), ticks: this.snap.ticks + 1 });
   }
 
-  private async act(actions: Action[], reason: string): Promise<void> {
-    for (const action of actions) {
-      this.busySince = Date.now();
-      try {
-        await this.perform(action, reason);
-      } catch (err) {
-        this.deps.metrics.actionFailures.inc({ action: action.kind });
-        this.record(
-          { event: action.kind, outcome: 'failed', detail: `${errorText(err)}; will retry at the next tick` },
-          'error',
+  private async safeTick(): Promise<void> {
+    try {
+      await this.tick();
+    } catch (err) {
+      this.log().error({ event: 'tick-failed', error: errorText(err) }, `tick failed: ${errorText(err)}`);
+    }
+  }
+
+  private noteHeartbeat(peer: PeerObservation, failures: number): void {
+    const c = this.snap.counts;
+    const before = this.state.failures;
+    this.update({
+      counts: {
+        ...c,
+        heartbeats: c.heartbeats + 1,
+        heartbeatFailures: c.heartbeatFailures + (peer.reachable ? 0 : 1),
+      },
+    });
+    const name = this.snap.peer;
+    if (peer.reachable) {
+      this.deps.metrics.heartbeatDuration.observe({ peer: name }, peer.rttMs / 1000);
+      if (before > 0)
+        this.log().info(
+          { event: 'heartbeat-ok', peer: name, after: before },
+          `${name} answers heartbeats again after ${before} failed`,
         );
-        return;
+      return;
+    }
+    // The first failure of a run is news; the count that follows is in /status and the metrics.
+    this.log()[failures === 1 ? 'warn' : 'debug'](
+      { event: 'heartbeat-failed', peer: name, count: failures, error: peer.error },
+      `heartbeat to ${name} failed (${failures} in a row): ${peer.error}`,
+    );
+  }
+
+  /**
+   * The decision becomes the snapshot's; it is logged when its sentence changes (numbers
+   * aside: a count that grows at every tick is not news), when it acts, when a guard holds
+   * for the first time in a run, at every tick for a loud situation (two primaries), and
+   * otherwise as a reminder every REMINDER_MS while a situation that is not healthy lasts.
+   */
+  private noteDecision(d: Decision, seen: Snapshot['observation']): void {
+    const previous = this.snap.decision;
+    this.state = d.state;
+    const now = this.clock.now();
+    this.update({
+      state: this.state,
+      observation: seen,
+      decision: { reason: d.reason, severity: d.severity, situation: d.situation, at: now },
+    });
+    const sentence = d.reason.replace(/\d+(\.\d+)?/g, '#');
+    const reminder =
+      this.logged !== null &&
+      d.severity !== 'info' &&
+      now - this.logged.at >= REMINDER_MS &&
+      sentence === this.logged.sentence;
+    if (
+      sentence !== this.logged?.sentence ||
+      d.actions.length > 0 ||
+      d.veto ||
+      isLoud(d.situation) ||
+      reminder
+    ) {
+      this.logged = { sentence, at: now };
+      this.log()[d.severity](
+        {
+          event: 'decision',
+          situation: d.situation,
+          ...(previous && previous.situation !== d.situation ? { previous: previous.situation } : {}),
+          comment: commentOf(d.situation),
+          reason: d.reason,
+          count: d.state.failures,
+          ...(reminder ? { reminder: true } : {}),
+        },
+        d.reason,
+      );
+    }
+    if (d.veto) {
+      const c = this.snap.counts;
+      this.update({ counts: { ...c, vetoes: { ...c.vetoes, [d.veto]: c.vetoes[d.veto] + 1 } } });
+      this.record({ event: 'veto', outcome: 'vetoed', detail: `${d.veto}: ${d.reason}` }, 'warn');
+    }
+  }
+
+  /** The actions in order; a failure ends the list (after_command never follows a failed promotion). */
+  private async act(d: Decision): Promise<void> {
+    for (const action of d.actions) {
+      if (action.kind === 'run-hook') {
+        this.startHook(action, d.reason);
+        continue;
+      }
+      const started = this.clock.monotonic();
+      this.busySince = this.clock.now();
+      let error: string | undefined;
+      try {
+        await this.perform(action);
+      } catch (err) {
+        error = errorText(err);
       } finally {
         this.busySince = null;
       }
+      const outcome: Outcome = {
+        action,
+        ok: error === undefined,
+        at: this.clock.now(),
+        durationMs: this.clock.monotonic() - started,
+        ...(error === undefined ? {} : { error }),
+      };
+      this.settled(outcome, d.reason);
+      if (!outcome.ok) return;
     }
   }
 
-  private async perform(action: Action, reason: string): Promise<void> {
+  private perform(action: LocalAction): Promise<void> {
     const local = this.deps.local;
     switch (action.kind) {
       case 'switch-to-async':
-        await local.switchToAsync(ACTION_TIMEOUT_MS);
-        this.deps.metrics.asyncSwitches.inc();
-        this.snap = { ...this.snap, lastAsyncSwitchAt: Date.now() };
-        this.record({ event: 'switch-to-async', outcome: 'ok', detail: reason }, 'warn');
-        return;
-      case 'promote': {
-        const started = performance.now();
-        await local.promote(PROMOTE_WAIT_S, (PROMOTE_WAIT_S + 5) * 1000);
-        this.deps.metrics.promotions.inc();
-        this.snap = { ...this.snap, lastPromotionAt: Date.now() };
-        this.state = { ...this.state, role: 'primary' };
-        const ms = Math.round(performance.now() - started);
-        this.record({ event: 'promote', outcome: 'ok', detail: `${reason}; promoted in ${ms} ms` }, 'warn');
-        return;
-      }
+        return local.switchToAsync(ACTION_TIMEOUT_MS);
+      case 'promote':
+        return local.promote(PROMOTE_WAIT_S, (PROMOTE_WAIT_S + 5) * 1000);
       case 'restore-sync':
-        await local.restoreSync(action.value, ACTION_TIMEOUT_MS);
-        this.deps.metrics.syncRestores.inc();
-        this.snap = { ...this.snap, lastSyncRestoreAt: Date.now() };
-        this.state = { ...this.state, savedSyncNames: null };
-        this.record(
-          {
-            event: 'restore-sync',
-            outcome: 'ok',
-            detail: `synchronous_standby_names = '${action.value}'; ${reason}`,
-          },
-          'info',
-        );
-        return;
-      case 'run-hook':
-        this.startHook(action.hook, action.event, reason);
-        return;
+        return local.restoreSync(action.value, ACTION_TIMEOUT_MS);
+      case 'tune-wal-retrieve-retry-interval':
+        return local.setWalRetrieveRetryInterval(action.ms, ACTION_TIMEOUT_MS);
       default:
-        assertNever(action);
+        return assertNever(action);
     }
   }
 
-  /** Hooks run beside the loop: a slow VIP move must not stop the heartbeats. */
-  private startHook(hook: HookName, event: string, reason: string): void {
-    const command = hook === 'after_command' ? this.cfg.afterCommand : this.cfg.afterAsyncCommand;
-    if (command === null) return;
-    const env = this.hookEnv(event, reason);
-    this.log().info({ event: 'hook-start', hook }, `running ${hook}`);
-    const run = this.deps
-      .runHook(command, env, this.cfg.afterCommandTimeoutMs)
-      .then((r) => this.hookDone(hook, r))
-      .finally(() => this.hooks.delete(run));
-    this.hooks.add(run);
+  /** An action's outcome, recorded once: the policy's state, the counts, the events and the log. */
+  private settled(o: Outcome, reason: string): void {
+    this.state = settle(this.state, o);
+    const c = this.snap.counts;
+    const kind = o.action.kind;
+    const tally = c.actions[kind];
+    this.update({
+      state: this.state,
+      counts: {
+        ...c,
+        actions: {
+          ...c.actions,
+          [kind]: { ok: tally.ok + (o.ok ? 1 : 0), failed: tally.failed + (o.ok ? 0 : 1) },
+        },
+      },
+    });
+    if (!o.ok) {
+      this.record(
+        { event: kind, outcome: 'failed', detail: `${o.error ?? ''}; will retry at the next tick` },
+        'error',
+      );
+      return;
+    }
+    this.record(
+      { event: kind, outcome: 'ok', detail: outcomeDetail(o, reason) },
+      kind === 'promote' || kind === 'switch-to-async' ? 'warn' : 'info',
+    );
+    // A keeper killed right after acting must come back knowing it acted.
+    this.persist();
   }
 
-  private hookDone(hook: HookName, r: HookResult): void {
-    const ok = hookSucceeded(r);
-    const result: (typeof HOOK_RESULTS)[number] = ok ? 'success' : r.timedOut ? 'timeout' : 'failure';
-    this.deps.metrics.hookRuns.inc({ hook, result });
-    this.deps.metrics.hookDuration.observe({ hook }, r.durationMs / 1000);
-    if (!ok) this.deps.metrics.hookFailures.inc({ hook });
-    const status =
-      r.error ??
-      (r.timedOut
-        ? `timed out after ${this.cfg.afterCommandTimeoutMs / 1000} s`
-        : r.signal
-          ? `killed by ${r.signal}`
-          : `exit status ${r.exitCode}`);
-    this.log()[ok ? 'info' : 'error'](
+  private startHook(action: Extract<Action, { kind: 'run-hook' }>, reason: string): void {
+    const command = action.hook === 'after_command' ? this.cfg.afterCommand : this.cfg.afterAsyncCommand;
+    if (command === null) return;
+    this.log().info({ event: 'hook-start', hook: action.hook }, `running ${action.hook}`);
+    this.hooks.start(
+      action.hook,
+      command,
+      hookEnv(this.cfg, action.event, reason, new Date(this.clock.now())),
+      this.cfg.afterCommandTimeoutMs,
+    );
+  }
+
+  private hookDone(d: HookDone): void {
+    const c = this.snap.counts;
+    const runs = c.hooks[d.hook];
+    this.update({
+      counts: { ...c, hooks: { ...c.hooks, [d.hook]: { ...runs, [d.result]: runs[d.result] + 1 } } },
+    });
+    this.deps.metrics.hookDuration.observe({ hook: d.hook }, d.r.durationMs / 1000);
+    this.log()[d.ok ? 'info' : 'error'](
       {
         event: 'hook-done',
-        hook,
-        result,
-        exit_code: r.exitCode,
-        duration_ms: Math.round(r.durationMs),
-        output: r.output,
+        hook: d.hook,
+        result: d.result,
+        exit_code: d.r.exitCode,
+        duration_ms: Math.round(d.r.durationMs),
+        output: d.r.output,
       },
-      `${hook} ${ok ? 'succeeded' : 'failed'}: ${status}`,
+      `${d.hook} ${d.ok ? 'succeeded' : 'failed'}: ${d.status}`,
     );
-    this.record({ event: hook, outcome: ok ? 'ok' : 'failed', detail: status }, null);
-  }
-
-  private hookEnv(event: string, reason: string): Record<string, string> {
-    const localCi = this.cfg.node === 'node1' ? this.cfg.node1 : this.cfg.node2;
-    const peerCi = this.cfg.node === 'node1' ? this.cfg.node2 : this.cfg.node1;
-    const self = endpointOf(localCi);
-    const other = endpointOf(peerCi);
-    const env: Record<string, string> = {
-      PG_KEEPER_EVENT: event,
-      PG_KEEPER_NODE: this.cfg.node,
-      PG_KEEPER_PEER: this.snap.peer,
-      PG_KEEPER_REASON: reason,
-      PG_KEEPER_TIME: new Date().toISOString(),
-      PG_KEEPER_LOCAL_HOST: self.host,
-      PG_KEEPER_LOCAL_PORT: String(self.port),
-      PG_KEEPER_PEER_HOST: other.host,
-      PG_KEEPER_PEER_PORT: String(other.port),
-    };
-    if (event === 'promote') {
-      Object.assign(env, {
-        PG_KEEPER_NEW_PRIMARY_HOST: self.host,
-        PG_KEEPER_NEW_PRIMARY_PORT: String(self.port),
-        PG_KEEPER_OLD_PRIMARY_HOST: other.host,
-        PG_KEEPER_OLD_PRIMARY_PORT: String(other.port),
-      });
-    } else {
-      Object.assign(env, { PG_KEEPER_STANDBY_HOST: other.host, PG_KEEPER_STANDBY_PORT: String(other.port) });
-    }
-    return env;
-  }
-
-  /** A standby with a long wal_retrieve_retry_interval may promote seconds late after a reload. */
-  private async checkStandbySettings(): Promise<void> {
-    this.checkedStandbySettings = true;
-    try {
-      const ms = await this.deps.local.walRetrieveRetryIntervalMs(this.cfg.heartbeatTimeoutMs);
-      if (ms <= FAST_WAL_RETRIEVE_RETRY_MS) return;
-      if (this.cfg.tuneWalRetrieveRetryInterval) {
-        await this.deps.local.setWalRetrieveRetryInterval(FAST_WAL_RETRIEVE_RETRY_MS, ACTION_TIMEOUT_MS);
-        this.record(
-          {
-            event: 'tune',
-            outcome: 'ok',
-            detail: `wal_retrieve_retry_interval ${ms} ms -> ${FAST_WAL_RETRIEVE_RETRY_MS} ms`,
-          },
-          'info',
-        );
-      } else {
-        this.log().warn(
-          { event: 'slow-promotion-risk', wal_retrieve_retry_interval_ms: ms },
-          `wal_retrieve_retry_interval is ${ms} ms on this standby: a configuration reload just before a promotion ` +
-            'can delay it by that long; set it to 1s, or tune_wal_retrieve_retry_interval: true',
-        );
-      }
-    } catch (err) {
-      this.checkedStandbySettings = false;
-      this.log().debug(
-        { event: 'check-failed', error: errorText(err) },
-        'could not read wal_retrieve_retry_interval',
-      );
-    }
-  }
-
-  private countHeartbeat(peer: PeerObservation): void {
-    const labels = { peer: this.snap.peer };
-    this.deps.metrics.heartbeats.inc(labels);
-    if (peer.reachable) this.deps.metrics.heartbeatDuration.observe(labels, peer.rttMs / 1000);
-    else this.deps.metrics.heartbeatFailures.inc(labels);
+    this.record({ event: d.hook, outcome: d.ok ? 'ok' : 'failed', detail: d.status }, null);
   }
 
   private rule(): Rule {
     return {
       keepaliveTimeMs: this.cfg.keepaliveTimeMs,
       keepaliveCount: this.cfg.keepaliveCount,
-      streamSilenceMs: this.cfg.streamTimeoutMs,
+      streamTimeoutMs: this.cfg.streamTimeoutMs,
       failoverRequiresSync: this.cfg.failoverRequiresSync,
       maxContactGapMs: 2 * this.cfg.keepaliveTimeMs + this.cfg.heartbeatTimeoutMs,
       syncRestoreMaxLagBytes: this.cfg.syncRestoreMaxLagBytes,
+      tuneWalRetrieveRetryInterval: this.cfg.tuneWalRetrieveRetryInterval,
       paused: this.snap.paused,
     };
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
-    const now = performance.now();
-    const period = this.cfg.keepaliveTimeMs;
-    // Skip slots that passed while a long action ran rather than firing them in a burst. The
-    // millisecond of slack lets slot 0 run at start instead of one period later.
-    this.slot = Math.max(this.slot, Math.ceil((now - this.epoch - 1) / period));
-    const due = this.epoch + this.slot * period;
-    this.slot += 1;
-    this.timer = setTimeout(
-      () => {
-        this.running = this.tick()
-          .catch((err: unknown) => {
-            this.log().error(
-              { event: 'tick-failed', error: errorText(err) },
-              `tick failed: ${errorText(err)}`,
-            );
-          })
-          .finally(() => {
-            this.running = null;
-            this.schedule();
-          });
-      },
-      Math.max(0, due - now),
-    );
+  private update(patch: Partial<Snapshot>): void {
+    this.snap = { ...this.snap, ...patch };
   }
 
   private record(e: Omit<KeeperEvent, 'at'>, level: 'info' | 'warn' | 'error' | null): void {
-    const event: KeeperEvent = { at: Date.now(), ...e };
-    this.snap = { ...this.snap, events: [...this.snap.events, event].slice(-EVENT_HISTORY) };
+    const event: KeeperEvent = { at: this.clock.now(), ...e };
+    this.update({ events: [...this.snap.events, event].slice(-EVENT_HISTORY) });
     if (level)
       this.log()[level](
         { event: e.event, outcome: e.outcome, reason: e.detail },
@@ -502,16 +427,7 @@ export class Keeper {
   private persist(force = false): void {
     if (this.cfg.stateFile === null) return;
     const next = remembered(this.state);
-    const prev = this.persisted;
-    const changed =
-      force ||
-      prev === null ||
-      prev.syncAtLastContact !== next.syncAtLastContact ||
-      prev.savedSyncNames !== next.savedSyncNames ||
-      JSON.stringify(prev.lastAction) !== JSON.stringify(next.lastAction) ||
-      (prev.primarySeenAt === null) !== (next.primarySeenAt === null) ||
-      (next.primarySeenAt ?? 0) - (prev.primarySeenAt ?? 0) >= SEEN_PERSIST_MS;
-    if (!changed) return;
+    if (!force && !worthWriting(this.persisted, next)) return;
     try {
       writeStateFile(this.cfg.stateFile, next);
       this.persisted = next;
@@ -525,5 +441,21 @@ export class Keeper {
 
   private log(): Logger {
     return this.deps.logger;
+  }
+}
+
+function outcomeDetail(o: Outcome, reason: string): string {
+  const a = o.action;
+  switch (a.kind) {
+    case 'promote':
+      return `${reason}; promoted in ${Math.round(o.durationMs)} ms`;
+    case 'restore-sync':
+      return `synchronous_standby_names = '${a.value}'; ${reason}`;
+    case 'tune-wal-retrieve-retry-interval':
+      return `wal_retrieve_retry_interval set to ${a.ms} ms (${reason})`;
+    case 'switch-to-async':
+      return reason;
+    default:
+      return assertNever(a);
   }
 }

@@ -3,14 +3,14 @@
 
 import type { Server } from 'node:http';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
-import { ConfigError, peerOf, type Config } from '../config/config.js';
-import { describeEndpoint, toPgClientConfig } from '../config/conninfo.js';
+import { ConfigError, conninfoOf, peerOf, type Config, type NodeName } from '../config/config.js';
 import { loadConfig, type Overrides } from '../config/load.js';
 import { runHook } from '../hooks/run.js';
 import { createApp, listen } from '../http/server.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { LocalServer } from '../postgres/local.js';
 import { heartbeat } from '../postgres/peer.js';
+import { describeEndpoint, toPgClientConfig } from '../postgres/client-config.js';
 import { PgSession } from '../postgres/session.js';
 import { errorText } from '../util/errors.js';
 import { Keeper } from './keeper.js';
@@ -33,8 +33,8 @@ export function createLogger(
   return destination ? pino(options, destination) : pino(options);
 }
 
-function session(cfg: Config, node: 'node1' | 'node2'): PgSession {
-  const ci = node === 'node1' ? cfg.node1 : cfg.node2;
+function session(cfg: Config, node: NodeName): PgSession {
+  const ci = conninfoOf(cfg, node);
   const pgConfig = toPgClientConfig(ci);
   return new PgSession(
     { ...pgConfig, application_name: pgConfig.application_name ?? `pg-keeper-${cfg.node}` },
@@ -56,6 +56,7 @@ export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Prom
   const metrics = createMetrics(
     () => (keeper as Keeper).snapshot(),
     () => (keeper as Keeper).config,
+    peerOf(cfg.node),
   );
   keeper = new Keeper({
     config: cfg,
@@ -109,25 +110,14 @@ export async function runCommand(file: string, overrides: Overrides): Promise<nu
   titler.unref();
 
   process.on('SIGHUP', () => {
+    let next: Config;
     try {
-      const next = loadConfig(file, overrides);
-      const ignored = running.keeper.reload(next);
-      running.logger.level = next.logLevel;
-      running.logger.info(
-        { event: 'reload', ignored },
-        ignored.length > 0
-          ? `configuration reloaded; these need a restart and were kept: ${ignored.join(', ')}`
-          : 'configuration reloaded',
-      );
-      running.keeper.noteReload('ok');
+      next = loadConfig(file, overrides);
     } catch (err) {
-      const why = err instanceof ConfigError ? err.problems.join('; ') : errorText(err);
-      running.logger.error(
-        { event: 'reload-failed', file, error: why },
-        `configuration not reloaded, keeping the old one: ${why}`,
-      );
-      running.keeper.noteReload('failed');
+      running.keeper.reloadFailed(err instanceof ConfigError ? err.problems.join('; ') : errorText(err));
+      return;
     }
+    running.keeper.reload(next);
   });
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string): void => {

@@ -1,23 +1,37 @@
 // What the keeper must not forget across a restart: that it saw the primary, whether it
-// was the synchronous standby then, what synchronous_standby_names to restore, and its
-// last action. Written atomically (temporary file, fsync, rename) and only on change.
+// was the synchronous standby then, what synchronous_standby_names to restore, and when
+// each of its actions last succeeded. Written atomically (temporary file, fsync, rename)
+// and only on change.
 
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { KeeperState } from '../policy/types.js';
+import { LOCAL_ACTION_KINDS, type KeeperState, type LocalActionKind } from '../policy/types.js';
+import { errnoCode } from '../util/errors.js';
 
-export type Remembered = Pick<
-  KeeperState,
-  'primarySeenAt' | 'syncAtLastContact' | 'savedSyncNames' | 'lastAction'
->;
+export type Remembered = Pick<KeeperState, 'primarySeenAt' | 'syncAtLastContact' | 'savedSyncNames' | 'done'>;
+
+/** primarySeenAt is refreshed in the file at most this often: it only needs to be non-null and recent. */
+const SEEN_PERSIST_MS = 60_000;
 
 export function remembered(s: KeeperState): Remembered {
   return {
     primarySeenAt: s.primarySeenAt,
     syncAtLastContact: s.syncAtLastContact,
     savedSyncNames: s.savedSyncNames,
-    lastAction: s.lastAction,
+    done: s.done,
   };
+}
+
+/** Whether `next` differs from what the file holds in a way worth a write (an fsync per tick is not). */
+export function worthWriting(prev: Remembered | null, next: Remembered): boolean {
+  return (
+    prev === null ||
+    prev.syncAtLastContact !== next.syncAtLastContact ||
+    prev.savedSyncNames !== next.savedSyncNames ||
+    JSON.stringify(prev.done) !== JSON.stringify(next.done) ||
+    (prev.primarySeenAt === null) !== (next.primarySeenAt === null) ||
+    (next.primarySeenAt ?? 0) - (prev.primarySeenAt ?? 0) >= SEEN_PERSIST_MS
+  );
 }
 
 /** Reads the state file; a missing file is a fresh start, a corrupt one an error to report. */
@@ -26,16 +40,32 @@ export function readStateFile(file: string): Remembered | null {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (errnoCode(err) === 'ENOENT') return null;
     throw err;
   }
-  const v = JSON.parse(text) as Partial<Remembered> & { version?: number };
-  if (v.version !== 1) throw new Error(`${file}: unknown state file version ${String(v.version)}`);
+  const v = JSON.parse(text) as {
+    version?: number;
+    primarySeenAt?: unknown;
+    syncAtLastContact?: unknown;
+    savedSyncNames?: unknown;
+    done?: Record<string, unknown>;
+    /** version 1 kept only the last action */
+    lastAction?: { kind?: unknown; at?: unknown } | null;
+  };
+  if (v.version !== 1 && v.version !== 2)
+    throw new Error(`${file}: unknown state file version ${String(v.version)}`);
+  const done: Partial<Record<LocalActionKind, number>> = {};
+  const given =
+    v.version === 2 ? (v.done ?? {}) : v.lastAction ? { [String(v.lastAction.kind)]: v.lastAction.at } : {};
+  for (const kind of LOCAL_ACTION_KINDS) {
+    const at = given[kind];
+    if (typeof at === 'number') done[kind] = at;
+  }
   return {
     primarySeenAt: typeof v.primarySeenAt === 'number' ? v.primarySeenAt : null,
     syncAtLastContact: v.syncAtLastContact === true,
     savedSyncNames: typeof v.savedSyncNames === 'string' ? v.savedSyncNames : null,
-    lastAction: v.lastAction ?? null,
+    done,
   };
 }
 
@@ -44,7 +74,7 @@ export function writeStateFile(file: string, state: Remembered): void {
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
-    writeSync(fd, JSON.stringify({ version: 1, ...state }, null, 2) + '\n');
+    writeSync(fd, JSON.stringify({ version: 2, ...state }, null, 2) + '\n');
     fsyncSync(fd);
   } finally {
     closeSync(fd);

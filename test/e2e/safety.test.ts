@@ -31,10 +31,10 @@ const inRecovery = async (pair: PgPair, node: 'node1' | 'node2'): Promise<boolea
   const [r] = await queryOnce<{ r: boolean }>(pair.target(pair[node]), 'SELECT pg_is_in_recovery() AS r');
   return r?.r ?? false;
 };
-/** Waits until a keeper has logged `n` more failed heartbeats: time passing, measured in ticks. */
+/** Waits until a keeper has completed `n` more ticks: time passing, measured in ticks. */
 async function moreTicks(k: KeeperProcess, n: number): Promise<void> {
-  const now = k.events('heartbeat-failed').length;
-  await waitFor(() => k.events('heartbeat-failed').length >= now + n, `${n} more failed heartbeats`);
+  const now = (await k.status()).ticks;
+  await waitFor(async () => (await k.status()).ticks >= now + n, `${n} more ticks`);
 }
 /** Changes settings in a keeper's file and sends SIGHUP; waits for the reload to be logged. */
 async function reconfigure(k: KeeperProcess, changes: Record<string, unknown>): Promise<void> {
@@ -263,9 +263,10 @@ describe('a keeper restarted mid-way', () => {
     assert.equal(again.events('promote').length, 0, 'no second promotion');
     assert.equal(readdirSync(join(dir, 'hooks')).length, 1, 'after_command ran once');
     const saved = JSON.parse(readFileSync(join(dir, 'node2.state.json'), 'utf8')) as {
-      lastAction: { kind: string };
+      done: { promote?: number };
     };
-    assert.equal(saved.lastAction.kind, 'promote');
+    assert.equal(typeof saved.done.promote, 'number', 'the state file remembers the promotion');
+    assert.equal((await again.status()).last_action?.kind, 'promote');
   });
 });
 
@@ -356,7 +357,7 @@ describe('paused', () => {
 
   test('the standby keeper shortened wal_retrieve_retry_interval at start-up, as configured', async () => {
     const { pair, k2 } = s as Setup;
-    await waitFor(() => k2.events('tune').length > 0, 'the tune event');
+    await waitFor(() => k2.events('tune-wal-retrieve-retry-interval').length > 0, 'the tune event');
     await waitFor(
       async () => (await setting(pair, 'node2', 'wal_retrieve_retry_interval')) === '1s',
       'the new value',
@@ -383,8 +384,12 @@ describe('start-up checks', () => {
     let s: Setup | undefined;
     try {
       s = await setUp();
-      const warned = await waitFor(() => s?.k2.events('slow-promotion-risk')[0], 'the warning');
-      assert.equal(warned.wal_retrieve_retry_interval_ms, 5000);
+      const warned = await waitFor(
+        () => s?.k2.events('decision').find((l) => l.situation === 'standby-untuned'),
+        'the warning',
+      );
+      assert.equal(warned.level, 40);
+      assert.match(String(warned.reason), /wal_retrieve_retry_interval is 5000 ms/);
     } finally {
       await tearDown(s);
     }

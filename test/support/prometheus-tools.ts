@@ -6,28 +6,14 @@ import { spawnSync } from 'node:child_process';
 import type { Config } from '../../src/config/config.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { initialState } from '../../src/policy/types.js';
-import type { Snapshot } from '../../src/runtime/snapshot.js';
+import { initialSnapshot, type Snapshot } from '../../src/runtime/snapshot.js';
 
 /** Every series name pg-keeper can export (histograms expanded), plus Prometheus' own `up`. */
 export async function exportedMetricNames(): Promise<Set<string>> {
-  const snapshot = (): Snapshot => ({
-    node: 'node1',
-    peer: 'node2',
-    startedAt: 0,
-    lastTickAt: null,
-    ticks: 0,
-    state: initialState(),
-    observation: null,
-    decision: null,
-    paused: false,
-    events: [],
-    lastPromotionAt: null,
-    lastAsyncSwitchAt: null,
-    lastSyncRestoreAt: null,
-  });
+  const snapshot = (): Snapshot => initialSnapshot('node1', initialState(), 0, false);
   const config = (): Config =>
     ({ keepaliveTimeMs: 5000, keepaliveCount: 4, streamTimeoutMs: 20000 }) as Config;
-  const { registry } = createMetrics(snapshot, config);
+  const { registry } = createMetrics(snapshot, config, 'node2');
   const names = new Set(['up']);
   for (const metric of await registry.getMetricsAsJSON()) {
     // prom-client types `type` as a numeric enum, but at run time it is the text type.

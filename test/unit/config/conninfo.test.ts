@@ -3,14 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ConninfoError,
-  describeEndpoint,
-  endpointOf,
-  maskConninfo,
-  parseConninfo,
-  toPgClientConfig,
-} from '../../../src/config/conninfo.js';
+import { ConninfoError, maskConninfo, parseConninfo } from '../../../src/config/conninfo.js';
+// The parsed conninfo as node-postgres takes it, next to the PostgreSQL adapters.
+import { describeEndpoint, endpointOf, toPgClientConfig } from '../../../src/postgres/client-config.js';
 
 // node:test's test() and describe() return promises that the runner itself tracks; `void` says
 // so to the no-floating-promises lint rule.

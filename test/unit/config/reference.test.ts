@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { KEYS } from '../../../src/config/keys.js';
 import { configReference, withReference } from '../../../src/config/reference.js';
 
-test("the README's configuration reference is the one the code generates (npm run docs:config)", () => {
+test("the README's configuration reference is the one the code generates (npm run docs)", () => {
   const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
   assert.equal(withReference(readme), readme);
 });

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide } from '../../../src/policy/decide.js';
-import { initialState, type KeeperState, type Observation, type Rule } from '../../../src/policy/types.js';
+import { decide, settle, situationRows } from '../../../src/policy/decide.js';
+import {
+  SITUATIONS,
+  initialState,
+  lastAction,
+  type KeeperState,
+  type LocalAction,
+  type Observation,
+  type Rule,
+} from '../../../src/policy/types.js';
 import {
   peerDown,
   peerPrimary,
@@ -12,19 +20,37 @@ import {
   silentReceiver,
   standbyLocal,
   standbyView,
+  succeeded,
   syncStandbyState,
 } from './fixtures.js';
 
-/** Feeds the same observation at each tick of a fake clock; returns every decision. */
+/**
+ * Feeds the same observation at each tick of a fake clock; returns every decision. Each
+ * local action succeeds, and its outcome goes back to the policy, as the runtime does.
+ */
 function run(state: KeeperState, obs: Observation, ticks: number, r: Rule = rule()) {
   const out = [];
   let s = state;
   for (let i = 0; i < ticks; i++) {
-    const d = decide(s, obs, i * r.keepaliveTimeMs, r);
+    const now = i * r.keepaliveTimeMs;
+    const d = decide(s, obs, now, r);
     out.push(d);
-    s = d.state;
+    s = acted(d.state, d.actions, now);
   }
   return out;
+}
+
+/** The state after `ticks` ticks, the last one's actions carried out. */
+function stateAfter(state: KeeperState, obs: Observation, ticks: number, r: Rule = rule()): KeeperState {
+  const last = run(state, obs, ticks, r).at(-1);
+  return last ? acted(last.state, last.actions, (ticks - 1) * r.keepaliveTimeMs) : state;
+}
+
+/** The state after each local action succeeded. */
+function acted(state: KeeperState, actions: readonly { kind: string }[], at: number): KeeperState {
+  return actions
+    .filter((a): a is LocalAction => a.kind !== 'run-hook')
+    .reduce((st, a) => settle(st, succeeded(a, at)), state);
 }
 
 const lostStandby = seen(primaryLocal({ standbys: [] }), peerDown);
@@ -35,11 +61,11 @@ test('primary switches to async on the count-th failed heartbeat, not before', (
   assert.deepEqual(ds[0]?.actions, []);
   assert.deepEqual(ds[1]?.actions, []);
   assert.deepEqual(ds[2]?.actions, [
-    { kind: 'switch-to-async' },
+    { kind: 'switch-to-async', restore: '*' },
     { kind: 'run-hook', hook: 'after_async_command', event: 'switch-to-async' },
   ]);
   assert.match(ds[2]?.reason ?? '', /missed 3 heartbeats in a row/);
-  assert.equal(ds[2]?.state.savedSyncNames, '*');
+  assert.equal(ds[2]?.state.savedSyncNames, null, 'nothing to restore until the switch succeeded');
 });
 
 test('one successful heartbeat resets the count', () => {
@@ -88,15 +114,18 @@ test('primary keeps sync while the standby still replies on the replication stre
 });
 
 test('primary restores sync once the standby streams and has caught up', () => {
-  let s = run(initialState(), lostStandby, 3).at(-1)?.state ?? initialState();
+  let s = stateAfter(initialState(), lostStandby, 3);
   const back = seen(
     primaryLocal({ syncStandbyNames: '', standbys: [standbyView({ replayLagBytes: 100 })] }),
     peerStandby,
   );
   const d = decide(s, back, 1000, rule());
   assert.deepEqual(d.actions, [{ kind: 'restore-sync', value: '*' }]);
+  assert.equal(d.situation, 'primary-restoring-sync');
   assert.match(d.reason, /restoring synchronous replication/);
-  s = d.state;
+  s = acted(d.state, d.actions, 1000);
+  assert.equal(s.savedSyncNames, null, 'restored: nothing left to restore');
+  assert.equal(s.done['restore-sync'], 1000);
   // Once the setting is back, there is nothing left to restore.
   const after = decide(s, seen(primaryLocal(), peerStandby), 1200, rule());
   assert.equal(after.state.savedSyncNames, null);
@@ -104,7 +133,7 @@ test('primary restores sync once the standby streams and has caught up', () => {
 });
 
 test('primary does not restore sync to a standby that is still far behind', () => {
-  const s = run(initialState(), lostStandby, 3).at(-1)?.state ?? initialState();
+  const s = stateAfter(initialState(), lostStandby, 3);
   const behind = seen(
     primaryLocal({ syncStandbyNames: '', standbys: [standbyView({ replayLagBytes: 50 * 1024 * 1024 })] }),
     peerStandby,
@@ -115,11 +144,11 @@ test('primary does not restore sync to a standby that is still far behind', () =
 });
 
 test('primary does not restore sync to a standby that streams in name only (frozen: no recent reply)', () => {
-  const s = run(initialState(), lostStandby, 3).at(-1)?.state ?? initialState();
+  const s = stateAfter(initialState(), lostStandby, 3);
   // pg_stat_replication keeps state 'streaming' for a frozen standby until wal_sender_timeout.
   const frozen = seen(
     primaryLocal({ syncStandbyNames: '', standbys: [standbyView({ replayLagBytes: 0, replyAgeMs: 5000 })] }),
-    peerDown,
+    peerStandby,
   );
   const ds = run(s, frozen, 5);
   assert.ok(
@@ -138,15 +167,13 @@ test('standby promotes on the count-th failed heartbeat, not before', () => {
   const ds = run(syncStandbyState(), lostPrimary, 3);
   assert.deepEqual(ds[1]?.actions, []);
   assert.deepEqual(ds[2]?.actions, [
-    { kind: 'promote' },
+    { kind: 'promote', restore: '*' },
     { kind: 'run-hook', hook: 'after_command', event: 'promote' },
   ]);
   assert.match(ds[2]?.reason ?? '', /promoting this standby/);
-  assert.equal(
-    ds[2]?.state.savedSyncNames,
-    '*',
-    'remembers the value to restore once the old primary returns',
-  );
+  const promoted = acted(ds[2]?.state ?? syncStandbyState(), ds[2]?.actions ?? [], 400);
+  assert.equal(promoted.savedSyncNames, '*', 'remembers the value to restore once the old primary returns');
+  assert.equal(promoted.role, 'primary');
 });
 
 test('a standby cloned from an async primary remembers the configured value to restore after promoting', () => {
@@ -156,8 +183,7 @@ test('a standby cloned from an async primary remembers the configured value to r
     peerDown,
   );
   const ds = run(syncStandbyState(), cloned, 3);
-  assert.equal(ds[2]?.actions[0]?.kind, 'promote');
-  assert.equal(ds[2]?.state.savedSyncNames, 'node1');
+  assert.deepEqual(ds[2]?.actions[0], { kind: 'promote', restore: 'node1' });
 });
 
 test('a standby configured for asynchronous replication has nothing to restore after promoting', () => {
@@ -166,8 +192,7 @@ test('a standby configured for asynchronous replication has nothing to restore a
     peerDown,
   );
   const ds = run(syncStandbyState(), asyncPair, 3);
-  assert.equal(ds[2]?.actions[0]?.kind, 'promote');
-  assert.equal(ds[2]?.state.savedSyncNames, null);
+  assert.deepEqual(ds[2]?.actions[0], { kind: 'promote', restore: null });
 });
 
 test('a standby whose server is down keeps watching the primary: dropped from its sync list, it will not promote', () => {
@@ -262,8 +287,8 @@ test('standby promotes once the stream, too, has been silent for the window', ()
     rule(),
   );
   assert.equal(d.actions[0]?.kind, 'promote');
-  s = d.state;
-  assert.equal(s.lastAction?.kind, 'promote');
+  s = acted(d.state, d.actions, 600);
+  assert.deepEqual(lastAction(s), { kind: 'promote', at: 600 });
 });
 
 test('a stopped WAL receiver does not veto promotion', () => {
@@ -349,6 +374,142 @@ test('after promotion, the new primary does not switch to async again for the de
   assert.equal(ds[4]?.state.savedSyncNames, '*', 'keeps the value to restore when the old primary returns');
   assert.equal(
     ds[4]?.reason,
-    'primary; standby missed 8 heartbeats in a row (keepalive_count 3); replication is asynchronous: no standby streams',
+    'primary; standby missed 8 heartbeats in a row (keepalive_count 3); replication is already asynchronous; ' +
+      'synchronous replication comes back once the standby answers again and has caught up',
+  );
+});
+
+test('sync is never restored while heartbeats to the standby fail, even if it streams', () => {
+  const s = stateAfter(initialState(), lostStandby, 3);
+  const streamingButSilent = seen(
+    primaryLocal({ syncStandbyNames: '', standbys: [standbyView({ replayLagBytes: 0 })] }),
+    peerDown,
+  );
+  const ds = run(s, streamingButSilent, 5);
+  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.deepEqual(
+    ds.map((d) => d.situation),
+    [
+      'primary-lost-standby',
+      'primary-lost-standby',
+      'primary-lost-standby',
+      'primary-lost-standby',
+      'primary-lost-standby',
+    ],
+  );
+  // Below the count, too: "wait for keepalive_count" never restores.
+  const fresh = { ...s, failures: 0 };
+  const d = decide(fresh, streamingButSilent, 0, rule());
+  assert.equal(d.situation, 'primary-missing-standby');
+  assert.deepEqual(d.actions, []);
+});
+
+test('a healthy asynchronous primary says why sync is not back yet', () => {
+  const s = stateAfter(initialState(), lostStandby, 3);
+  const d = decide(s, seen(primaryLocal({ syncStandbyNames: '', standbys: [] }), peerStandby), 1000, rule());
+  assert.equal(d.situation, 'primary-with-standby');
+  assert.equal(d.severity, 'warn');
+  assert.match(d.reason, /synchronous replication stays off: no standby streams/);
+});
+
+test('paused: a primary says it would restore sync and does not', () => {
+  const s = stateAfter(initialState(), lostStandby, 3);
+  const back = seen(primaryLocal({ syncStandbyNames: '', standbys: [standbyView()] }), peerStandby);
+  const d = decide(s, back, 1000, rule(200, 3, { paused: true }));
+  assert.equal(d.situation, 'primary-restoring-sync');
+  assert.deepEqual(d.actions, []);
+  assert.match(d.reason, /paused: would restore synchronous replication/);
+});
+
+test('a standby with a slow wal_retrieve_retry_interval is tuned when told to, and only warned otherwise', () => {
+  const slow = seen(standbyLocal({ walRetrieveRetryIntervalMs: 5000 }), peerPrimary());
+  const tuned = decide(initialState(), slow, 0, rule(200, 3, { tuneWalRetrieveRetryInterval: true }));
+  assert.equal(tuned.situation, 'standby-untuned');
+  assert.deepEqual(tuned.actions, [{ kind: 'tune-wal-retrieve-retry-interval', ms: 1000 }]);
+  assert.equal(tuned.state.primarySeenAt, 0, 'the contact is recorded all the same');
+  assert.equal(
+    settle(tuned.state, succeeded({ kind: 'tune-wal-retrieve-retry-interval', ms: 1000 }, 5)).done[
+      'tune-wal-retrieve-retry-interval'
+    ],
+    5,
+  );
+  const warned = decide(initialState(), slow, 0, rule());
+  assert.deepEqual(warned.actions, []);
+  assert.equal(warned.severity, 'warn');
+  assert.match(
+    warned.reason,
+    /wal_retrieve_retry_interval is 5000 ms: .*tune_wal_retrieve_retry_interval: true/,
+  );
+  const paused = decide(
+    initialState(),
+    slow,
+    0,
+    rule(200, 3, { tuneWalRetrieveRetryInterval: true, paused: true }),
+  );
+  assert.deepEqual(paused.actions, []);
+  assert.match(paused.reason, /paused: would shorten it/);
+  const fast = decide(
+    initialState(),
+    seen(standbyLocal({ walRetrieveRetryIntervalMs: 1000 }), peerPrimary()),
+    0,
+    rule(),
+  );
+  assert.equal(fast.situation, 'standby-with-primary');
+});
+
+test('a failed action changes nothing the keeper remembers: the next tick decides again', () => {
+  const d = run(syncStandbyState(), lostPrimary, 3)[2];
+  const promote = d?.actions[0];
+  assert.equal(promote?.kind, 'promote');
+  const st = settle(d?.state ?? syncStandbyState(), {
+    action: { kind: 'promote', restore: '*' },
+    ok: false,
+    at: 400,
+    durationMs: 30_000,
+    error: 'pg_promote() did not complete',
+  });
+  assert.equal(st, d?.state, 'the same state object');
+  assert.equal(lastAction(st), null, 'last_action is never a promotion that failed');
+  const again = decide(st, lostPrimary, 600, rule());
+  assert.equal(again.actions[0]?.kind, 'promote', 'retried at the next tick');
+});
+
+test('a switch to async that succeeded remembers what to restore', () => {
+  const st = settle(initialState(), succeeded({ kind: 'switch-to-async', restore: 'node2' }, 42));
+  assert.equal(st.savedSyncNames, 'node2');
+  assert.deepEqual(lastAction(st), { kind: 'switch-to-async', at: 42 });
+});
+
+test('every observation falls into exactly one row of the table', () => {
+  const locals = {
+    down: { up: false as const, error: 'x' },
+    primary: primaryLocal(),
+    asyncPrimary: primaryLocal({ syncStandbyNames: '' }),
+    standby: standbyLocal(),
+    slowStandby: standbyLocal({ walRetrieveRetryIntervalMs: 5000 }),
+  };
+  const peers = { down: peerDown, standby: peerStandby, primary: peerPrimary() };
+  const seenSituations = new Set<string>();
+  for (const local of Object.values(locals)) {
+    for (const peer of Object.values(peers)) {
+      for (const failures of [0, 2, 3, 9]) {
+        for (const savedSyncNames of [null, '*']) {
+          const d = decide(
+            { ...syncStandbyState(), failures, savedSyncNames },
+            seen(local, peer),
+            1000,
+            rule(),
+          );
+          assert.ok(SITUATIONS.includes(d.situation));
+          seenSituations.add(d.situation);
+        }
+      }
+    }
+  }
+  assert.deepEqual([...seenSituations].sort(), [...SITUATIONS].sort(), 'every row is reachable');
+  assert.deepEqual(
+    situationRows().map((r) => r.situation),
+    [...SITUATIONS],
+    'the documented table lists every situation, in classification order',
   );
 });

@@ -7,6 +7,8 @@ import type {
   PeerObservation,
   Rule,
   StandbyView,
+  UpLocal,
+  Outcome,
 } from '../../../src/policy/types.js';
 import { initialState } from '../../../src/policy/types.js';
 
@@ -14,10 +16,11 @@ export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<R
   return {
     keepaliveTimeMs,
     keepaliveCount,
-    streamSilenceMs: keepaliveTimeMs * keepaliveCount,
+    streamTimeoutMs: keepaliveTimeMs * keepaliveCount,
     failoverRequiresSync: true,
     maxContactGapMs: keepaliveTimeMs * 2 + keepaliveTimeMs * 0.8,
     syncRestoreMaxLagBytes: 1024 * 1024,
+    tuneWalRetrieveRetryInterval: false,
     paused: false,
     ...extra,
   };
@@ -35,7 +38,7 @@ export function standbyView(extra: Partial<StandbyView> = {}): StandbyView {
   };
 }
 
-export function primaryLocal(extra: Partial<Extract<LocalObservation, { up: true }>> = {}): LocalObservation {
+export function primaryLocal(extra: Partial<UpLocal> = {}): LocalObservation {
   return {
     up: true,
     inRecovery: false,
@@ -44,12 +47,13 @@ export function primaryLocal(extra: Partial<Extract<LocalObservation, { up: true
     timeline: 1,
     standbyName: null,
     walReceiver: null,
+    walRetrieveRetryIntervalMs: null,
     standbys: [standbyView()],
     ...extra,
   };
 }
 
-export function standbyLocal(extra: Partial<Extract<LocalObservation, { up: true }>> = {}): LocalObservation {
+export function standbyLocal(extra: Partial<UpLocal> = {}): LocalObservation {
   return {
     up: true,
     inRecovery: true,
@@ -58,6 +62,7 @@ export function standbyLocal(extra: Partial<Extract<LocalObservation, { up: true
     timeline: 1,
     standbyName: 'node2',
     walReceiver: { status: 'streaming', lastMessageAgeMs: 100 },
+    walRetrieveRetryIntervalMs: 1000,
     standbys: [],
     ...extra,
   };
@@ -87,8 +92,14 @@ export function syncStandbyState(): KeeperState {
     peerRole: 'primary',
     primarySeenAt: 0,
     syncAtLastContact: true,
+    contactThisRun: true,
   };
 }
 
 /** The primary's WAL receiver fell silent: what a standby sees once the primary is dead or frozen. */
 export const silentReceiver = { status: 'streaming', lastMessageAgeMs: 60_000 };
+
+/** The outcome of an action that succeeded at `at`, as the runtime hands it back. */
+export function succeeded(action: Outcome['action'], at: number): Outcome {
+  return { action, ok: true, at, durationMs: 1 };
+}

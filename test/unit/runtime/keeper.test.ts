@@ -1,5 +1,6 @@
-// The loop with fake ports: what it does with the policy's actions when they fail, hang
-// or succeed. The real servers are in test/e2e; this covers what they cannot force.
+// The loop with fake ports and a fake clock: what it does with the policy's actions when
+// they fail, hang or succeed, and what it remembers across a restart. The real servers
+// are in test/e2e; this covers what they cannot force, deterministically.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,8 @@ import { parseConfig } from '../../../src/config/load.js';
 import type { HookResult } from '../../../src/hooks/run.js';
 import { createMetrics } from '../../../src/metrics/metrics.js';
 import type { LocalObservation, PeerObservation } from '../../../src/policy/types.js';
-import { Keeper, type LocalPort } from '../../../src/runtime/keeper.js';
+import type { Clock } from '../../../src/runtime/clock.js';
+import { Keeper, REMINDER_MS, type LocalPort } from '../../../src/runtime/keeper.js';
 import { peerDown, peerPrimary, primaryLocal, standbyLocal, silentReceiver } from '../policy/fixtures.js';
 
 const dirs: string[] = [];
@@ -33,14 +35,18 @@ function config(extra = ''): Config {
   );
 }
 
+/** Time that moves only when a test says so; a tick advances it by keepalive_time. */
+class FakeClock implements Clock {
+  constructor(public ms = 1_700_000_000_000) {}
+  now = (): number => this.ms;
+  monotonic = (): number => this.ms;
+}
+
 class FakeLocal implements LocalPort {
   calls: string[] = [];
   failPromote = 0;
   constructor(public seen: LocalObservation) {}
   observe = async (): Promise<LocalObservation> => this.seen;
-  emitStreamHeartbeat = async (): Promise<void> => {
-    this.calls.push('emit');
-  };
   switchToAsync = async (): Promise<void> => {
     this.calls.push('switch-to-async');
   };
@@ -52,8 +58,9 @@ class FakeLocal implements LocalPort {
     if (this.failPromote-- > 0) throw new Error('pg_promote() did not complete within 30 s');
     this.seen = primaryLocal({ syncStandbyNames: '', standbys: [] });
   };
-  walRetrieveRetryIntervalMs = async (): Promise<number> => 1000;
-  setWalRetrieveRetryInterval = async (): Promise<void> => {};
+  setWalRetrieveRetryInterval = async (ms: number): Promise<void> => {
+    this.calls.push(`tune ${ms}`);
+  };
   close = (): void => {};
 }
 
@@ -62,6 +69,7 @@ function keeper(
   peer: { seen: PeerObservation },
   cfg = config(),
   hook?: () => Promise<HookResult>,
+  clock = new FakeClock(),
 ) {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
@@ -74,14 +82,16 @@ function keeper(
   const metrics = createMetrics(
     () => (k as Keeper).snapshot(),
     () => cfg,
+    'node1',
   );
   const hooks: string[] = [];
   k = new Keeper({
     config: cfg,
     local,
     peer: { heartbeat: async () => peer.seen, close: () => {} },
-    logger: pino({ level: 'debug' }, stream),
+    logger: pino({ level: 'info' }, stream),
     metrics,
+    clock,
     runHook: (command) => {
       hooks.push(command);
       return hook
@@ -89,7 +99,25 @@ function keeper(
         : Promise.resolve({ exitCode: 0, signal: null, timedOut: false, durationMs: 1, output: '' });
     },
   });
-  return { k, lines, metrics, hooks };
+  const keeperRef = k;
+  /** One tick, then the clock moves on by one period. */
+  const tick = async (): Promise<void> => {
+    await keeperRef.tick();
+    clock.ms += cfg.keepaliveTimeMs;
+  };
+  return { k: keeperRef, tick, clock, lines, metrics, hooks };
+}
+
+/** A sample of one of the keeper's metric families, as a scrape shows it. */
+async function sample(
+  m: ReturnType<typeof createMetrics>,
+  name: string,
+  labels: Record<string, string> = {},
+) {
+  const family = m.registry.getSingleMetric(name);
+  assert.ok(family, `no metric ${name}`);
+  const { values } = await family.get();
+  return values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
 }
 
 const syncStandby = (): { local: FakeLocal; peer: { seen: PeerObservation } } => ({
@@ -97,51 +125,62 @@ const syncStandby = (): { local: FakeLocal; peer: { seen: PeerObservation } } =>
   peer: { seen: peerPrimary(['node2']) },
 });
 
-test('a failed promotion is logged, counted, and retried at the next tick', async () => {
+test('a failed promotion is logged, counted, retried at the next tick, and never the last action', async () => {
   const { local, peer } = syncStandby();
   local.failPromote = 1;
-  const { k, lines, metrics } = keeper(local, peer);
-  await k.tick(); // sees the primary, as its synchronous standby
+  const { k, tick, lines, metrics } = keeper(local, peer);
+  await tick(); // sees the primary, as its synchronous standby
   peer.seen = peerDown;
   local.seen = standbyLocal({ walReceiver: silentReceiver });
-  await k.tick();
-  await k.tick(); // 2nd failure: promote, which fails
+  await tick();
+  await tick(); // 2nd failure: promote, which fails
   assert.deepEqual(local.calls, ['promote']);
   const failed = lines.find((l) => l.event === 'promote' && l.outcome === 'failed');
   assert.match(String(failed?.reason), /did not complete.*will retry at the next tick/);
-  assert.equal(
-    (await metrics.actionFailures.get()).values.find((v) => v.labels.action === 'promote')?.value,
-    1,
-  );
-  await k.tick(); // retried, succeeds
+  assert.equal(await sample(metrics, 'pg_keeper_action_failures_total', { action: 'promote' }), 1);
+  assert.equal(await sample(metrics, 'pg_keeper_promotions_total'), 0);
+  assert.equal(k.snapshot().state.done.promote, undefined, 'a failed promotion is not the last action');
+  assert.equal(await sample(metrics, 'pg_keeper_last_promotion_timestamp_seconds'), 0);
+  await tick(); // retried, succeeds
   assert.deepEqual(local.calls, ['promote', 'promote']);
   assert.equal(k.snapshot().state.role, 'primary');
-  assert.equal((await metrics.promotions.get()).values[0]?.value, 1);
+  assert.equal(await sample(metrics, 'pg_keeper_promotions_total'), 1);
+  const at = k.snapshot().state.done.promote ?? 0;
+  assert.equal(await sample(metrics, 'pg_keeper_last_promotion_timestamp_seconds'), at / 1000);
+  assert.equal(
+    k
+      .snapshot()
+      .events.filter((e) => e.event === 'promote')
+      .map((e) => e.outcome)
+      .join(','),
+    'failed,ok',
+    'the events, the counters and the last action tell one story',
+  );
 });
 
 test('after_command does not run when the promotion failed, and runs once when it succeeded', async () => {
   const { local, peer } = syncStandby();
   local.failPromote = 1;
-  const { k, hooks } = keeper(local, peer, config('after_command: "move-vip"\n'));
-  await k.tick();
+  const { tick, hooks } = keeper(local, peer, config('after_command: "move-vip"\n'));
+  await tick();
   peer.seen = peerDown;
   local.seen = standbyLocal({ walReceiver: null });
-  for (let i = 0; i < 6; i++) await k.tick();
+  for (let i = 0; i < 6; i++) await tick();
   assert.deepEqual(hooks, ['move-vip']);
 });
 
 test('a hook that never ends does not hold up the loop', async () => {
   const { local, peer } = syncStandby();
-  const { k, hooks } = keeper(
+  const { k, tick, hooks } = keeper(
     local,
     peer,
     config('after_command: "sleep forever"\n'),
     () => new Promise(() => {}),
   );
-  await k.tick();
+  await tick();
   peer.seen = peerDown;
   local.seen = standbyLocal({ walReceiver: null });
-  for (let i = 0; i < 5; i++) await k.tick();
+  for (let i = 0; i < 5; i++) await tick();
   assert.equal(hooks.length, 1);
   assert.equal(k.snapshot().ticks, 6);
 });
@@ -155,21 +194,22 @@ test('a hook that fails is reported, counted, and the keeper goes on', async () 
     durationMs: 5,
     output: 'no route',
   });
-  const { k, lines, metrics } = keeper(local, peer, config('after_command: "false"\n'), failing);
-  await k.tick();
+  const { k, tick, lines, metrics } = keeper(local, peer, config('after_command: "false"\n'), failing);
+  await tick();
   peer.seen = peerDown;
   local.seen = standbyLocal({ walReceiver: null });
-  await k.tick();
-  await k.tick();
+  await tick();
+  await tick();
   await new Promise((r) => setImmediate(r));
   const done = lines.find((l) => l.event === 'hook-done');
   assert.equal(done?.result, 'failure');
   assert.match(String(done?.msg), /exit status 3/);
+  assert.equal(await sample(metrics, 'pg_keeper_after_command_failures_total', { hook: 'after_command' }), 1);
   assert.equal(
-    (await metrics.hookFailures.get()).values.find((v) => v.labels.hook === 'after_command')?.value,
+    await sample(metrics, 'pg_keeper_after_command_runs_total', { hook: 'after_command', result: 'failure' }),
     1,
   );
-  await k.tick();
+  await tick();
   assert.equal(k.snapshot().ticks, 4);
 });
 
@@ -178,20 +218,55 @@ test('the state file is written on change and read back by the next keeper', asy
   const cfg = config(`state_file: ${join(dir, 'node2.state.json')}\n`);
   const { local, peer } = syncStandby();
   const first = keeper(local, peer, cfg);
-  await first.k.tick();
+  await first.tick();
   const saved = JSON.parse(readFileSync(join(dir, 'node2.state.json'), 'utf8')) as Record<string, unknown>;
-  assert.equal(saved.version, 1);
+  assert.equal(saved.version, 2);
   assert.equal(saved.syncAtLastContact, true);
-  assert.equal(typeof saved.primarySeenAt, 'number');
-  const second = keeper(new FakeLocal(standbyLocal({ walReceiver: null })), { seen: peerDown }, cfg);
+  assert.equal(saved.primarySeenAt, first.clock.ms - 200);
+  const second = keeper(new FakeLocal(standbyLocal()), { seen: peerPrimary(['node2']) }, cfg);
   assert.equal(second.k.snapshot().state.syncAtLastContact, true);
-  await second.k.tick();
-  await second.k.tick();
-  assert.equal(
-    second.k.snapshot().state.lastAction?.kind,
-    'promote',
-    'the remembered contact lets it promote',
-  );
+  assert.equal(second.k.snapshot().state.primarySeenAt, saved.primarySeenAt);
+});
+
+test('a contact from before a restart does not let the restarted keeper promote (docs/SAFETY.md)', async () => {
+  const dir = stateDir();
+  const cfg = config(`state_file: ${join(dir, 'node2.state.json')}\n`);
+  const clock = new FakeClock();
+  const { local, peer } = syncStandby();
+  await keeper(local, peer, cfg, undefined, clock).tick(); // the contact, remembered in the file
+  // The keeper is down for a while; its primary dies meanwhile. However short the restart,
+  // the contact predates it: the primary may have gone async unseen.
+  for (const downMs of [250, 10_000]) {
+    clock.ms += downMs;
+    const restarted = keeper(
+      new FakeLocal(standbyLocal({ walReceiver: null })),
+      { seen: peerDown },
+      cfg,
+      undefined,
+      clock,
+    );
+    for (let i = 0; i < 6; i++) await restarted.tick();
+    const st = restarted.k.snapshot();
+    assert.equal(st.state.role, 'standby', `promoted after a ${downMs} ms restart`);
+    assert.equal(st.state.done.promote, undefined);
+    assert.equal(st.decision?.situation, 'standby-lost-primary');
+    assert.match(st.decision?.reason ?? '', /this keeper was not watching/);
+    assert.equal(
+      await sample(restarted.metrics, 'pg_keeper_promotion_vetoes_total', { reason: 'not-synchronous' }),
+      1,
+    );
+  }
+});
+
+test('a keeper that watched without a break promotes', async () => {
+  const { local, peer } = syncStandby();
+  const { k, tick } = keeper(local, peer);
+  await tick();
+  peer.seen = peerDown;
+  local.seen = standbyLocal({ walReceiver: null });
+  await tick();
+  await tick();
+  assert.equal(k.snapshot().state.role, 'primary');
 });
 
 test('a corrupt state file is reported and the keeper starts from the safe side', () => {
@@ -203,22 +278,11 @@ test('a corrupt state file is reported and the keeper starts from the safe side'
   assert.ok(lines.some((l) => l.event === 'state-unreadable'));
 });
 
-test('the primary writes its stream heartbeat at every tick; a standby does not', async () => {
-  const primary = new FakeLocal(primaryLocal());
-  const { k } = keeper(primary, { seen: peerDown });
-  await k.tick();
-  await k.tick();
-  assert.deepEqual(primary.calls, ['emit', 'emit']);
-  const { local, peer } = syncStandby();
-  await keeper(local, peer).k.tick();
-  assert.deepEqual(local.calls, []);
-});
-
 test('no log line carries the password of a conninfo', async () => {
   const { local, peer } = syncStandby();
-  const { k, lines } = keeper(local, peer);
+  const { k, tick, lines } = keeper(local, peer);
   peer.seen = peerDown;
-  for (let i = 0; i < 4; i++) await k.tick();
+  for (let i = 0; i < 4; i++) await tick();
   await k.stop();
   assert.doesNotMatch(JSON.stringify(lines), /pw-in-conninfo/);
 });
@@ -235,4 +299,69 @@ test('the loop counts as alive while ticks complete, and as stalled after severa
   assert.equal(k.alive(ticked + 3500), false);
   await k.stop();
   assert.equal(k.alive(ticked + 1), false, 'a stopped keeper is not alive');
+});
+
+test('a lasting failure is logged when it begins and as a reminder, not at every tick', async () => {
+  const primary = new FakeLocal(primaryLocal({ standbys: [] }));
+  const peer = { seen: peerPrimary() as PeerObservation };
+  peer.seen = { reachable: true, inRecovery: true, synchronousStandbys: [], rttMs: 1 };
+  const { tick, clock, lines } = keeper(primary, peer);
+  await tick();
+  peer.seen = peerDown;
+  const from = lines.length;
+  const ticks = Math.round(REMINDER_MS / 200) + 5; // a minute and a second at 0.2 s
+  for (let i = 0; i < ticks; i++) {
+    await tick();
+    if (primary.calls.includes('switch-to-async'))
+      primary.seen = primaryLocal({ syncStandbyNames: '', standbys: [] });
+  }
+  const written = lines.slice(from);
+  assert.ok(clock.ms > 0);
+  assert.ok(
+    written.length <= 8,
+    `${written.length} lines in ${ticks} ticks:\n${written.map((l) => l.msg).join('\n')}`,
+  );
+  assert.equal(written.filter((l) => l.event === 'heartbeat-failed').length, 1, 'the first failure only');
+  assert.equal(written.filter((l) => l.reminder === true).length, 1, 'one reminder after a minute');
+  assert.ok(written.some((l) => l.event === 'switch-to-async' && l.outcome === 'ok'));
+});
+
+test('a situation change logs the row it entered, with its comment', async () => {
+  const { local, peer } = syncStandby();
+  const { tick, lines } = keeper(local, peer);
+  await tick();
+  peer.seen = peerDown;
+  await tick();
+  const entered = lines.find((l) => l.event === 'decision' && l.situation === 'standby-missing-primary');
+  assert.equal(entered?.previous, 'standby-with-primary');
+  assert.match(String(entered?.comment), /wait for keepalive_count/);
+});
+
+test('a reload names the keys that changed and the restart-only keys it kept', async () => {
+  const { local, peer } = syncStandby();
+  const { k, lines, metrics } = keeper(local, peer);
+  k.reload(
+    parseConfig(
+      `node1_conninfo: "host=127.0.0.1 port=5551"\nnode2_conninfo: "host=127.0.0.1 port=5552"\nnode: node2\n` +
+        `keepalive_time: 0.5\nkeepalive_count: 2\nstate_file: /tmp/elsewhere.json\nlisten: "127.0.0.1:1"\n`,
+      'test.yml',
+      {},
+      {},
+    ),
+  );
+  const line = lines.find((l) => l.event === 'reload');
+  assert.deepEqual(
+    line?.changed,
+    ['keepalive_time', 'heartbeat_timeout', 'stream_timeout'],
+    'derived defaults too',
+  );
+  assert.deepEqual(line?.ignored, ['node1_conninfo', 'listen', 'state_file']);
+  assert.match(
+    String(line?.msg),
+    /changed: keepalive_time 0\.2 -> 0\.5, .*; these need a restart and were kept: node1_conninfo .*listen 0\.0\.0\.0:9754 -> 127\.0\.0\.1:1, state_file null -> \/tmp\/elsewhere\.json$/,
+  );
+  assert.doesNotMatch(String(line?.msg), /pw-in-conninfo/);
+  assert.equal(k.config.keepaliveTimeMs, 500);
+  assert.equal(k.config.stateFile, null, 'a restart-only key keeps its running value');
+  assert.equal(await sample(metrics, 'pg_keeper_config_reloads_total', { result: 'ok' }), 1);
 });
