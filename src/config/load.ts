@@ -70,8 +70,6 @@ export function parseConfig(
       given.set(key, { name, value });
     }
   }
-  if (overrides.node !== undefined) given.set('node', { name: '--node', value: overrides.node });
-  if (overrides.listen !== undefined) given.set('listen', { name: '--listen', value: overrides.listen });
 
   const settings = new Map<Field, unknown>();
   const from = new Map<Field, string>();
@@ -86,6 +84,18 @@ export function parseConfig(
     const parsed = defOf(key).parse(value);
     if (parsed instanceof Invalid) problems.push(problemOf(name, key, parsed.problem));
     else settings.set(field, parsed);
+  }
+  // The command line wins over the file (whose own value was still checked above).
+  const cli: [KeyName, string | undefined][] = [
+    ['node', overrides.node],
+    ['listen', overrides.listen],
+  ];
+  for (const [key, value] of cli) {
+    if (value === undefined) continue;
+    const parsed = defOf(key).parse(value);
+    from.set(defOf(key).field, `--${key}`);
+    if (parsed instanceof Invalid) problems.push(problemOf(`--${key}`, key, parsed.problem));
+    else settings.set(defOf(key).field, parsed);
   }
 
   const basis: Basis = {

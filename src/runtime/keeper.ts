@@ -5,9 +5,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { reloadedConfig } from '../config/reload.js';
-import { Hooks, hookEnv, type HookDone, type RunHook } from '../hooks/hooks.js';
-import type { KeeperMetrics } from '../metrics/metrics.js';
-import { decide, settle, commentOf, isLoud } from '../policy/decide.js';
+import { Hooks, hookEnv, type HookDone } from '../hooks/hooks.js';
+import { decide, settle, commentOf } from '../policy/decide.js';
 import {
   assertNever,
   initialState,
@@ -15,7 +14,6 @@ import {
   type Decision,
   type KeeperState,
   type LocalAction,
-  type LocalObservation,
   type Outcome,
   type PeerObservation,
   type Rule,
@@ -23,38 +21,14 @@ import {
 import { errorText } from '../util/errors.js';
 import { systemClock, type Clock } from './clock.js';
 import { TickSchedule } from './schedule.js';
+import { countAction, countHeartbeat, countHook, countReload, countVeto } from './counts.js';
+import { DecisionLog } from './decision-log.js';
 import { EVENT_HISTORY, initialSnapshot, type KeeperEvent, type Snapshot } from './snapshot.js';
-import { readStateFile, remembered, worthWriting, writeStateFile, type Remembered } from './state-file.js';
-
-/** The local server as the loop uses it (postgres/local.ts, or a fake in tests). */
-export interface LocalPort {
-  observe(timeoutMs: number): Promise<LocalObservation>;
-  switchToAsync(timeoutMs: number): Promise<void>;
-  restoreSync(value: string, timeoutMs: number): Promise<void>;
-  promote(waitSeconds: number, timeoutMs: number): Promise<void>;
-  setWalRetrieveRetryInterval(ms: number, timeoutMs: number): Promise<void>;
-  close(): void;
-}
-
-export interface PeerPort {
-  heartbeat(timeoutMs: number): Promise<PeerObservation>;
-  close(): void;
-}
-
-export interface KeeperDeps {
-  config: Config;
-  local: LocalPort;
-  peer: PeerPort;
-  logger: Logger;
-  metrics: KeeperMetrics;
-  runHook: RunHook;
-  clock?: Clock;
-}
+import type { KeeperDeps } from './ports.js';
+import { StateStore } from './state-file.js';
 
 const PROMOTE_WAIT_S = 30;
 const ACTION_TIMEOUT_MS = 10_000;
-/** A situation other than a healthy one is logged again this often while it lasts. */
-export const REMINDER_MS = 60_000;
 
 export class Keeper {
   private cfg: Config;
@@ -63,16 +37,16 @@ export class Keeper {
   private readonly clock: Clock;
   private readonly schedule: TickSchedule;
   private readonly hooks: Hooks;
+  private readonly store: StateStore;
+  private readonly decisions = new DecisionLog();
   private stopped = false;
-  private persisted: Remembered | null = null;
   private busySince: number | null = null;
-  /** The last decision line logged: what it said (numbers aside), and when. */
-  private logged: { sentence: string; at: number } | null = null;
 
   constructor(private readonly deps: KeeperDeps) {
     this.cfg = deps.config;
     this.clock = deps.clock ?? systemClock;
-    this.state = this.restore();
+    this.store = new StateStore(this.cfg.stateFile, deps.logger);
+    this.state = { ...initialState(), ...this.store.load() };
     this.snap = initialSnapshot(this.cfg.node, this.state, this.clock.now(), this.cfg.paused);
     this.schedule = new TickSchedule(this.clock, this.cfg.keepaliveTimeMs, () => this.safeTick());
     this.hooks = new Hooks(deps.runHook, (d) => this.hookDone(d));
@@ -117,7 +91,7 @@ export class Keeper {
   async stop(graceMs = 800): Promise<void> {
     this.stopped = true;
     await this.schedule.stop(graceMs);
-    this.persist(true);
+    this.store.save(this.state, true);
     this.deps.local.close();
     this.deps.peer.close();
     if (this.hooks.count > 0) {
@@ -136,12 +110,7 @@ export class Keeper {
     this.deps.logger.level = config.logLevel;
     this.setPaused(config.paused, 'configuration');
     this.schedule.setPeriod(config.keepaliveTimeMs);
-    this.update({
-      counts: {
-        ...this.snap.counts,
-        reloads: { ...this.snap.counts.reloads, ok: this.snap.counts.reloads.ok + 1 },
-      },
-    });
+    this.update({ counts: countReload(this.snap.counts, true) });
     const what = changed.length > 0 ? `changed: ${changed.map((c) => c.text).join(', ')}` : 'nothing changed';
     const restart =
       kept.length > 0 ? `; these need a restart and were kept: ${kept.map((c) => c.text).join(', ')}` : '';
@@ -153,12 +122,7 @@ export class Keeper {
 
   /** SIGHUP with a file that does not load: the running configuration stays. */
   reloadFailed(why: string): void {
-    this.update({
-      counts: {
-        ...this.snap.counts,
-        reloads: { ...this.snap.counts.reloads, failed: this.snap.counts.reloads.failed + 1 },
-      },
-    });
+    this.update({ counts: countReload(this.snap.counts, false) });
     this.log().error(
       { event: 'reload-failed', file: this.cfg.file, error: why },
       `configuration not reloaded, keeping the old one: ${why}`,
@@ -182,7 +146,7 @@ export class Keeper {
     this.noteHeartbeat(peer, decision.state.failures);
     this.noteDecision(decision, { local, peer });
     await this.act(decision);
-    this.persist();
+    this.store.save(this.state);
     this.update({ lastTickAt: this.clock.now(), ticks: this.snap.ticks + 1 });
   }
 
@@ -195,15 +159,8 @@ export class Keeper {
   }
 
   private noteHeartbeat(peer: PeerObservation, failures: number): void {
-    const c = this.snap.counts;
     const before = this.state.failures;
-    this.update({
-      counts: {
-        ...c,
-        heartbeats: c.heartbeats + 1,
-        heartbeatFailures: c.heartbeatFailures + (peer.reachable ? 0 : 1),
-      },
-    });
+    this.update({ counts: countHeartbeat(this.snap.counts, peer.reachable) });
     const name = this.snap.peer;
     if (peer.reachable) {
       this.deps.metrics.heartbeatDuration.observe({ peer: name }, peer.rttMs / 1000);
@@ -221,12 +178,7 @@ export class Keeper {
     );
   }
 
-  /**
-   * The decision becomes the snapshot's; it is logged when its sentence changes (numbers
-   * aside: a count that grows at every tick is not news), when it acts, when a guard holds
-   * for the first time in a run, at every tick for a loud situation (two primaries), and
-   * otherwise as a reminder every REMINDER_MS while a situation that is not healthy lasts.
-   */
+  /** The decision becomes the snapshot's, and is logged when it is news (decision-log.ts). */
   private noteDecision(d: Decision, seen: Snapshot['observation']): void {
     const previous = this.snap.decision;
     this.state = d.state;
@@ -236,20 +188,8 @@ export class Keeper {
       observation: seen,
       decision: { reason: d.reason, severity: d.severity, situation: d.situation, at: now },
     });
-    const sentence = d.reason.replace(/\d+(\.\d+)?/g, '#');
-    const reminder =
-      this.logged !== null &&
-      d.severity !== 'info' &&
-      now - this.logged.at >= REMINDER_MS &&
-      sentence === this.logged.sentence;
-    if (
-      sentence !== this.logged?.sentence ||
-      d.actions.length > 0 ||
-      d.veto ||
-      isLoud(d.situation) ||
-      reminder
-    ) {
-      this.logged = { sentence, at: now };
+    const { log, reminder } = this.decisions.consider(d, now);
+    if (log) {
       this.log()[d.severity](
         {
           event: 'decision',
@@ -264,8 +204,7 @@ export class Keeper {
       );
     }
     if (d.veto) {
-      const c = this.snap.counts;
-      this.update({ counts: { ...c, vetoes: { ...c.vetoes, [d.veto]: c.vetoes[d.veto] + 1 } } });
+      this.update({ counts: countVeto(this.snap.counts, d.veto) });
       this.record({ event: 'veto', outcome: 'vetoed', detail: `${d.veto}: ${d.reason}` }, 'warn');
     }
   }
@@ -318,19 +257,8 @@ export class Keeper {
   /** An action's outcome, recorded once: the policy's state, the counts, the events and the log. */
   private settled(o: Outcome, reason: string): void {
     this.state = settle(this.state, o);
-    const c = this.snap.counts;
+    this.update({ state: this.state, counts: countAction(this.snap.counts, o.action.kind, o.ok) });
     const kind = o.action.kind;
-    const tally = c.actions[kind];
-    this.update({
-      state: this.state,
-      counts: {
-        ...c,
-        actions: {
-          ...c.actions,
-          [kind]: { ok: tally.ok + (o.ok ? 1 : 0), failed: tally.failed + (o.ok ? 0 : 1) },
-        },
-      },
-    });
     if (!o.ok) {
       this.record(
         { event: kind, outcome: 'failed', detail: `${o.error ?? ''}; will retry at the next tick` },
@@ -343,7 +271,7 @@ export class Keeper {
       kind === 'promote' || kind === 'switch-to-async' ? 'warn' : 'info',
     );
     // A keeper killed right after acting must come back knowing it acted.
-    this.persist();
+    this.store.save(this.state);
   }
 
   private startHook(action: Extract<Action, { kind: 'run-hook' }>, reason: string): void {
@@ -359,11 +287,7 @@ export class Keeper {
   }
 
   private hookDone(d: HookDone): void {
-    const c = this.snap.counts;
-    const runs = c.hooks[d.hook];
-    this.update({
-      counts: { ...c, hooks: { ...c.hooks, [d.hook]: { ...runs, [d.result]: runs[d.result] + 1 } } },
-    });
+    this.update({ counts: countHook(this.snap.counts, d.hook, d.result) });
     this.deps.metrics.hookDuration.observe({ hook: d.hook }, d.r.durationMs / 1000);
     this.log()[d.ok ? 'info' : 'error'](
       {
@@ -404,39 +328,6 @@ export class Keeper {
         { event: e.event, outcome: e.outcome, reason: e.detail },
         `${e.event}: ${e.outcome}: ${e.detail}`,
       );
-  }
-
-  private restore(): KeeperState {
-    const fresh = initialState();
-    if (this.cfg.stateFile === null) return fresh;
-    try {
-      const saved = readStateFile(this.cfg.stateFile);
-      if (saved === null) return fresh;
-      this.persisted = saved;
-      this.log().info({ event: 'state-restored', ...saved }, `state restored from ${this.cfg.stateFile}`);
-      return { ...fresh, ...saved };
-    } catch (err) {
-      this.log().error(
-        { event: 'state-unreadable', error: errorText(err) },
-        `cannot read state file ${this.cfg.stateFile}: starting fresh (guards start from "never saw the primary")`,
-      );
-      return fresh;
-    }
-  }
-
-  private persist(force = false): void {
-    if (this.cfg.stateFile === null) return;
-    const next = remembered(this.state);
-    if (!force && !worthWriting(this.persisted, next)) return;
-    try {
-      writeStateFile(this.cfg.stateFile, next);
-      this.persisted = next;
-    } catch (err) {
-      this.log().error(
-        { event: 'state-write-failed', error: errorText(err) },
-        `cannot write state file: ${errorText(err)}`,
-      );
-    }
   }
 
   private log(): Logger {

@@ -4,18 +4,8 @@
 // and every "last time" from the policy's state: one record of each outcome.
 
 import { peerOf, type NodeName } from '../config/config.js';
-import { HOOK_RESULTS, type HookResultLabel } from '../hooks/hooks.js';
-import {
-  HOOK_NAMES,
-  LOCAL_ACTION_KINDS,
-  VETO_REASONS,
-  type Decision,
-  type HookName,
-  type KeeperState,
-  type LocalActionKind,
-  type Observation,
-  type VetoReason,
-} from '../policy/types.js';
+import type { Decision, KeeperState, Observation } from '../policy/types.js';
+import { zeroCounts, type Counts } from './counts.js';
 
 export interface KeeperEvent {
   /** Wall-clock ms. */
@@ -23,16 +13,6 @@ export interface KeeperEvent {
   event: string;
   outcome: 'ok' | 'failed' | 'vetoed' | 'info';
   detail: string;
-}
-
-/** What happened since the keeper started, counted once where it happened. */
-export interface Counts {
-  heartbeats: number;
-  heartbeatFailures: number;
-  actions: Record<LocalActionKind, { ok: number; failed: number }>;
-  vetoes: Record<VetoReason, number>;
-  hooks: Record<HookName, Record<HookResultLabel, number>>;
-  reloads: { ok: number; failed: number };
 }
 
 export interface Snapshot {
@@ -65,17 +45,6 @@ export function initialSnapshot(node: NodeName, state: KeeperState, now: number,
     decision: null,
     paused,
     events: [],
-    counts: {
-      heartbeats: 0,
-      heartbeatFailures: 0,
-      actions: record(LOCAL_ACTION_KINDS, () => ({ ok: 0, failed: 0 })),
-      vetoes: record(VETO_REASONS, () => 0),
-      hooks: record(HOOK_NAMES, () => record(HOOK_RESULTS, () => 0)),
-      reloads: { ok: 0, failed: 0 },
-    },
+    counts: zeroCounts(),
   };
-}
-
-function record<K extends string, V>(keys: readonly K[], value: () => V): Record<K, V> {
-  return Object.fromEntries(keys.map((k) => [k, value()])) as Record<K, V>;
 }

@@ -6,7 +6,8 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOCAL_ACTION_KINDS, type KeeperState, type LocalActionKind } from '../policy/types.js';
-import { errnoCode } from '../util/errors.js';
+import type { Logger } from 'pino';
+import { errnoCode, errorText } from '../util/errors.js';
 
 export type Remembered = Pick<KeeperState, 'primarySeenAt' | 'syncAtLastContact' | 'savedSyncNames' | 'done'>;
 
@@ -80,4 +81,46 @@ export function writeStateFile(file: string, state: Remembered): void {
     closeSync(fd);
   }
   renameSync(tmp, file);
+}
+
+/** The state file as the keeper uses it: read once at start, written when worth it. */
+export class StateStore {
+  private written: Remembered | null = null;
+
+  constructor(
+    readonly file: string | null,
+    private readonly log: Pick<Logger, 'info' | 'error'>,
+  ) {}
+
+  /** What the file remembers, or null (no file, a fresh start, or an unreadable file, reported). */
+  load(): Remembered | null {
+    if (this.file === null) return null;
+    try {
+      const saved = readStateFile(this.file);
+      this.written = saved;
+      if (saved) this.log.info({ event: 'state-restored', ...saved }, `state restored from ${this.file}`);
+      return saved;
+    } catch (err) {
+      this.log.error(
+        { event: 'state-unreadable', error: errorText(err) },
+        `cannot read state file ${this.file}: starting fresh (guards start from "never saw the primary")`,
+      );
+      return null;
+    }
+  }
+
+  save(state: KeeperState, force = false): void {
+    if (this.file === null) return;
+    const next = remembered(state);
+    if (!force && !worthWriting(this.written, next)) return;
+    try {
+      writeStateFile(this.file, next);
+      this.written = next;
+    } catch (err) {
+      this.log.error(
+        { event: 'state-write-failed', error: errorText(err) },
+        `cannot write state file: ${errorText(err)}`,
+      );
+    }
+  }
 }

@@ -15,7 +15,9 @@ import type { HookResult } from '../../../src/hooks/run.js';
 import { createMetrics } from '../../../src/metrics/metrics.js';
 import type { LocalObservation, PeerObservation } from '../../../src/policy/types.js';
 import type { Clock } from '../../../src/runtime/clock.js';
-import { Keeper, REMINDER_MS, type LocalPort } from '../../../src/runtime/keeper.js';
+import { REMINDER_MS } from '../../../src/runtime/decision-log.js';
+import { Keeper } from '../../../src/runtime/keeper.js';
+import type { LocalPort } from '../../../src/runtime/ports.js';
 import { peerDown, peerPrimary, primaryLocal, standbyLocal, silentReceiver } from '../policy/fixtures.js';
 
 const dirs: string[] = [];

@@ -1,0 +1,35 @@
+// What the keeper loop talks to: the local server and the peer behind two small
+// interfaces (postgres/local.ts and postgres/peer.ts, or fakes in tests), and everything
+// else it is given at construction.
+
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { RunHook } from '../hooks/hooks.js';
+import type { KeeperMetrics } from '../metrics/metrics.js';
+import type { LocalObservation, PeerObservation } from '../policy/types.js';
+import type { Clock } from './clock.js';
+
+/** The local server as the loop uses it (postgres/local.ts, or a fake in tests). */
+export interface LocalPort {
+  observe(timeoutMs: number): Promise<LocalObservation>;
+  switchToAsync(timeoutMs: number): Promise<void>;
+  restoreSync(value: string, timeoutMs: number): Promise<void>;
+  promote(waitSeconds: number, timeoutMs: number): Promise<void>;
+  setWalRetrieveRetryInterval(ms: number, timeoutMs: number): Promise<void>;
+  close(): void;
+}
+
+export interface PeerPort {
+  heartbeat(timeoutMs: number): Promise<PeerObservation>;
+  close(): void;
+}
+
+export interface KeeperDeps {
+  config: Config;
+  local: LocalPort;
+  peer: PeerPort;
+  logger: Logger;
+  metrics: KeeperMetrics;
+  runHook: RunHook;
+  clock?: Clock;
+}
