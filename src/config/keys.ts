@@ -116,6 +116,57 @@ function tokenFromFile(v: unknown): string | null | Invalid {
   return text.trim() === '' ? new Invalid(`the file ${file} is empty`) : text.trim();
 }
 
+/** A list of etcd client URLs: http(s)://host:port, no path, no credentials, one scheme for all. */
+function endpoints(v: unknown): string[] | Invalid {
+  const list = typeof v === 'string' ? v.split(',').map((x) => x.trim()) : v;
+  if (!Array.isArray(list) || list.length === 0 || list.length > 7)
+    return new Invalid(`must be a list of 1 to 7 etcd client URLs (http://host:2379), ${got(v)}`);
+  const out: string[] = [];
+  for (const item of list) {
+    let url: URL;
+    try {
+      url = new URL(String(item));
+    } catch {
+      return new Invalid(
+        `must be a list of http:// or https:// URLs, and ${JSON.stringify(item)} is not one`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      return new Invalid(`must be a list of http:// or https:// URLs, and ${url.protocol} is neither`);
+    if (url.username !== '' || url.password !== '')
+      return new Invalid('must not carry credentials in a URL: use etcd_user and etcd_password_file');
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '')
+      return new Invalid(
+        `must be URLs without a path or query (etcd's client URL, e.g. ${url.origin}), got ${url.href}`,
+      );
+    out.push(url.origin);
+  }
+  if (new Set(out.map((u) => u.split(':')[0])).size > 1)
+    return new Invalid('must use one scheme for every endpoint, http:// or https://');
+  return out;
+}
+
+/** An etcd key prefix: /name[/name...], printable, no trailing slash. */
+function prefix(v: unknown): string | Invalid {
+  return typeof v === 'string' && /^(\/[A-Za-z0-9._-]+)+$/.test(v) && v.length <= 200
+    ? v
+    : new Invalid(
+        `must be a path such as /pg-keeper/orders (letters, digits, . _ -, no trailing /), ${got(v)}`,
+      );
+}
+
+/** A file that exists and can be read now (certificates, keys): a typo fails at start-up, not at the first failover. */
+function readableFile(v: unknown): string | null | Invalid {
+  const file = optionalString(v);
+  if (file === null || file instanceof Invalid) return file;
+  try {
+    readFileSync(file);
+  } catch (err) {
+    return new Invalid(`cannot read ${file}: ${errnoCode(err) ?? errorText(err)}`);
+  }
+  return file;
+}
+
 export function parseListen(text: string): { host: string; port: number } | null {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):(\d{1,5})$/.exec(text.trim());
   if (!m) return null;
@@ -325,7 +376,97 @@ export const KEYS = {
     default: { value: 'info' },
     show: same,
   }),
+  etcd_endpoints: key({
+    field: 'etcdEndpoints',
+    reloadable: false,
+    doc: 'the etcd v3 arbiter: a list of http:// or https:// client URLs (one member, or all of a 3- or 5-member cluster); absent: two-node mode',
+    parse: endpoints,
+    default: { value: [] },
+    show: (v) => (v.length === 0 ? null : v.join(',')),
+  }),
+  etcd_lease_ttl: key({
+    field: 'etcdLeaseTtlMs',
+    reloadable: false,
+    doc: "seconds the primary's lease lasts without renewal: failover after the loss of the primary's whole host takes about this long",
+    parse: seconds(2, 300),
+    default: { value: 5000 },
+    show: showSeconds,
+  }),
+  etcd_prefix: key({
+    field: 'etcdPrefix',
+    reloadable: false,
+    doc: "where the pair's keys live in etcd (leader, replication): one prefix per pair",
+    parse: prefix,
+    default: { value: '/pg-keeper/default' },
+    show: same,
+  }),
+  etcd_cacert: key({
+    field: 'etcdCaCert',
+    reloadable: false,
+    doc: "PEM file of the certificate authority that signed etcd's server certificates (https endpoints)",
+    parse: readableFile,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_cert: key({
+    field: 'etcdCert',
+    reloadable: false,
+    doc: 'PEM client certificate for etcd (with etcd_key)',
+    parse: readableFile,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_key: key({
+    field: 'etcdKey',
+    reloadable: false,
+    doc: 'PEM private key of etcd_cert',
+    parse: readableFile,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_user: key({
+    field: 'etcdUser',
+    reloadable: false,
+    doc: "etcd user (with etcd_password_file), when etcd's authentication is on",
+    parse: optionalString,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_password_file: key({
+    field: 'etcdPassword',
+    reloadable: false,
+    doc: "file holding etcd_user's password (it never appears in a log, /status, a metric or an error)",
+    parse: tokenFromFile,
+    default: { value: null },
+    show: (v) => (v === null ? null : MASKED),
+  }),
 };
+
+/** Checks across keys, on the assembled settings; each names the keys and says what to give. */
+export const CROSS_CHECKS: ((s: Settings) => string | null)[] = [
+  (s) =>
+    (s.etcdCert === null) === (s.etcdKey === null)
+      ? null
+      : 'keys "etcd_cert" and "etcd_key": give both (a client certificate and its key) or neither',
+  (s) =>
+    (s.etcdUser === null) === (s.etcdPassword === null)
+      ? null
+      : 'keys "etcd_user" and "etcd_password_file": give both or neither',
+  (s) => {
+    const etcdOnly = [
+      ['etcd_cacert', s.etcdCaCert],
+      ['etcd_cert', s.etcdCert],
+      ['etcd_user', s.etcdUser],
+    ].filter(([, v]) => v !== null);
+    return s.etcdEndpoints.length === 0 && etcdOnly.length > 0
+      ? `key "${String(etcdOnly[0]?.[0])}" needs etcd_endpoints: without it there is no arbiter`
+      : null;
+  },
+  (s) =>
+    (s.etcdCaCert !== null || s.etcdCert !== null) && s.etcdEndpoints.some((e) => e.startsWith('http://'))
+      ? 'key "etcd_endpoints": etcd_cacert and etcd_cert are for https:// endpoints, and some are http://'
+      : null,
+];
 
 export type KeyName = keyof typeof KEYS;
 type Def<K extends KeyName> = (typeof KEYS)[K];

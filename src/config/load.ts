@@ -7,6 +7,7 @@ import { parseDocument, isMap } from 'yaml';
 import { errorText } from '../util/errors.js';
 import { ConfigError, type Config } from './config.js';
 import {
+  CROSS_CHECKS,
   Invalid,
   KEY_NAMES,
   canonicalKey,
@@ -15,6 +16,7 @@ import {
   type Basis,
   type Field,
   type KeyName,
+  type Settings,
 } from './keys.js';
 
 export interface Overrides {
@@ -118,6 +120,12 @@ export function parseConfig(
     if (wrong) problems.push(problemOf(name, key, wrong));
   }
 
+  if (problems.length === 0) {
+    for (const check of CROSS_CHECKS) {
+      const wrong = check(Object.fromEntries(settings) as Settings);
+      if (wrong) problems.push(wrong);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(file, problems);
   // Every field of Settings is now set, each by its own key's parser or default: the
   // table's types are the fields' types (keys.ts).

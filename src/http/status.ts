@@ -10,6 +10,7 @@ import {
   syncModeOf,
   type Decision,
   type LocalActionKind,
+  type ReplicationRecord,
   type Role,
   type Situation,
   type StandbyView,
@@ -17,7 +18,7 @@ import {
   type WalReceiverView,
 } from '../policy/types.js';
 import type { Keeper } from '../runtime/keeper.js';
-import type { KeeperEvent, Snapshot } from '../runtime/snapshot.js';
+import { holderName, type KeeperEvent, type Snapshot } from '../runtime/snapshot.js';
 import { VERSION } from '../version.js';
 
 export interface Status {
@@ -59,6 +60,25 @@ export interface Status {
     saved_synchronous_standby_names: string | null;
   };
   last_action: { kind: LocalActionKind; at: string } | null;
+  /** The etcd arbiter; null in two-node mode. */
+  arbiter: {
+    /** The last call to etcd succeeded within the lease's TTL. */
+    up: boolean;
+    /** The last tick's read of etcd succeeded. */
+    reachable: boolean;
+    endpoint: string;
+    error: string | null;
+    /** Who holds the primary's key, as read at the last tick. */
+    holder: NodeName | null;
+    lease_held: boolean;
+    lease_remaining_seconds: number | null;
+    lease_ttl: number;
+    /** What etcd records about replication. */
+    replication: ReplicationRecord | null;
+    renewals: number;
+    renewal_failures: number;
+    leases_lost: number;
+  } | null;
   events: (Omit<KeeperEvent, 'at'> & { at: string })[];
   config: ReturnType<typeof describeConfig>;
 }
@@ -111,8 +131,29 @@ export function buildStatus(keeper: Keeper): Status {
       saved_synchronous_standby_names: snap.state.savedSyncNames,
     },
     last_action: last ? { kind: last.kind, at: iso(last.at) ?? '' } : null,
+    arbiter: arbiterStatus(snap, cfg.etcdLeaseTtlMs),
     events: snap.events.map((e) => ({ ...e, at: iso(e.at) ?? '' })),
     config: describeConfig(cfg),
+  };
+}
+
+function arbiterStatus(snap: Snapshot, ttlMs: number): Status['arbiter'] {
+  const a = snap.arbiter;
+  if (a === null) return null;
+  const view = snap.observation?.arbiter;
+  return {
+    up: a.up,
+    reachable: view?.reachable ?? false,
+    endpoint: a.endpoint,
+    error: view?.error ?? a.lastError,
+    holder: holderName(snap),
+    lease_held: a.leaseRemainingMs !== null,
+    lease_remaining_seconds: a.leaseRemainingMs === null ? null : Math.round(a.leaseRemainingMs) / 1000,
+    lease_ttl: ttlMs / 1000,
+    replication: view?.replication ?? null,
+    renewals: a.renewals,
+    renewal_failures: a.renewalFailures,
+    leases_lost: a.leasesLost,
   };
 }
 
@@ -127,6 +168,8 @@ export interface CheckView {
   walReceiverStatus: string | null;
   synchronousAtLastContact: boolean;
   peerReachable: boolean;
+  /** Arbiter: who etcd said holds the lease at the last tick; 'unknown' in two-node mode or when not read. */
+  leaseHolder: 'self' | 'peer' | 'nobody' | 'unknown';
 }
 
 export function checkView(snap: Snapshot): CheckView {
@@ -138,10 +181,27 @@ export function checkView(snap: Snapshot): CheckView {
     walReceiverStatus: local?.up ? (local.walReceiver?.status ?? null) : null,
     synchronousAtLastContact: snap.state.syncAtLastContact,
     peerReachable: snap.observation?.peer.reachable ?? false,
+    leaseHolder: leaseHolderOf(snap),
   };
 }
 
-const writablePrimary = (v: CheckView): boolean => v.role === 'primary' && v.localUp && !v.peerIsPrimary;
+function leaseHolderOf(snap: Snapshot): CheckView['leaseHolder'] {
+  const a = snap.observation?.arbiter;
+  if (!a) return 'unknown';
+  if (a.reachable) return a.holder ?? 'nobody';
+  return a.leaseRemainingMs !== null ? 'self' : 'unknown';
+}
+
+/**
+ * A primary that clients may write to: up, and not a second primary, unless the arbiter says
+ * it is the one holding the lease; never one whose lease the peer holds (an etcd outage alone
+ * changes nothing: the lease holder is then unknown, and a lone primary stays a primary).
+ */
+const writablePrimary = (v: CheckView): boolean =>
+  v.role === 'primary' &&
+  v.localUp &&
+  v.leaseHolder !== 'peer' &&
+  (!v.peerIsPrimary || v.leaseHolder === 'self');
 const streamingStandby = (v: CheckView): boolean =>
   v.role === 'standby' && v.localUp && v.walReceiverStatus === 'streaming';
 const synchronousStandby = (v: CheckView): boolean =>

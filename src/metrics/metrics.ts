@@ -17,7 +17,7 @@ import {
   peerIsAlsoPrimary,
   type LocalActionKind,
 } from '../policy/types.js';
-import type { Snapshot } from '../runtime/snapshot.js';
+import { holderName, type Snapshot } from '../runtime/snapshot.js';
 import { VERSION } from '../version.js';
 
 export interface KeeperMetrics {
@@ -251,6 +251,62 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     'pg_keeper_standby_synchronous',
     'On a standby: 1 when it was the synchronous standby at last contact with the primary',
     (snap) => (snap.state.role === 'standby' ? (snap.state.syncAtLastContact ? 1 : 0) : null),
+  );
+
+  // The arbiter (etcd): no sample in two-node mode.
+  const arbiter = (snap: Snapshot) => snap.arbiter;
+  gauge('pg_keeper_arbiter_up', '1 when the last call to etcd succeeded within the lease TTL', (snap) => {
+    const a = arbiter(snap);
+    return a === null ? null : a.up ? 1 : 0;
+  });
+  gauge('pg_keeper_arbiter_lease_held', "1 when this keeper holds the primary's key in etcd", (snap) => {
+    const a = arbiter(snap);
+    return a === null ? null : a.leaseRemainingMs !== null ? 1 : 0;
+  });
+  gauge(
+    'pg_keeper_arbiter_lease_remaining_seconds',
+    "Time left on this keeper's lease by its own clock, from the send time of the last renewal that succeeded",
+    (snap) => {
+      const left = arbiter(snap)?.leaseRemainingMs;
+      return left === null || left === undefined ? null : left / 1000;
+    },
+  );
+  family(
+    'gauge',
+    'pg_keeper_arbiter_lease_holder',
+    "Who holds the primary's key, as etcd said at the last tick: 1 for the holder (none: nobody)",
+    ['holder'],
+    (snap) => {
+      const view = snap.observation?.arbiter;
+      if (!arbiter(snap) || !view?.reachable) return [];
+      return [[{ holder: holderName(snap) ?? 'none' }, 1]];
+    },
+  );
+  gauge(
+    'pg_keeper_arbiter_replication_synchronous',
+    'What etcd records about replication: 1 sync, 0 async (no sample: no record yet)',
+    (snap) => {
+      const r = snap.observation?.arbiter?.replication;
+      return !arbiter(snap) || r === null || r === undefined ? null : r === 'sync' ? 1 : 0;
+    },
+  );
+  gauge('pg_keeper_arbiter_lease_ttl_seconds', 'Configured etcd_lease_ttl', () =>
+    config().etcdEndpoints.length > 0 ? config().etcdLeaseTtlMs / 1000 : null,
+  );
+  counter(
+    'pg_keeper_arbiter_lease_renewals_total',
+    'Lease renewals etcd acknowledged',
+    (snap) => arbiter(snap)?.renewals ?? 0,
+  );
+  counter(
+    'pg_keeper_arbiter_lease_renewal_failures_total',
+    'Lease renewals that failed or timed out',
+    (snap) => arbiter(snap)?.renewalFailures ?? 0,
+  );
+  counter(
+    'pg_keeper_arbiter_leases_lost_total',
+    'Leases this keeper lost without giving them up (not renewed in time, or expired in etcd)',
+    (snap) => arbiter(snap)?.leasesLost ?? 0,
   );
 
   const heartbeatDuration = new Histogram({

@@ -14,6 +14,7 @@ import {
   type Decision,
   type KeeperState,
   type LocalAction,
+  type Observation,
   type Outcome,
   type PeerObservation,
   type Rule,
@@ -24,7 +25,7 @@ import { TickSchedule } from './schedule.js';
 import { countAction, countHeartbeat, countHook, countReload, countVeto } from './counts.js';
 import { DecisionLog } from './decision-log.js';
 import { EVENT_HISTORY, initialSnapshot, type KeeperEvent, type Snapshot } from './snapshot.js';
-import type { KeeperDeps } from './ports.js';
+import type { ArbiterPort, KeeperDeps } from './ports.js';
 import { StateStore } from './state-file.js';
 
 const PROMOTE_WAIT_S = 30;
@@ -50,6 +51,11 @@ export class Keeper {
     this.snap = initialSnapshot(this.cfg.node, this.state, this.clock.now(), this.cfg.paused);
     this.schedule = new TickSchedule(this.clock, this.cfg.keepaliveTimeMs, () => this.safeTick());
     this.hooks = new Hooks(deps.runHook, (d) => this.hookDone(d));
+    // A failed renewal or a lost lease may call for going back to sync before the next tick.
+    deps.arbiter?.onChange(() => {
+      this.update({ arbiter: deps.arbiter?.status() ?? null });
+      this.schedule.soon();
+    });
   }
 
   get config(): Config {
@@ -94,6 +100,7 @@ export class Keeper {
     this.store.save(this.state, true);
     this.deps.local.close();
     this.deps.peer.close();
+    this.deps.arbiter?.close();
     if (this.hooks.count > 0) {
       this.log().warn(
         { event: 'stop', hooks_running: this.hooks.count },
@@ -138,15 +145,18 @@ export class Keeper {
   /** One observe-decide-act-record cycle. Public so tests can drive the loop without a timer. */
   async tick(): Promise<void> {
     const timeout = this.cfg.heartbeatTimeoutMs;
-    const [peer, local] = await Promise.all([
+    const [peer, local, arbiter] = await Promise.all([
       this.deps.peer.heartbeat(timeout),
       this.deps.local.observe(timeout),
+      this.deps.arbiter?.observe(timeout),
     ]);
-    const decision = decide(this.state, { local, peer }, this.clock.now(), this.rule());
+    const seen: Observation = arbiter ? { local, peer, arbiter } : { local, peer };
+    const decision = decide(this.state, seen, this.clock.now(), this.rule());
     this.noteHeartbeat(peer, decision.state.failures);
-    this.noteDecision(decision, { local, peer });
+    this.noteDecision(decision, seen);
     await this.act(decision);
     this.store.save(this.state);
+    if (this.deps.arbiter) this.update({ arbiter: this.deps.arbiter.status() });
     this.update({ lastTickAt: this.clock.now(), ticks: this.snap.ticks + 1 });
   }
 
@@ -219,8 +229,9 @@ export class Keeper {
       const started = this.clock.monotonic();
       this.busySince = this.clock.now();
       let error: string | undefined;
+      let lsn: string | undefined;
       try {
-        await this.perform(action);
+        lsn = (await this.perform(action)) ?? undefined;
       } catch (err) {
         error = errorText(err);
       } finally {
@@ -232,14 +243,17 @@ export class Keeper {
         at: this.clock.now(),
         durationMs: this.clock.monotonic() - started,
         ...(error === undefined ? {} : { error }),
+        ...(lsn === undefined ? {} : { lsn }),
       };
       this.settled(outcome, d.reason);
       if (!outcome.ok) return;
     }
   }
 
-  private perform(action: LocalAction): Promise<void> {
+  /** Carries out one action; restore-sync returns the WAL position once sync is back. */
+  private perform(action: LocalAction): Promise<string | void> {
     const local = this.deps.local;
+    const arbiterTimeout = this.cfg.heartbeatTimeoutMs;
     switch (action.kind) {
       case 'switch-to-async':
         return local.switchToAsync(ACTION_TIMEOUT_MS);
@@ -249,9 +263,20 @@ export class Keeper {
         return local.restoreSync(action.value, ACTION_TIMEOUT_MS);
       case 'tune-wal-retrieve-retry-interval':
         return local.setWalRetrieveRetryInterval(action.ms, ACTION_TIMEOUT_MS);
+      case 'claim-lease':
+        return this.arbiter().claim(action.replicationRevision, action.recordAsync, arbiterTimeout);
+      case 'release-lease':
+        return this.arbiter().release(arbiterTimeout);
+      case 'record-replication':
+        return this.arbiter().record(action.mode, arbiterTimeout);
       default:
         return assertNever(action);
     }
+  }
+
+  private arbiter(): ArbiterPort {
+    if (!this.deps.arbiter) throw new Error('no arbiter is configured (etcd_endpoints)');
+    return this.deps.arbiter;
   }
 
   /** An action's outcome, recorded once: the policy's state, the counts, the events and the log. */
@@ -312,6 +337,9 @@ export class Keeper {
       maxContactGapMs: 2 * this.cfg.keepaliveTimeMs + this.cfg.heartbeatTimeoutMs,
       syncRestoreMaxLagBytes: this.cfg.syncRestoreMaxLagBytes,
       tuneWalRetrieveRetryInterval: this.cfg.tuneWalRetrieveRetryInterval,
+      arbiter: this.deps.arbiter
+        ? { ttlMs: this.cfg.etcdLeaseTtlMs, marginMs: arbiterMarginMs(this.cfg) }
+        : null,
       paused: this.snap.paused,
     };
   }
@@ -335,6 +363,15 @@ export class Keeper {
   }
 }
 
+/**
+ * How much lease a primary must have left to be asynchronous: a tick and a heartbeat
+ * timeout (the next chance to go back to sync), at most half the TTL. The arbiter also
+ * wakes the loop when a renewal fails, so a long keepalive_time does not wait a whole tick.
+ */
+export function arbiterMarginMs(cfg: Config): number {
+  return Math.min(cfg.keepaliveTimeMs + cfg.heartbeatTimeoutMs, cfg.etcdLeaseTtlMs / 2);
+}
+
 function outcomeDetail(o: Outcome, reason: string): string {
   const a = o.action;
   switch (a.kind) {
@@ -346,6 +383,14 @@ function outcomeDetail(o: Outcome, reason: string): string {
       return `wal_retrieve_retry_interval set to ${a.ms} ms (${reason})`;
     case 'switch-to-async':
       return reason;
+    case 'claim-lease':
+      return a.recordAsync
+        ? `took the lease, recorded "async" in etcd (${reason})`
+        : `took the lease (${reason})`;
+    case 'release-lease':
+      return `gave the lease up (${reason})`;
+    case 'record-replication':
+      return `recorded "${a.mode}" in etcd (${reason})`;
     default:
       return assertNever(a);
   }

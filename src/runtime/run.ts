@@ -13,6 +13,8 @@ import { heartbeat } from '../postgres/peer.js';
 import { describeEndpoint, toPgClientConfig } from '../postgres/client-config.js';
 import { PgSession } from '../postgres/session.js';
 import { errorText } from '../util/errors.js';
+import { EtcdArbiter } from '../arbiter/etcd.js';
+import { systemClock } from './clock.js';
 import { Keeper } from './keeper.js';
 
 /** pg-keeper's log: JSON lines with structured fields, to stdout unless `destination` is given. */
@@ -42,6 +44,23 @@ function session(cfg: Config, node: NodeName): PgSession {
   );
 }
 
+/** The etcd arbiter of this keeper's configuration (etcd_endpoints set). */
+function arbiterOf(cfg: Config, logger: Logger): EtcdArbiter {
+  return new EtcdArbiter({
+    endpoints: cfg.etcdEndpoints,
+    tls: { ca: cfg.etcdCaCert, cert: cfg.etcdCert, key: cfg.etcdKey },
+    auth:
+      cfg.etcdUser !== null && cfg.etcdPassword !== null
+        ? { user: cfg.etcdUser, password: cfg.etcdPassword }
+        : null,
+    node: cfg.node,
+    prefix: cfg.etcdPrefix,
+    ttlMs: cfg.etcdLeaseTtlMs,
+    clock: systemClock,
+    log: logger,
+  });
+}
+
 export interface Running {
   keeper: Keeper;
   server: Server;
@@ -65,6 +84,7 @@ export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Prom
     logger,
     metrics,
     runHook,
+    ...(cfg.etcdEndpoints.length > 0 ? { arbiter: arbiterOf(cfg, logger) } : {}),
   });
   const server = await listen(
     createApp({ keeper, registry: metrics.registry, logger }),

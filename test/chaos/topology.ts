@@ -30,6 +30,7 @@ import { parse, stringify } from 'yaml';
 import { parseConninfo } from '../../src/config/conninfo.js';
 import { PgPair, queryOnce, type PgNode } from '../../src/demo/cluster.js';
 import { KeeperProcess, waitFor } from '../support/keeper-process.js';
+import { EtcdCluster } from '../support/etcd.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { CREATE_TABLE_SQL, type NodeName } from './workload.js';
 
@@ -55,6 +56,13 @@ export interface ServerView {
   /** standby.signal in the data directory: it starts as a standby. */
   standbySignal: boolean;
   error: string | null;
+}
+
+export interface TopologyOptions {
+  /** With the etcd arbiter: how many members, and the lease's TTL in seconds. */
+  arbiter?: { members: 1 | 3; ttl: number };
+  /** On top of KEEPER_SETTINGS, for every keeper. */
+  keeperSettings?: Record<string, unknown>;
 }
 
 const live = new Set<Topology>();
@@ -86,11 +94,19 @@ export class Topology {
   readonly hookMarker: string;
   #destroyed = false;
 
+  /** The arbiter, when the topology has one: etcd, and each keeper's own proxies to its members. */
+  arbiter: {
+    etcd: EtcdCluster;
+    proxiesOf: Record<NodeName, TcpProxy[]>;
+    settings: Record<string, unknown>;
+  } | null = null;
+
   private constructor(
     readonly dir: string,
     readonly pair: PgPair,
     readonly proxyTo: Record<NodeName, TcpProxy>,
     readonly log: (msg: string) => void,
+    private readonly keeperSettings: Record<string, unknown> = {},
   ) {
     this.keepers = {} as Record<NodeName, KeeperProcess>;
     this.afterCommandFile = join(dir, 'after_command.log');
@@ -101,7 +117,7 @@ export class Topology {
       `: ${this.hookMarker}`;
   }
 
-  static async create(log: (msg: string) => void): Promise<Topology> {
+  static async create(log: (msg: string) => void, opts: TopologyOptions = {}): Promise<Topology> {
     const dir = mkdtempSync(join(tmpdir(), 'pgk-chaos-'));
     chmodSync(dir, 0o755); // PostgreSQL runs as the OS user postgres and must reach the data directories
     let pair: PgPair | null = null;
@@ -112,10 +128,11 @@ export class Topology {
       proxies.push(proxyTo1);
       const proxyTo2 = await TcpProxy.start({ host: '127.0.0.1', port: pair.node2.port });
       proxies.push(proxyTo2);
-      const t = new Topology(dir, pair, { node1: proxyTo1, node2: proxyTo2 }, log);
+      const t = new Topology(dir, pair, { node1: proxyTo1, node2: proxyTo2 }, log, opts.keeperSettings ?? {});
       live.add(t);
       installExitHook();
       try {
+        if (opts.arbiter) await t.startArbiter(opts.arbiter);
         writeFileSync(t.afterCommandFile, '');
         await pair.query(pair.node1, CREATE_TABLE_SQL);
         await t.repoint('node2', 'node1');
@@ -138,6 +155,37 @@ export class Topology {
     return this.pair[n];
   }
 
+  /** etcd (1 or 3 members), and a proxy per keeper per member, so that each keeper's path to etcd can be cut alone. */
+  private async startArbiter(o: NonNullable<TopologyOptions['arbiter']>): Promise<void> {
+    const etcd = await EtcdCluster.start({ members: o.members });
+    const proxiesOf = { node1: [] as TcpProxy[], node2: [] as TcpProxy[] };
+    this.arbiter = { etcd, proxiesOf, settings: {} };
+    for (const n of NODES) {
+      for (const endpoint of etcd.endpoints) {
+        const url = new URL(endpoint);
+        proxiesOf[n].push(await TcpProxy.start({ host: url.hostname, port: Number(url.port) }));
+      }
+    }
+    this.arbiter.settings = {
+      etcd_lease_ttl: o.ttl,
+      etcd_prefix: `/pg-keeper/${this.dir.slice(-6).replace(/[^A-Za-z0-9]/g, 'x')}`,
+    };
+  }
+
+  /** Cut (or restore) one keeper's every path to etcd. */
+  async cutArbiter(n: NodeName, cut: boolean, mode: 'blackhole' | 'refuse' = 'blackhole'): Promise<void> {
+    const proxies = this.arbiter?.proxiesOf[n] ?? [];
+    await Promise.all(proxies.map((p) => (cut ? p.cut(mode) : p.restore())));
+  }
+
+  #arbiterSettings(n: NodeName): Record<string, unknown> {
+    if (!this.arbiter) return {};
+    return {
+      ...this.arbiter.settings,
+      etcd_endpoints: this.arbiter.proxiesOf[n].map((p) => `http://127.0.0.1:${p.port}`),
+    };
+  }
+
   /** The conninfo a keeper on `self` uses for `of`: direct for its own server, the proxy for the peer. */
   #keeperConninfo(self: NodeName, of: NodeName): string {
     const node = this.node(of);
@@ -152,7 +200,12 @@ export class Topology {
       node: n,
       node1: this.#keeperConninfo(n, 'node1'),
       node2: this.#keeperConninfo(n, 'node2'),
-      settings: { ...KEEPER_SETTINGS, after_command: afterCommand },
+      settings: {
+        ...KEEPER_SETTINGS,
+        after_command: afterCommand,
+        ...this.keeperSettings,
+        ...this.#arbiterSettings(n),
+      },
     });
     this.keepers[n] = k;
     this.keeperHistory.push({ node: n, k, startedAt: Date.now() });
@@ -356,6 +409,9 @@ export class Topology {
     await Promise.all(this.keeperHistory.map(({ k }) => k.kill()));
     this.#killHooks();
     for (const p of Object.values(this.proxyTo)) await p.close();
+    for (const p of [...(this.arbiter?.proxiesOf.node1 ?? []), ...(this.arbiter?.proxiesOf.node2 ?? [])])
+      await p.close();
+    await this.arbiter?.etcd.destroy();
     await this.pair.destroy();
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
@@ -373,6 +429,7 @@ export class Topology {
       }
     }
     this.#killHooks();
+    this.arbiter?.etcd.emergencyStop();
     this.pair.emergencyStop();
     rmSync(this.dir, { recursive: true, force: true });
   }

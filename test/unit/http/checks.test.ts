@@ -16,6 +16,7 @@ const view = (extra: Partial<CheckView>): CheckView => ({
   walReceiverStatus: null,
   synchronousAtLastContact: false,
   peerReachable: true,
+  leaseHolder: 'unknown',
   ...extra,
 });
 
@@ -65,6 +66,7 @@ test('the view is read from the snapshot', () => {
     walReceiverStatus: null,
     synchronousAtLastContact: true,
     peerReachable: false,
+    leaseHolder: 'unknown',
   });
   const seen = { ...snap, observation: { local: standbyLocal(), peer: peerPrimary() } };
   assert.equal(checkView(seen).walReceiverStatus, 'streaming');
@@ -81,4 +83,14 @@ test('the view is read from the snapshot', () => {
     checkView({ ...snap, observation: { local: primaryLocal(), peer: peerStandby } }).localUp,
     true,
   );
+});
+
+test('with the arbiter, a primary whose lease the peer holds is no primary, and of two primaries the holder is', () => {
+  assert.equal(answers(view({ leaseHolder: 'peer' })), '-');
+  assert.equal(answers(view({ leaseHolder: 'self' })), 'primary read-only');
+  assert.equal(answers(view({ leaseHolder: 'nobody' })), 'primary read-only');
+  assert.equal(answers(view({ peerIsPrimary: true, leaseHolder: 'self' })), 'primary read-only');
+  assert.equal(answers(view({ peerIsPrimary: true, leaseHolder: 'nobody' })), '-');
+  // An etcd outage alone changes nothing: a lone primary stays a primary.
+  assert.equal(answers(view({ leaseHolder: 'unknown' })), 'primary read-only');
 });

@@ -483,25 +483,34 @@ test('a switch to async that succeeded remembers what to restore', () => {
 test('every observation falls into exactly one row of the table', () => {
   const locals = {
     down: { up: false as const, error: 'x' },
+    laggingPrimary: primaryLocal({ standbys: [standbyView({ syncState: 'async' })] }),
     primary: primaryLocal(),
     asyncPrimary: primaryLocal({ syncStandbyNames: '' }),
     standby: standbyLocal(),
     slowStandby: standbyLocal({ walRetrieveRetryIntervalMs: 5000 }),
   };
   const peers = { down: peerDown, standby: peerStandby, primary: peerPrimary() };
+  const view = { reachable: true, error: null, replication: null, replicationRevision: 0 } as const;
+  const arbiterViews = [
+    undefined,
+    { ...view, holder: 'self' as const, leaseRemainingMs: 2500 },
+    { ...view, holder: 'self' as const, leaseRemainingMs: 100 },
+    { ...view, holder: 'peer' as const, leaseRemainingMs: null },
+    { ...view, holder: null, leaseRemainingMs: null },
+    { ...view, reachable: false, error: 'x', holder: null, leaseRemainingMs: null },
+  ];
   const seenSituations = new Set<string>();
   for (const local of Object.values(locals)) {
     for (const peer of Object.values(peers)) {
       for (const failures of [0, 2, 3, 9]) {
         for (const savedSyncNames of [null, '*']) {
-          const d = decide(
-            { ...syncStandbyState(), failures, savedSyncNames },
-            seen(local, peer),
-            1000,
-            rule(),
-          );
-          assert.ok(SITUATIONS.includes(d.situation));
-          seenSituations.add(d.situation);
+          for (const arbiter of arbiterViews) {
+            const r = arbiter ? rule(200, 3, { arbiter: { ttlMs: 3000, marginMs: 540 } }) : rule();
+            const obs = arbiter ? { ...seen(local, peer), arbiter } : seen(local, peer);
+            const d = decide({ ...syncStandbyState(), failures, savedSyncNames }, obs, 1000, r);
+            assert.ok(SITUATIONS.includes(d.situation));
+            seenSituations.add(d.situation);
+          }
         }
       }
     }

@@ -21,6 +21,7 @@ export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<R
     maxContactGapMs: keepaliveTimeMs * 2 + keepaliveTimeMs * 0.8,
     syncRestoreMaxLagBytes: 1024 * 1024,
     tuneWalRetrieveRetryInterval: false,
+    arbiter: null,
     paused: false,
     ...extra,
   };
@@ -34,6 +35,7 @@ export function standbyView(extra: Partial<StandbyView> = {}): StandbyView {
     replayLagBytes: 0,
     replayLagSeconds: 0,
     replyAgeMs: 50,
+    flushLsn: '0/3000000',
     ...extra,
   };
 }

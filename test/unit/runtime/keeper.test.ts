@@ -52,8 +52,9 @@ class FakeLocal implements LocalPort {
   switchToAsync = async (): Promise<void> => {
     this.calls.push('switch-to-async');
   };
-  restoreSync = async (v: string): Promise<void> => {
+  restoreSync = async (v: string): Promise<string> => {
     this.calls.push(`restore-sync ${v}`);
+    return '0/3000000';
   };
   promote = async (): Promise<void> => {
     this.calls.push('promote');
