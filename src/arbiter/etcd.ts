@@ -58,6 +58,7 @@ export class EtcdArbiter {
   private readonly client: EtcdClient;
   private held: Held | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private expiry: NodeJS.Timeout | null = null;
   private renewing = false;
   private closed = false;
   private lastSuccessAt: number | null = null;
@@ -260,28 +261,38 @@ export class EtcdArbiter {
   }
 
   private lost(why: string): void {
-    if (!this.held) return;
+    const held = this.held;
+    if (!held) return;
     this.held = null;
     this.stop();
     this.leasesLost += 1;
-    this.o.log.warn({ event: 'lease-lost', reason: why }, `lost the lease: ${why}`);
+    // When it ran out by this process's clock, in wall-clock time, for people and tests.
+    const ranOut = new Date(this.o.clock.now() - (this.o.clock.monotonic() - held.deadline)).toISOString();
+    this.o.log.warn({ event: 'lease-lost', reason: why, ran_out_at: ranOut }, `lost the lease: ${why}`);
     this.notify();
   }
 
-  /** The next renewal: a quarter of the TTL after a success, sooner after a failure. */
+  /**
+   * The next renewal: a quarter of the TTL after a success, sooner after a failure; and a
+   * timer at the deadline itself, so that a lease that runs out is known (and the keeper
+   * woken to go back to sync) at that moment, not at the next tick.
+   */
   private schedule(afterFailure = false): void {
     this.stop();
     if (this.closed || !this.held) return;
-    this.timer = setTimeout(
-      () => void this.renew(),
-      afterFailure ? Math.min(250, this.renewEveryMs) : this.renewEveryMs,
-    );
+    const next = afterFailure ? Math.min(250, this.renewEveryMs) : this.renewEveryMs;
+    this.timer = setTimeout(() => void this.renew(), next);
     this.timer.unref();
+    const left = this.held.deadline - this.o.clock.monotonic();
+    this.expiry = setTimeout(() => this.remaining(), Math.max(0, left) + 1);
+    this.expiry.unref();
   }
 
   private stop(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.expiry) clearTimeout(this.expiry);
     this.timer = null;
+    this.expiry = null;
   }
 
   private async renew(): Promise<void> {

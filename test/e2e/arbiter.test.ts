@@ -203,6 +203,49 @@ describe('arbiter: partitions', () => {
   });
 });
 
+describe("arbiter: the lease by the keeper's own clock", () => {
+  test('a keeper cut from etcd counts its lease as gone before etcd itself lets it go', async (tc) => {
+    const t = await arbiterPair();
+    const etcd = t.arbiter?.etcd;
+    assert.ok(etcd);
+    const prefix = String(t.arbiter?.settings.etcd_prefix);
+    const leaderKey = Buffer.from(`${prefix}/leader`).toString('base64');
+    const held = async (): Promise<boolean> => {
+      const r = await fetch(`${etcd.endpoints[0]}/v3/kv/range`, {
+        method: 'POST',
+        body: JSON.stringify({ key: leaderKey }),
+        signal: AbortSignal.timeout(1000),
+      });
+      return Array.isArray(((await r.json()) as { kvs?: unknown[] }).kvs);
+    };
+    assert.equal(await held(), true);
+    await t.cutArbiter('node1', true);
+    const cutAt = Date.now();
+    const goneInEtcd = await waitFor(
+      async () => ((await held()) ? null : Date.now()),
+      'etcd to let the lease go',
+      15_000,
+      10,
+    );
+    const lost = await waitFor(
+      () => t.keepers.node1.events('lease-lost')[0],
+      "node1's keeper to count its lease lost",
+    );
+    const ranOut = Date.parse(String(lost.ran_out_at));
+    const loggedAt = Date.parse(String(lost.time));
+    tc.diagnostic(
+      `keeper: lease ran out ${ranOut - cutAt} ms after the cut (logged at ${loggedAt - cutAt} ms); ` +
+        `etcd: deleted the key ${goneInEtcd - cutAt} ms after it`,
+    );
+    assert.ok(
+      ranOut <= goneInEtcd,
+      `the keeper counted the lease ${ranOut - goneInEtcd} ms after etcd let it go`,
+    );
+    // Known at that moment (a timer at the deadline), not at the next tick or renewal.
+    assert.ok(loggedAt - ranOut < 250, `learnt ${loggedAt - ranOut} ms late`);
+  });
+});
+
 describe('arbiter: losing the primary', () => {
   test("the primary's whole host lost (server and keeper): failover after the lease's TTL", async (tc) => {
     const t = await arbiterPair();
