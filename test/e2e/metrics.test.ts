@@ -178,6 +178,15 @@ const EXTRAS: Record<string, Expected> = {
   pg_keeper_after_command_runs_total: { type: 'counter', labels: ['hook', 'result'] },
   pg_keeper_after_command_duration_seconds: { type: 'histogram', labels: ['hook'] },
   pg_keeper_config_reloads_total: { type: 'counter', labels: ['result'] },
+  pg_keeper_arbiter_up: { type: 'gauge', labels: [] },
+  pg_keeper_arbiter_lease_held: { type: 'gauge', labels: [] },
+  pg_keeper_arbiter_lease_remaining_seconds: { type: 'gauge', labels: [] },
+  pg_keeper_arbiter_lease_ttl_seconds: { type: 'gauge', labels: [] },
+  pg_keeper_arbiter_lease_holder: { type: 'gauge', labels: ['holder'] },
+  pg_keeper_arbiter_replication_synchronous: { type: 'gauge', labels: [] },
+  pg_keeper_arbiter_lease_renewals_total: { type: 'counter', labels: [] },
+  pg_keeper_arbiter_lease_renewal_failures_total: { type: 'counter', labels: [] },
+  pg_keeper_arbiter_leases_lost_total: { type: 'counter', labels: [] },
 };
 
 const EVERY = { ...CONTRACT, ...EXTRAS };
