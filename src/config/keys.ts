@@ -21,6 +21,8 @@ export interface Basis {
   keepaliveTimeMs: number;
   keepaliveCount: number;
   node: NodeName;
+  /** etcd_prefix when the arbiter is on (etcd_endpoints given), else null. */
+  etcdPrefix: string | null;
   env: NodeJS.ProcessEnv;
 }
 
@@ -146,6 +148,13 @@ function endpoints(v: unknown): string[] | Invalid {
   return out;
 }
 
+/** A pair's name: short and printable, so that it is a good Prometheus label value and log field. */
+function clusterName(v: unknown): string | Invalid {
+  return typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(v)
+    ? v
+    : new Invalid(`must be a short name (letters, digits, . _ -; at most 63), such as orders, ${got(v)}`);
+}
+
 /** An etcd key prefix: /name[/name...], printable, no trailing slash. */
 function prefix(v: unknown): string | Invalid {
   return typeof v === 'string' && /^(\/[A-Za-z0-9._-]+)+$/.test(v) && v.length <= 200
@@ -226,6 +235,17 @@ export const KEYS = {
     parse: oneOf(NODES),
     default: {
       required: 'key "node" is required (or --node): which node is local to this keeper, node1 or node2',
+    },
+    show: same,
+  }),
+  cluster_name: key({
+    field: 'clusterName',
+    reloadable: false,
+    doc: "the pair's name, on every view: the `cluster` label of pg_keeper_node_info, /status, the logs, the alerts (a Prometheus label value: letters, digits, . _ -)",
+    parse: clusterName,
+    default: {
+      derive: (b) => (b.etcdPrefix === null ? 'default' : (b.etcdPrefix.split('/').pop() ?? 'default')),
+      text: "default; with the arbiter, etcd_prefix's last part",
     },
     show: same,
   }),

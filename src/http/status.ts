@@ -23,6 +23,8 @@ import { VERSION } from '../version.js';
 
 export interface Status {
   version: string;
+  /** cluster_name: the pair's name. */
+  cluster: string;
   node: NodeName;
   peer: NodeName;
   role: Role;
@@ -96,6 +98,7 @@ export function buildStatus(keeper: Keeper): Status {
   const last = lastAction(snap.state);
   return {
     version: VERSION,
+    cluster: cfg.clusterName,
     node: snap.node,
     peer: snap.peer,
     role: snap.state.role,

@@ -80,13 +80,17 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
   family('gauge', 'pg_keeper_build_info', 'pg-keeper version; always 1', ['version'], () => [
     [{ version: VERSION }, 1],
   ]);
+  // An info metric (Prometheus' convention): the pair's name and the node's reach every view
+  // through `* on(instance) group_left(cluster, node) pg_keeper_node_info`, without a label on
+  // every series (which would multiply them by nothing, and change every query).
   family(
     'gauge',
     'pg_keeper_node_info',
-    'Which node this keeper runs beside, and its peer; always 1',
-    ['node', 'peer'],
-    (snap) => [[{ node: snap.node, peer: snap.peer }, 1]],
+    'Which pair (cluster_name) and node this keeper runs beside, and its peer; always 1',
+    ['cluster', 'node', 'peer'],
+    (snap) => [[{ cluster: config().clusterName, node: snap.node, peer: snap.peer }, 1]],
   );
+
   gauge(
     'pg_keeper_keepalive_time_seconds',
     'Configured seconds between heartbeats',

@@ -19,12 +19,12 @@ import { Keeper } from './keeper.js';
 
 /** pg-keeper's log: JSON lines with structured fields, to stdout unless `destination` is given. */
 export function createLogger(
-  cfg: Pick<Config, 'node' | 'logLevel'>,
+  cfg: Pick<Config, 'node' | 'logLevel' | 'clusterName'>,
   destination?: DestinationStream,
 ): Logger {
   const options: LoggerOptions = {
     level: cfg.logLevel,
-    base: { node: cfg.node },
+    base: { cluster: cfg.clusterName, node: cfg.node },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Defence in depth: nothing should log these, and if something does, it is masked.
     redact: {

@@ -160,7 +160,7 @@ const CONTRACT: Record<string, Expected> = {
 
 /** The ones src/metrics/metrics.ts adds. */
 const EXTRAS: Record<string, Expected> = {
-  pg_keeper_node_info: { type: 'gauge', labels: ['node', 'peer'] },
+  pg_keeper_node_info: { type: 'gauge', labels: ['cluster', 'node', 'peer'] },
   pg_keeper_stream_timeout_seconds: { type: 'gauge', labels: [] },
   pg_keeper_peer_role: { type: 'gauge', labels: ['role'] },
   pg_keeper_paused: { type: 'gauge', labels: [] },
