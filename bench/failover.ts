@@ -32,8 +32,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { queryOnce, type ConnTarget } from '../src/demo/cluster.js';
-import { CLI, waitFor } from '../test/support/keeper-process.js';
+import { queryOnce, type ConnTarget } from '../src/local-pair/query.js';
+import { sleep, waitFor } from '../src/util/wait.js';
+import { CLI } from '../test/support/keeper-process.js';
 import {
   decision,
   firstLine,
@@ -45,15 +46,7 @@ import {
 } from './lib/keeper-log.js';
 import { firstPgLog, readPgLog } from './lib/pg-log.js';
 import { formatDuration, Progress } from './lib/progress.js';
-import {
-  createRig,
-  destroyAll,
-  destroyRig,
-  exitCleanupSync,
-  killChildrenSync,
-  waitUntilHealthy,
-  type Rig,
-} from './lib/rig.js';
+import { createRig, destroyAll, destroyRig, waitUntilHealthy, type Rig } from './lib/rig.js';
 import { round1, summarize, type Summary } from './lib/stats.js';
 import { wallNow, WriteLoop, type Ack } from './lib/write-loop.js';
 
@@ -1087,10 +1080,6 @@ async function writeJson(file: string, data: unknown): Promise<void> {
   writeFileSync(file, text);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 // ---- main ----
 
 async function main(): Promise<number> {
@@ -1117,10 +1106,8 @@ async function main(): Promise<number> {
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     const code = signal === 'SIGINT' ? 130 : 143;
-    if (interrupted) {
-      killChildrenSync();
-      process.exit(code); // PgPair's exit hook SIGKILLs the servers
-    }
+    // Again: at once. The exit hooks of the keepers, pairs and directories SIGKILL by pid.
+    if (interrupted) process.exit(code);
     interrupted = true;
     progress.finish();
     process.stderr.write(`\n${signal}: tearing down servers and keepers (again to force)...\n`);
@@ -1130,7 +1117,6 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  process.on('exit', exitCleanupSync);
 
   const runs: RunResult[] = [];
   for (let i = 1; i <= opts.runs && !interrupted; i++) {

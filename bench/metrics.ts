@@ -13,8 +13,10 @@ import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { PgPair, queryOnce } from '../src/demo/cluster.js';
-import { CLI, KeeperProcess, waitFor } from '../test/support/keeper-process.js';
+import { PgPair } from '../src/local-pair/pair.js';
+import { queryOnce } from '../src/local-pair/query.js';
+import { waitFor } from '../src/util/wait.js';
+import { CLI, KeeperProcess } from '../test/support/keeper-process.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
 const REST_SECONDS = Number(process.env.BENCH_REST_SECONDS ?? 30);

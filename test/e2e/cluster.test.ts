@@ -1,25 +1,26 @@
-// End-to-end tests of the demo cluster (a real primary + synchronous standby on loopback) and of the
-// TCP proxy the keeper tests use to cut network paths. Needs the PostgreSQL server binaries
+// End-to-end tests of the local pair (a real primary + synchronous standby on loopback: src/local-pair,
+// with the tests' own moves of test/support/test-pair.ts) and of the TCP proxy the keeper tests use to
+// cut network paths. Needs the PostgreSQL server binaries
 // (scripts/ensure-deps.sh installs them); fails, rather than skips, without them.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { PgPair, findPgBin, freePort, isProcessAlive, queryOnce } from '../../src/demo/cluster.js';
-import { waitFor } from '../support/keeper-process.js';
+import { freePort } from '../../src/local-pair/free-port.js';
+import { findPgBin } from '../../src/local-pair/pg-bin.js';
+import { isProcessAlive } from '../../src/local-pair/procfs.js';
+import { queryOnce } from '../../src/local-pair/query.js';
+import { waitFor } from '../../src/util/wait.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { makeDir, rmDir } from '../support/temp-dir.js';
+import { TestPair } from '../support/test-pair.js';
 
 const execFileP = promisify(execFile);
 const TEST_TIMEOUT = 30_000;
-
-async function tempBaseDir(): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), 'pgk-'));
-}
 
 test('findPgBin finds the PostgreSQL server binaries', () => {
   const bin = findPgBin();
@@ -34,29 +35,29 @@ test('freePort returns distinct usable ports', async () => {
 });
 
 test('create rejects a non-empty baseDir and leaves it alone', { timeout: TEST_TIMEOUT }, async (t) => {
-  const dir = await tempBaseDir();
-  t.after(() => fsp.rm(dir, { recursive: true, force: true }));
+  const dir = makeDir('pgk-');
+  t.after(() => rmDir(dir));
   await fsp.writeFile(path.join(dir, 'precious'), 'x');
-  await assert.rejects(PgPair.create({ baseDir: dir }), /not empty/);
+  await assert.rejects(TestPair.create({ baseDir: dir }), /not empty/);
   assert.equal(await fsp.readFile(path.join(dir, 'precious'), 'utf8'), 'x');
 });
 
-describe('PgPair', { timeout: 60_000 }, () => {
-  let pair: PgPair;
+describe('the local pair', { timeout: 60_000 }, () => {
+  let pair: TestPair;
   let baseDir: string;
   let createdInMs = 0;
 
   before(async () => {
-    baseDir = await tempBaseDir();
+    baseDir = makeDir('pgk-');
     const t0 = Date.now();
-    pair = await PgPair.create({ baseDir });
+    pair = await TestPair.create({ baseDir });
     createdInMs = Date.now() - t0;
   });
 
   after(async () => {
     // Normally already destroyed by the last test; destroy() is idempotent.
     await pair?.destroy();
-    if (baseDir) await fsp.rm(baseDir, { recursive: true, force: true });
+    if (baseDir) rmDir(baseDir);
   });
 
   test(

@@ -4,24 +4,20 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { queryOnce } from '../../src/demo/cluster.js';
-import { KeeperProcess, waitFor } from '../support/keeper-process.js';
-import { eventTime, setUp, tearDown, type Setup } from '../support/setup.js';
+import { describe, test } from 'node:test';
+import { queryOnce } from '../../src/local-pair/query.js';
+import { waitFor } from '../../src/util/wait.js';
+import { eventTime, usePair } from '../support/setup.js';
 
 const WINDOW_MS = 200 * 3;
 // Generous on purpose: two cores shared by two servers, two keepers and the test.
 const MARGIN_MS = 2000;
 
 describe('standby killed', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
   test("the primary's commits block, then resume once its keeper switched to async", async (t) => {
-    const { pair, k1 } = s as Setup;
+    const { pair, k1 } = s();
     await queryOnce(pair.target(pair.node1), 'CREATE TABLE w (id int)');
     const killedAt = Date.now();
     await pair.kill(pair.node2, 'SIGKILL');
@@ -51,14 +47,10 @@ describe('standby killed', () => {
 });
 
 describe('primary killed', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
   test('the standby is promoted within the window, accepts a write and runs after_command once', async (t) => {
-    const { dir, pair, k2 } = s as Setup;
+    const { dir, pair, k2 } = s();
     // after_command is set by a reload (SIGHUP), which also proves reloads work.
     const hookDir = join(dir, 'hook');
     rmSync(hookDir, { recursive: true, force: true });
@@ -110,42 +102,29 @@ describe('primary killed', () => {
   });
 
   test('a keeper restarted after the failover comes back as the primary keeper', async () => {
-    const { dir, pair, k2 } = s as Setup;
+    const { k2, startKeeper } = s();
     const stopped = await k2.stop();
     assert.equal(stopped.code, 0);
-    const again = await KeeperProcess.start({
-      dir,
-      node: 'node2',
-      node1: pair.conninfo(pair.node1),
-      node2: pair.conninfo(pair.node2),
-    });
-    try {
-      const st = await waitFor(async () => {
-        const x = await again.status();
-        return x.role === 'primary' ? x : null;
-      }, 'the restarted keeper to report primary');
-      assert.equal(st.sync_mode, 'async');
-      assert.equal(again.events('promote').length, 0, 'no second promotion');
-    } finally {
-      await again.kill();
-    }
+    const again = await startKeeper('node2');
+    const st = await waitFor(async () => {
+      const x = await again.status();
+      return x.role === 'primary' ? x : null;
+    }, 'the restarted keeper to report primary');
+    assert.equal(st.sync_mode, 'async');
+    assert.equal(again.events('promote').length, 0, 'no second promotion');
   });
 
   test('no password appears in the logs', () => {
-    const { pair, k1, k2 } = s as Setup;
+    const { pair, k1, k2 } = s();
     for (const k of [k1, k2]) assert.ok(!k.raw.includes(pair.password), 'a log line holds the password');
   });
 });
 
 describe('primary frozen', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
   test('a primary whose every process is stopped (SIGSTOP) is failed over within the same bound', async (t) => {
-    const { pair, k2 } = s as Setup;
+    const { pair, k2 } = s();
     const frozenAt = Date.now();
     await pair.kill(pair.node1, 'SIGSTOP');
     await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to become primary');
@@ -158,14 +137,10 @@ describe('primary frozen', () => {
 });
 
 describe('a keeper stops cleanly', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
   test('SIGTERM stops a keeper within a second, exit status 0', async () => {
-    const { k1 } = s as Setup;
+    const { k1 } = s();
     const { code, ms } = await k1.stop();
     assert.equal(code, 0);
     assert.ok(ms < 1000, `took ${ms} ms`);

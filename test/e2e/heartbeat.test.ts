@@ -3,37 +3,39 @@
 // blocking the keeper (pg_keeper 1.0 had no timeout at all).
 
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseConninfo, toPgClientConfig } from '../../src/config/conninfo.js';
-import { PgPair, queryOnce } from '../../src/demo/cluster.js';
+import { queryOnce } from '../../src/local-pair/query.js';
 import { heartbeat } from '../../src/postgres/peer.js';
 import { PgSession } from '../../src/postgres/session.js';
-import { waitFor } from '../support/keeper-process.js';
-import { makeDir, setUp, tearDown, type Setup } from '../support/setup.js';
+import { waitFor } from '../../src/util/wait.js';
+import { usePair } from '../support/setup.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { makeDir, rmDir } from '../support/temp-dir.js';
+import { TestPair } from '../support/test-pair.js';
 
 describe('heartbeat', () => {
   let dir = '';
-  let pair: PgPair | undefined;
+  let pair: TestPair | undefined;
   let proxy: TcpProxy | undefined;
   before(async () => {
-    dir = await makeDir();
-    pair = await PgPair.create({ baseDir: join(dir, 'pg') });
+    dir = makeDir();
+    pair = await TestPair.create({ baseDir: join(dir, 'pg') });
     proxy = await TcpProxy.start({ host: '127.0.0.1', port: pair.node2.port });
   });
   after(async () => {
     await proxy?.close();
     await pair?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir) rmDir(dir);
   });
 
   const sessionTo = (conninfo: string): PgSession =>
     new PgSession(toPgClientConfig(parseConninfo(conninfo)), 'test peer');
 
   test("a keyword/value conninfo with quoted values reaches the server it names (node-postgres' parser would not)", async () => {
-    const p = pair as PgPair;
+    const p = pair as TestPair;
     const ci = `host=127.0.0.1 port=${p.node2.port} dbname='postgres' application_name='keeper one' user=postgres password='${p.password}'`;
     const s = sessionTo(ci);
     try {
@@ -49,7 +51,7 @@ describe('heartbeat', () => {
   });
 
   test('a heartbeat tells a primary from a standby, and lists the synchronous standbys', async () => {
-    const p = pair as PgPair;
+    const p = pair as TestPair;
     const toPrimary = sessionTo(p.conninfo(p.node1));
     const toStandby = sessionTo(p.conninfo(p.node2));
     try {
@@ -66,7 +68,7 @@ describe('heartbeat', () => {
   });
 
   test('a port that drops packets fails the heartbeat within its timeout, and it recovers', async () => {
-    const p = pair as PgPair;
+    const p = pair as TestPair;
     const px = proxy as TcpProxy;
     const s = sessionTo(p.conninfo(p.node2, { port: String(px.port) }));
     try {
@@ -89,7 +91,7 @@ describe('heartbeat', () => {
   });
 
   test('a frozen server (every process stopped) fails the heartbeat within its timeout', async () => {
-    const p = pair as PgPair;
+    const p = pair as TestPair;
     const s = sessionTo(p.conninfo(p.node2));
     try {
       assert.equal((await heartbeat(s, 2000)).reachable, true);
@@ -108,14 +110,10 @@ describe('heartbeat', () => {
 });
 
 describe('SIGHUP with an invalid file', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
   test('keeps the running configuration and says why', async () => {
-    const { k1, pair } = s as Setup;
+    const { k1, pair } = s();
     const good = readFileSync(k1.configFile, 'utf8');
     assert.match(good, /^keepalive_count: 3$/m);
     writeFileSync(k1.configFile, good.replace(/^keepalive_count: 3$/m, 'keepalive_count: many'));

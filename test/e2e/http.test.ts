@@ -4,9 +4,10 @@
 // whole file; the phases run in order and each one waits for the keepers to settle.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { KeeperProcess, waitFor } from '../support/keeper-process.js';
-import { setUp, tearDown, type Setup } from '../support/setup.js';
+import { describe, test } from 'node:test';
+import { waitFor } from '../../src/util/wait.js';
+import type { KeeperProcess } from '../support/keeper-process.js';
+import { usePair, type Setup } from '../support/setup.js';
 
 const TOKEN = 'e2e-token-0123456789abcdef';
 /** Every /status and /metrics body seen, to look for the password at the end. */
@@ -107,14 +108,10 @@ async function metricsText(k: KeeperProcess): Promise<string> {
 }
 
 describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp({ node2Settings: { http_token: TOKEN } });
-  });
-  after(() => tearDown(s));
+  const s = usePair({ node2Settings: { http_token: TOKEN } });
 
   test('primary keeper (sync) and standby keeper: every check, with GET, HEAD and OPTIONS', async () => {
-    const x = s as Setup;
+    const x = s();
     await expectEndpoints(x.k1, SYNC_PRIMARY, 'node1 keeper to answer as a synchronous primary');
     await expectEndpoints(x.k2, SYNC_STANDBY, 'node2 keeper to answer as the synchronous standby');
     // The body says what the check saw.
@@ -127,7 +124,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('/status holds the keeper view as JSON', async () => {
-    const { k1, k2 } = s as Setup;
+    const { k1, k2 } = s();
     const res = await k1.get('/status');
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
@@ -171,7 +168,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('pause and resume: off without http_token, bearer token required with one', async () => {
-    const x = s as Setup;
+    const x = s();
     const { k1, k2 } = x;
     // node1's keeper has no token: the state-changing endpoints are off, whatever is sent.
     for (const path of ['/pause', '/resume']) {
@@ -211,7 +208,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('bad input: 404, 405 with Allow, 431, 413, 400, and the loop keeps ticking', async () => {
-    const { k2 } = s as Setup;
+    const { k2 } = s();
     const before = (await k2.status()).last_tick_at as string;
 
     const unknown = await k2.get('/no-such-path');
@@ -263,7 +260,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('standby killed: the primary keeper goes async and stays /primary 200; the standby keeper fails its checks', async () => {
-    const x = s as Setup;
+    const x = s();
     const { pair, k1, k2 } = x;
     await pair.kill(pair.node2, 'SIGKILL');
     await waitFor(
@@ -289,7 +286,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('after a failover: the promoted keeper is /primary 200, the old primary keeper 503 with /health 200', async () => {
-    const x = s as Setup;
+    const x = s();
     const { pair, k1, k2 } = x;
     await pair.kill(pair.node1, 'SIGKILL');
     await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to be promoted', SETTLE_MS);
@@ -308,7 +305,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('no password (nor the token) in /status, /metrics or the logs', async () => {
-    const x = s as Setup;
+    const x = s();
     await remember(x);
     assert.ok(seen.length >= 8);
     for (const [i, text] of seen.entries()) {

@@ -4,10 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
-import { KeeperProcess, waitFor } from '../support/keeper-process.js';
-import { setUp, tearDown, type Setup } from '../support/setup.js';
+import { describe, test } from 'node:test';
+import { sleep, waitFor } from '../../src/util/wait.js';
+import type { KeeperProcess } from '../support/keeper-process.js';
+import { usePair, type Setup } from '../support/setup.js';
 
 const SETTLE_MS = 20_000;
 
@@ -137,7 +137,7 @@ interface Expected {
   labels: string[];
 }
 
-/** DESIGN.md's metrics table. */
+/** docs/METRICS.md's first tables (the rule, roles, replication, actions). */
 const CONTRACT: Record<string, Expected> = {
   pg_keeper_heartbeats_total: { type: 'counter', labels: ['peer'] },
   pg_keeper_heartbeat_failures_total: { type: 'counter', labels: ['peer'] },
@@ -238,14 +238,10 @@ async function waitForHealthy({ k1, k2 }: Setup): Promise<void> {
 const nowSeconds = (): number => Date.now() / 1000;
 
 describe('/metrics of running keepers', { timeout: 120_000 }, () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
   test('every family of the contract and of metrics.ts, with its type, help and labels', async () => {
-    const { k1, k2 } = s as Setup;
+    const { k1, k2 } = s();
     // One reload, so that a labelled counter that is otherwise empty has a sample to check.
     k1.child.kill('SIGHUP');
     await waitFor(() => k1.events('reload').length > 0, 'the reload');
@@ -279,7 +275,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('promtool check metrics finds nothing wrong with the pg_keeper_ families', async (t) => {
-    const { k1, k2 } = s as Setup;
+    const { k1, k2 } = s();
     for (const k of [k1, k2]) {
       const text = await (await k.get('/metrics')).text();
       const all = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
@@ -315,7 +311,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('values on a healthy pair: primary and standby keepers', async () => {
-    const { k1, k2 } = s as Setup;
+    const { k1, k2 } = s();
     const m1 = await scrape(k1);
     assert.equal(value(m1, 'pg_keeper_role', { role: 'primary' }), 1);
     assert.equal(value(m1, 'pg_keeper_role', { role: 'standby' }), 0);
@@ -376,7 +372,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('standby killed: async, failures counted, peer down; then back to sync', async () => {
-    const x = s as Setup;
+    const x = s();
     const { pair, k1, k2 } = x;
     const killedAt = nowSeconds();
     await pair.kill(pair.node2, 'SIGKILL');
@@ -421,7 +417,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('a frozen peer does not slow scrapes down while its heartbeats time out', async (t) => {
-    const { pair, k1 } = s as Setup;
+    const { pair, k1 } = s();
     const before = await scrape(k1);
     const switches = value(before, 'pg_keeper_async_switches_total') ?? 0;
     const timings: number[] = [];
@@ -464,7 +460,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   // A frozen standby stays `streaming` in pg_stat_replication until wal_sender_timeout: the
   // restore must also require a recent reply, or the keeper flaps every other tick.
   test('while the standby stays frozen, the primary stays asynchronous: no restore, no second switch', async () => {
-    const { pair, k1 } = s as Setup;
+    const { pair, k1 } = s();
     try {
       const first = await waitForMetrics(
         k1,
@@ -474,7 +470,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
       const switches = value(first, 'pg_keeper_async_switches_total');
       const restores = value(first, 'pg_keeper_sync_restores_total');
       // Two seconds of ticks (ten windows' worth of chances to flap), scraped every 100 ms.
-      for (const until = Date.now() + 2000; Date.now() < until; await delay(100)) {
+      for (const until = Date.now() + 2000; Date.now() < until; await sleep(100)) {
         const m = await scrape(k1);
         assert.equal(value(m, 'pg_keeper_synchronous_replication'), 0, 'synchronous again');
         assert.equal(value(m, 'pg_keeper_sync_restores_total'), restores, 'restored');

@@ -16,18 +16,21 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
-import { queryOnce, type PgPair } from '../../src/demo/cluster.js';
-import { KeeperProcess, waitFor } from '../support/keeper-process.js';
-import { eventTime, metric, setUp, tearDown, type Setup } from '../support/setup.js';
+import type { NodeName } from '../../src/config/config.js';
+import { queryOnce } from '../../src/local-pair/query.js';
+import { sleep, waitFor } from '../../src/util/wait.js';
+import type { KeeperProcess } from '../support/keeper-process.js';
+import { eventTime, metric, setUp, tearDown, usePair, type Setup } from '../support/setup.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import type { TestPair } from '../support/test-pair.js';
 
-const setting = async (pair: PgPair, node: 'node1' | 'node2', name: string): Promise<string> => {
+const setting = async (pair: TestPair, node: NodeName, name: string): Promise<string> => {
   const [r] = await queryOnce<{ v: string }>(pair.target(pair[node]), 'SELECT current_setting($1) AS v', [
     name,
   ]);
   return r?.v ?? '';
 };
-const inRecovery = async (pair: PgPair, node: 'node1' | 'node2'): Promise<boolean> => {
+const inRecovery = async (pair: TestPair, node: NodeName): Promise<boolean> => {
   const [r] = await queryOnce<{ r: boolean }>(pair.target(pair[node]), 'SELECT pg_is_in_recovery() AS r');
   return r?.r ?? false;
 };
@@ -48,17 +51,13 @@ async function reconfigure(k: KeeperProcess, changes: Record<string, unknown>): 
 }
 
 describe('synchronous replication comes back by itself', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp({
-      // Succeeds only when the event reached the command's environment.
-      node1Settings: { after_async_command: "env | grep -q '^PG_KEEPER_EVENT=switch-to-async$'" },
-    });
+  const s = usePair({
+    // Succeeds only when the event reached the command's environment.
+    node1Settings: { after_async_command: "env | grep -q '^PG_KEEPER_EVENT=switch-to-async$'" },
   });
-  after(() => tearDown(s));
 
   test('after_async_command runs after the switch to async, with the event in its environment', async () => {
-    const { pair, k1 } = s as Setup;
+    const { pair, k1 } = s();
     await pair.kill(pair.node2, 'SIGKILL');
     await waitFor(async () => (await k1.status()).sync_mode === 'async', 'the primary to go async');
     await waitFor(() => k1.events('hook-done').length > 0, 'after_async_command to finish');
@@ -68,7 +67,7 @@ describe('synchronous replication comes back by itself', () => {
   });
 
   test('a rebuilt standby gets sync back once caught up, without a long commit stall', async (t) => {
-    const { pair, k1 } = s as Setup;
+    const { pair, k1 } = s();
     await queryOnce(pair.target(pair.node1), 'CREATE TABLE IF NOT EXISTS beat (id serial, at timestamptz)');
     const client = new pg.Client({ ...pair.target(pair.node1), connectionTimeoutMillis: 5000 });
     await client.connect();
@@ -81,7 +80,7 @@ describe('synchronous replication comes back by itself', () => {
         await client.query('INSERT INTO beat (at) VALUES (now())');
         worst = Math.max(worst, performance.now() - t0);
         writes++;
-        await new Promise((r) => setTimeout(r, 10));
+        await sleep(10);
       }
     })();
     try {
@@ -108,7 +107,7 @@ describe('synchronous replication comes back by itself', () => {
   });
 
   test('that standby, cloned while the primary was async, gets sync back after its own promotion', async () => {
-    const { pair, k2 } = s as Setup;
+    const { pair, k2 } = s();
     // pg_basebackup copied node1's postgresql.auto.conf, where the switch to async wrote ''.
     assert.equal(await setting(pair, 'node2', 'synchronous_standby_names'), '');
     await waitFor(async () => (await k2.status()).guards.synchronous_at_last_contact, 'node2 to be sync');
@@ -123,25 +122,19 @@ describe('synchronous replication comes back by itself', () => {
 });
 
 describe('heartbeat path cut while replication still streams', () => {
-  let s: Setup | undefined;
   let proxy: TcpProxy | undefined;
-  before(async () => {
-    s = await setUp({
-      prepare: async (pair) => {
-        proxy = await TcpProxy.start({ host: '127.0.0.1', port: pair.node1.port });
-      },
-      // node2's keeper reaches node1 only through the proxy; replication goes direct.
-      peerConninfo: (pair, of) =>
-        of === 'node1' ? pair.conninfo(pair.node1, { port: String(proxy?.port) }) : pair.conninfo(pair.node2),
-    });
+  const s = usePair({
+    prepare: async (pair) => {
+      proxy = await TcpProxy.start({ host: '127.0.0.1', port: pair.node1.port });
+    },
+    // node2's keeper reaches node1 only through the proxy; replication goes direct.
+    peerConninfo: (pair, of) =>
+      of === 'node1' ? pair.conninfo(pair.node1, { port: String(proxy?.port) }) : pair.conninfo(pair.node2),
   });
-  after(async () => {
-    await tearDown(s);
-    await proxy?.close();
-  });
+  after(() => proxy?.close());
 
   test('the standby does not promote, and counts one veto', async () => {
-    const { pair, k2 } = s as Setup;
+    const { pair, k2 } = s();
     await proxy?.cut('blackhole');
     await waitFor(() => k2.events('veto').length > 0, 'a veto');
     await moreTicks(k2, 15);
@@ -155,7 +148,7 @@ describe('heartbeat path cut while replication still streams', () => {
   });
 
   test('once the primary freezes too, the standby promotes within stream_timeout', async (t) => {
-    const { pair, k2 } = s as Setup;
+    const { pair, k2 } = s();
     const frozenAt = Date.now();
     await pair.kill(pair.node1, 'SIGSTOP');
     await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to be promoted');
@@ -166,14 +159,10 @@ describe('heartbeat path cut while replication still streams', () => {
 });
 
 describe('primary degraded to async, then killed', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
   test('the standby that was not synchronous does not promote by default', async () => {
-    const { pair, k2 } = s as Setup;
+    const { pair, k2 } = s();
     await queryOnce(pair.target(pair.node1), "ALTER SYSTEM SET synchronous_standby_names = ''");
     await queryOnce(pair.target(pair.node1), 'SELECT pg_reload_conf()');
     await waitFor(
@@ -190,38 +179,25 @@ describe('primary degraded to async, then killed', () => {
   });
 
   test('failover_requires_sync: false (by SIGHUP) lets it promote', async () => {
-    const { k2 } = s as Setup;
+    const { k2 } = s();
     await reconfigure(k2, { failover_requires_sync: false });
     await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to be promoted');
   });
 });
 
 describe('a keeper restarted mid-way', () => {
-  let s: Setup | undefined;
-  const extra: KeeperProcess[] = [];
+  const s = usePair();
+  const hookCommand = (): string => `touch ${join(s().dir, 'hooks')}/ran.$$`;
   before(async () => {
-    s = await setUp();
-    const hooks = join(s.dir, 'hooks');
-    mkdirSync(hooks);
-    await reconfigure(s.k2, { after_command: `touch ${hooks}/ran.$$` });
+    mkdirSync(join(s().dir, 'hooks'));
+    await reconfigure(s().k2, { after_command: hookCommand() });
   });
-  after(() => tearDown(s, ...extra));
 
-  const restartK2 = async (extraSettings: Record<string, unknown> = {}): Promise<KeeperProcess> => {
-    const { dir, pair } = s as Setup;
-    const k = await KeeperProcess.start({
-      dir,
-      node: 'node2',
-      node1: pair.conninfo(pair.node1),
-      node2: pair.conninfo(pair.node2),
-      settings: { ...extraSettings, after_command: `touch ${join(dir, 'hooks')}/ran.$$` },
-    });
-    extra.push(k);
-    return k;
-  };
+  const restartK2 = (extraSettings: Record<string, unknown> = {}): Promise<KeeperProcess> =>
+    s().startKeeper('node2', { ...extraSettings, after_command: hookCommand() });
 
   test('without its state file, a keeper that never saw the primary does not promote', async () => {
-    const { dir, pair, k2 } = s as Setup;
+    const { dir, pair, k2 } = s();
     await waitFor(() => existsSync(join(dir, 'node2.state.json')), 'the state file');
     await k2.kill();
     copyFileSync(join(dir, 'node2.state.json'), join(dir, 'saved.json'));
@@ -237,7 +213,7 @@ describe('a keeper restarted mid-way', () => {
   });
 
   test('with its state file it remembers the primary, but a contact from before its restart is stale', async () => {
-    const { dir } = s as Setup;
+    const { dir } = s();
     copyFileSync(join(dir, 'saved.json'), join(dir, 'node2.state.json'));
     const k = await restartK2();
     const veto = await waitFor(() => k.events('veto')[0], 'the veto');
@@ -248,7 +224,7 @@ describe('a keeper restarted mid-way', () => {
   });
 
   test('told to accept the risk, it promotes once; killed and restarted, it does not promote again', async () => {
-    const { dir } = s as Setup;
+    const { dir } = s();
     const k = await restartK2({ failover_requires_sync: false });
     await waitFor(async () => (await k.status()).role === 'primary', 'the promotion');
     assert.equal(k.events('promote').length, 1);
@@ -317,14 +293,10 @@ async function primaryAloneThenKilledAfter(x: Setup, table: string): Promise<voi
 }
 
 describe('two primaries', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
   test('an old primary restarted after a failover is reported by both keepers, and nobody acts', async () => {
-    const { pair, k1, k2 } = s as Setup;
+    const { pair, k1, k2 } = s();
     await pair.kill(pair.node1, 'SIGKILL');
     await waitFor(async () => (await k2.status()).role === 'primary', 'the failover');
     await pair.start(pair.node1); // comes back as a primary: the split brain an operator must fix
@@ -345,17 +317,13 @@ describe('two primaries', () => {
 });
 
 describe('paused', () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp({
-      node1Settings: { paused: true },
-      node2Settings: { tune_wal_retrieve_retry_interval: true },
-    });
+  const s = usePair({
+    node1Settings: { paused: true },
+    node2Settings: { tune_wal_retrieve_retry_interval: true },
   });
-  after(() => tearDown(s));
 
   test('the standby keeper shortened wal_retrieve_retry_interval at start-up, as configured', async () => {
-    const { pair, k2 } = s as Setup;
+    const { pair, k2 } = s();
     await waitFor(() => k2.events('tune').length > 0, 'the tune event');
     await waitFor(
       async () => (await setting(pair, 'node2', 'wal_retrieve_retry_interval')) === '1s',
@@ -364,7 +332,7 @@ describe('paused', () => {
   });
 
   test('a paused primary keeper says what it would do and does not do it; resuming by SIGHUP acts', async () => {
-    const { pair, k1 } = s as Setup;
+    const { pair, k1 } = s();
     await pair.kill(pair.node2, 'SIGKILL');
     await waitFor(
       async () => /paused: would switch to asynchronous/.test((await k1.status()).reason ?? ''),
