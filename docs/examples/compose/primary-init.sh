@@ -15,7 +15,7 @@ max_wal_senders = 5
 hot_standby = on
 # Commits wait for the standby (node2 connects with application_name=node2).
 synchronous_standby_names = '*'
-# A promotion right after a configuration reload waits out this interval (pg-keeper's DESIGN.md).
+# A promotion right after a configuration reload waits out this interval (see pg-keeper's README).
 wal_retrieve_retry_interval = 1s
 CONF
 
