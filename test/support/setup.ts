@@ -104,6 +104,11 @@ export function eventTime(k: KeeperProcess, event: string): number | null {
   return line ? Date.parse(line.time as string) : null;
 }
 
+/** Waits for the first successful `event` in a keeper's log and returns its wall-clock ms. */
+export function waitForEvent(k: KeeperProcess, event: string, timeoutMs = 15_000): Promise<number> {
+  return waitFor(() => eventTime(k, event), `a "${event}" ok line in the ${k.node} keeper's log`, timeoutMs);
+}
+
 /** One sample of a metric family from /metrics (first matching line), or null. */
 export async function metric(k: KeeperProcess, name: string, labels = ''): Promise<number | null> {
   const text = await (await k.get('/metrics')).text();
