@@ -23,7 +23,7 @@ import {
   type PromAlert,
   type PromSeries,
 } from '../support/prometheus-server.js';
-import { eventTime, setUp, tearDown, type Setup } from '../support/setup.js';
+import { setUp, tearDown, waitForEvent, type Setup } from '../support/setup.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
 
 const RULES = fileURLToPath(new URL('../../alerts/pg-keeper.rules.yml', import.meta.url));
@@ -164,9 +164,9 @@ describe('Prometheus and Alertmanager watching a real failover', () => {
         60_000,
         100,
       );
-      const promotedAt = eventTime(k2, 'promote');
+      const promotedAt = await waitForEvent(k2, 'promote');
       t.diagnostic(
-        `kill → promoted ${promotedAt === null ? '?' : promotedAt - killedAt} ms; ` +
+        `kill → promoted ${promotedAt - killedAt} ms; ` +
           `kill → webhook ${failover.receivedAt - killedAt} ms`,
       );
       assert.equal(failover.labels.severity, 'critical');
@@ -194,7 +194,7 @@ describe('Prometheus and Alertmanager watching a real failover', () => {
     const { pair, k1, k2 } = s as Setup;
     const prom = prometheus as Prometheus;
     await pair.rebuildAsStandby(pair.node1, pair.node2);
-    await waitFor(() => eventTime(k2, 'restore-sync'), 'node2’s keeper to restore sync', 60_000);
+    await waitForEvent(k2, 'restore-sync', 60_000);
     // Prometheus has seen the pair whole again: node1 a standby streaming from node2, sync back.
     await waitFor(
       async () =>

@@ -119,11 +119,17 @@ export class KeeperProcess {
     return this.lines.filter((l) => l.event === name);
   }
 
-  /** SIGTERM and wait; SIGKILL if it takes longer than `graceMs`. Returns the exit code and how long it took. */
-  async stop(graceMs = 3000): Promise<{ code: number | null; ms: number }> {
+  /**
+   * SIGTERM (or SIGINT, as Ctrl-C sends) and wait; SIGKILL if it takes longer than `graceMs`.
+   * Returns the exit code and how long it took.
+   */
+  async stop(
+    signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM',
+    graceMs = 3000,
+  ): Promise<{ code: number | null; ms: number }> {
     const started = Date.now();
     if (this.exitCode !== null) return { code: this.exitCode, ms: 0 };
-    this.child.kill('SIGTERM');
+    this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     const code = await this.exited;
     clearTimeout(timer);
