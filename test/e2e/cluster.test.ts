@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -28,10 +29,29 @@ test('findPgBin finds the PostgreSQL server binaries', () => {
   assert.ok(fs.existsSync(path.join(bin, 'initdb')));
 });
 
-test('freePort returns distinct usable ports', async () => {
-  const a = await freePort();
-  const b = await freePort();
-  assert.ok(a > 0 && b > 0);
+/** Listens on 127.0.0.1:port until the returned close() is called; rejects when the port is taken. */
+function bind(port: number): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () =>
+      resolve(() => new Promise((done) => srv.close(() => done()))),
+    );
+  });
+}
+
+test('freePort returns distinct ports that can be bound on 127.0.0.1', async () => {
+  const ports = [await freePort(), await freePort()];
+  for (const port of ports) assert.ok(Number.isInteger(port) && port > 0 && port < 65536, `port ${port}`);
+  // Linux picks an ephemeral port at a random offset: the same one twice in a row is a 1 in
+  // ~28,000 chance, and a fixed port (a broken freePort) fails at once.
+  assert.notEqual(ports[0], ports[1]);
+  const closers = [];
+  try {
+    for (const port of ports) closers.push(await bind(port));
+  } finally {
+    await Promise.all(closers.map((close) => close()));
+  }
 });
 
 test('create rejects a non-empty baseDir and leaves it alone', { timeout: TEST_TIMEOUT }, async (t) => {
