@@ -43,13 +43,12 @@ test('check-config accepts the configurations the compose example and deploy/ sh
   }
 });
 
-const systemdAnalyze = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
-if (systemdAnalyze) {
-  test('systemd-analyze verify accepts the unit', () => {
-    const r = spawnSync('systemd-analyze', ['verify', at('deploy', 'pg-keeper.service')], {
-      encoding: 'utf8',
-    });
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stderr.trim(), '', r.stderr);
-  });
-}
+test('systemd-analyze verify accepts the unit', (t) => {
+  if (spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    t.skip('systemd-analyze is not installed (Debian package systemd: scripts/ensure-deps.sh installs it)');
+    return;
+  }
+  const r = spawnSync('systemd-analyze', ['verify', at('deploy', 'pg-keeper.service')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr.trim(), '', r.stderr);
+});
