@@ -1,12 +1,15 @@
 // The heartbeat against real servers: the conninfo it is given reaches the right server,
 // and a peer that hangs or drops packets fails within heartbeat_timeout instead of
-// blocking the keeper (pg_keeper 1.0 had no timeout at all).
+// blocking the keeper (pg_keeper 1.0 had no timeout at all). Then reloads (SIGHUP) of a
+// running keeper: an invalid file, and a change that needs a restart.
 
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { parse, stringify } from 'yaml';
 import { parseConninfo, toPgClientConfig } from '../../src/config/conninfo.js';
+import { freePort } from '../../src/local-pair/free-port.js';
 import { queryOnce } from '../../src/local-pair/query.js';
 import { heartbeat } from '../../src/postgres/peer.js';
 import { PgSession } from '../../src/postgres/session.js';
@@ -15,6 +18,13 @@ import { usePair } from '../support/setup.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
 import { TestPair } from '../support/test-pair.js';
+
+/**
+ * A heartbeat given a timeout returns within it and at most this much more: room for a busy
+ * shared machine's event-loop delays, and still far from what is tested against (no bound at
+ * all: a black hole holds a connection for minutes).
+ */
+const OVERRUN_MS = 800;
 
 describe('heartbeat', () => {
   let dir = '';
@@ -78,11 +88,15 @@ describe('heartbeat', () => {
       const cut = await heartbeat(s, 200);
       const ms = performance.now() - t0;
       assert.equal(cut.reachable, false);
-      assert.ok(ms < 200 + 150, `the heartbeat took ${Math.round(ms)} ms with a 200 ms timeout`);
+      assert.ok(ms < 200 + OVERRUN_MS, `the heartbeat took ${Math.round(ms)} ms with a 200 ms timeout`);
       // A new connection to a black hole is bounded too.
       const t1 = performance.now();
       assert.equal((await heartbeat(s, 200)).reachable, false);
-      assert.ok(performance.now() - t1 < 350);
+      const ms1 = performance.now() - t1;
+      assert.ok(
+        ms1 < 200 + OVERRUN_MS,
+        `the new connection took ${Math.round(ms1)} ms with a 200 ms timeout`,
+      );
       await px.restore();
       await waitFor(async () => (await heartbeat(s, 1000)).reachable, 'the heartbeat to succeed again');
     } finally {
@@ -101,7 +115,7 @@ describe('heartbeat', () => {
       const ms = performance.now() - t0;
       assert.equal(r.reachable, false);
       assert.ok(!r.reachable && /did not answer within 200 ms/.test(r.error), JSON.stringify(r));
-      assert.ok(ms < 350, `took ${Math.round(ms)} ms`);
+      assert.ok(ms < 200 + OVERRUN_MS, `took ${Math.round(ms)} ms`);
     } finally {
       await p.kill(p.node2, 'SIGCONT');
       s.close();
@@ -109,10 +123,53 @@ describe('heartbeat', () => {
   });
 });
 
-describe('SIGHUP with an invalid file', () => {
+describe('SIGHUP', () => {
   const s = usePair();
 
-  test('keeps the running configuration and says why', async () => {
+  test('a change of restart-only keys (listen, state_file) is kept out, and the reload line names them', async () => {
+    const { dir, k1 } = s();
+    const original = readFileSync(k1.configFile, 'utf8');
+    const cfg = parse(original) as Record<string, unknown>;
+    writeFileSync(
+      k1.configFile,
+      stringify({
+        ...cfg,
+        listen: `127.0.0.1:${await freePort()}`,
+        state_file: join(dir, 'moved.state.json'),
+      }),
+    );
+    try {
+      const reloads = k1.events('reload').length;
+      k1.child.kill('SIGHUP');
+      const line = await waitFor(() => k1.events('reload')[reloads], 'the reload line');
+      const ignored = line.ignored as string[];
+      assert.ok(Array.isArray(ignored), `the reload line's "ignored" field: ${JSON.stringify(line)}`);
+      assert.ok(ignored.includes('listen'), `ignored: ${ignored.join(', ')}`);
+      // Kept: the keeper still answers where it listened, and goes on ticking.
+      assert.equal((await k1.get('/health')).status, 200);
+      const before = Date.parse((await k1.status()).last_tick_at as string);
+      await waitFor(
+        async () => Date.parse((await k1.status()).last_tick_at as string) > before,
+        'a tick after the reload',
+      );
+    } finally {
+      writeFileSync(k1.configFile, original);
+    }
+  });
+
+  // Needs the lead's change that names the configuration keys in `ignored` (YAML names such as
+  // state_file, where the keeper says stateFile today): drop `todo` when it lands.
+  test(
+    'the reload line names a restart-only key as it is written in the file (state_file)',
+    { todo: 'until the reload log names YAML keys' },
+    async () => {
+      const { k1 } = s();
+      const line = k1.events('reload')[0];
+      assert.ok((line?.ignored as string[] | undefined)?.includes('state_file'), JSON.stringify(line));
+    },
+  );
+
+  test('an invalid file keeps the running configuration and says why', async () => {
     const { k1, pair } = s();
     const good = readFileSync(k1.configFile, 'utf8');
     assert.match(good, /^keepalive_count: 3$/m);
