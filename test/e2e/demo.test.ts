@@ -8,8 +8,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { NODES } from '../../src/config/config.js';
 import { readDemoState } from '../../src/demo/workdir.js';
+import { onExit } from '../../src/local-pair/exit-hook.js';
 import { isProcessAlive, listPids, readProcCmdline, readProcCwd } from '../../src/local-pair/procfs.js';
-import { killServer, releaseStaleSharedMemory } from '../../src/local-pair/server-procs.js';
+import { killServer, killServerSync, releaseStaleSharedMemory } from '../../src/local-pair/server-procs.js';
 import { sleep } from '../../src/util/wait.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
 
@@ -117,9 +118,17 @@ function assertNothingRunsIn(dir: string): void {
 describe('pg-keeper demo', { timeout: 120_000 }, () => {
   let dir: string;
 
+  let removeExitHook = (): void => {};
+
   before(() => {
     // Searchable by all: as root, PostgreSQL runs as postgres and must reach <dir>/pg.
     dir = makeDir('pgk-demo-');
+    // Should this process be interrupted, the demos it started must not outlive it, nor the
+    // servers of a demo it killed with SIGKILL (after() does the same when the tests end).
+    removeExitHook = onExit(() => {
+      for (const cli of started) if (cli.code === null) cli.child.kill('SIGKILL');
+      for (const dataDir of dataDirsOf(dir)) killServerSync(dataDir);
+    });
   });
 
   after(async () => {
@@ -129,6 +138,7 @@ describe('pg-keeper demo', { timeout: 120_000 }, () => {
       await killServer(dataDir).catch(() => []);
       releaseStaleSharedMemory(dataDir);
     }
+    removeExitHook();
     rmDir(dir);
   });
 
