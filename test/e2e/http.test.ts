@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { queryOnce } from '../../src/local-pair/query.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import type { KeeperProcess } from '../support/keeper-process.js';
+import { countSeries, documentedSeriesCounts } from '../support/metrics-reference.js';
 import { usePair, type Setup } from '../support/setup.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
@@ -281,7 +282,13 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
         assert.equal(st.last_tick_at, null, 'the first tick has not ended');
         assert.equal(st.role, 'unknown');
         assert.equal(st.state, 'starting');
-        assert.match(await metricsText(early), /^pg_keeper_last_tick_timestamp_seconds 0$/m);
+        const text = await metricsText(early);
+        assert.match(text, /^pg_keeper_last_tick_timestamp_seconds 0$/m);
+        assert.equal(
+          countSeries(text),
+          documentedSeriesCounts().beforeFirstTick,
+          'docs/METRICS.md series count',
+        );
       } finally {
         await early.kill();
       }

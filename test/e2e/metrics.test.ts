@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import type { KeeperProcess } from '../support/keeper-process.js';
+import { countSeries, documentedSeriesCounts, METRICS_MD } from '../support/metrics-reference.js';
 import { usePair, type Setup } from '../support/setup.js';
 
 const SETTLE_MS = 20_000;
@@ -142,8 +142,6 @@ interface Expected {
   values: Record<string, string[]>;
 }
 
-const METRICS_MD = fileURLToPath(new URL('../../docs/METRICS.md', import.meta.url));
-
 /**
  * Every `| \`pg_keeper_...\` | type | labels | ...` row of docs/METRICS.md. A labels cell names
  * each label in backquotes, with its values after `=` where they are fixed:
@@ -183,6 +181,10 @@ test('docs/METRICS.md is read as it is written', () => {
 });
 
 // ---- the cluster ----
+
+async function metricsText(k: KeeperProcess): Promise<string> {
+  return (await k.get('/metrics')).text();
+}
 
 async function scrape(k: KeeperProcess): Promise<Exposition> {
   const res = await k.get('/metrics');
@@ -315,6 +317,14 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
       assert.equal(`${strict.stdout}${strict.stderr}`, '');
       assert.equal(strict.status, 0);
     }
+  });
+
+  test('on a healthy pair, each keeper exports as many series as docs/METRICS.md says', async () => {
+    const { k1, k2 } = s();
+    await waitForHealthy(s());
+    const said = documentedSeriesCounts();
+    assert.equal(countSeries(await metricsText(k2)), said.standby, 'standby keeper');
+    assert.equal(countSeries(await metricsText(k1)), said.primary, 'primary keeper');
   });
 
   test('values on a healthy pair: primary and standby keepers', async () => {
