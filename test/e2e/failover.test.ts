@@ -43,10 +43,19 @@ describe('standby killed', () => {
     await queryOnce(pair.target(pair.node1), 'INSERT INTO w VALUES (1)', [], 15_000);
     const committedAt = Date.now();
     const switchedAt = await waitForEvent(k1, 'switch-to-async');
-    t.diagnostic(
-      `commit blocked ${committedAt - killedAt} ms; switch logged ${switchedAt - killedAt} ms after the kill`,
+    // The decision is logged before the keeper acts on it, and the reload that releases the
+    // commit is that act: no tolerance needed (the "switch ok" line, logged after the reload,
+    // may come after the commit returned).
+    const decision = k1.lines.find(
+      (l) => l.event === 'decision' && String(l.reason).includes('switching to asynchronous'),
     );
-    assert.ok(committedAt >= switchedAt - 50, 'the commit completed only after the switch to async');
+    assert.ok(decision, 'the decision to switch to async is logged');
+    const decidedAt = Date.parse(String(decision.time));
+    t.diagnostic(
+      `commit blocked ${committedAt - killedAt} ms; switch decided ${decidedAt - killedAt} ms, ` +
+        `logged ok ${switchedAt - killedAt} ms after the kill`,
+    );
+    assert.ok(committedAt >= decidedAt, 'the commit completed only once the keeper switched to async');
     assert.ok(
       committedAt - killedAt < WINDOW_MS + MARGIN_MS,
       `commit resumed ${committedAt - killedAt} ms after the kill`,
