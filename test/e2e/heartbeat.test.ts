@@ -114,7 +114,8 @@ describe('heartbeat', () => {
       const r = await heartbeat(s, 200);
       const ms = performance.now() - t0;
       assert.equal(r.reachable, false);
-      assert.ok(!r.reachable && /did not answer within 200 ms/.test(r.error), JSON.stringify(r));
+      // The message gives what was left of the deadline when the query was sent: 200 ms or a little less.
+      assert.ok(!r.reachable && /did not answer within (1\d\d|200) ms/.test(r.error), JSON.stringify(r));
       assert.ok(ms < 200 + OVERRUN_MS, `took ${Math.round(ms)} ms`);
     } finally {
       await p.kill(p.node2, 'SIGCONT');
