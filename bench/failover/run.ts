@@ -39,7 +39,13 @@ export async function oneRun(index: number, opts: Options, progress: Progress): 
     slowMs: Math.max(30_000, 10 * windowMs(opts)),
     phase: (p) => progress.setPhase(`run ${index}: ${p}`),
   };
-  const settings = { keepalive_time: opts.keepaliveTime, keepalive_count: opts.keepaliveCount };
+  const settings = {
+    keepalive_time: opts.keepaliveTime,
+    keepalive_count: opts.keepaliveCount,
+    // Scenario 4 times the 'heartbeat-failed' line of every tick; a keeper may log all but the
+    // first of a run of failures at debug level only.
+    log_level: 'debug',
+  };
   const withRig = async (what: string, body: (rig: Rig) => Promise<void>): Promise<void> => {
     pace.phase(`${what}: creating the pair and keepers`);
     let rig: Rig;
