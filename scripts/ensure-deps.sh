@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what pg-keeper's tests and demo need from the machine, from Debian's packages, when it is
 # missing: the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, postgres), Prometheus and
-# Alertmanager's amtool, wrk for the metrics benchmark, and etcd for the arbiter's tests. Idempotent;
-# silent when everything is there. Debian's etcd service is never started (policy-rc.d below): the
-# tests start their own members on free ports.
+# Alertmanager's amtool, systemd's systemd-analyze (to verify the shipped unit), wrk for the metrics
+# benchmark, and etcd for the arbiter's tests. Idempotent; silent when everything is there. Debian's
+# etcd service is never started (policy-rc.d below): the tests start their own members on free ports.
 #
 # Installing needs root. Not root and something missing: prints what to install and exits 1.
 #
@@ -11,7 +11,7 @@
 # starting during the install (policy-rc.d), and a cluster that runs anyway is stopped and set to manual.
 set -euo pipefail
 
-PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager wrk etcd-server)
+PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager systemd wrk etcd-server)
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -65,7 +65,7 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   echo "ensure-deps: installed, but no /usr/lib/postgresql/*/bin/initdb found" >&2
   exit 1
 fi
-for cmd in prometheus amtool etcd; do
+for cmd in prometheus amtool systemd-analyze etcd; do
   if ! command -v "$cmd" >/dev/null; then
     echo "ensure-deps: installed, but $cmd is not on PATH" >&2
     exit 1

@@ -297,20 +297,35 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
   gauge('pg_keeper_arbiter_lease_ttl_seconds', 'Configured etcd_lease_ttl', () =>
     config().etcdEndpoints.length > 0 ? config().etcdLeaseTtlMs / 1000 : null,
   );
-  counter(
+  family(
+    'counter',
     'pg_keeper_arbiter_lease_renewals_total',
     'Lease renewals etcd acknowledged',
-    (snap) => arbiter(snap)?.renewals ?? 0,
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.renewals]];
+    },
   );
-  counter(
+  family(
+    'counter',
     'pg_keeper_arbiter_lease_renewal_failures_total',
     'Lease renewals that failed or timed out',
-    (snap) => arbiter(snap)?.renewalFailures ?? 0,
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.renewalFailures]];
+    },
   );
-  counter(
+  family(
+    'counter',
     'pg_keeper_arbiter_leases_lost_total',
     'Leases this keeper lost without giving them up (not renewed in time, or expired in etcd)',
-    (snap) => arbiter(snap)?.leasesLost ?? 0,
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.leasesLost]];
+    },
   );
 
   const heartbeatDuration = new Histogram({

@@ -10,7 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../src/demo/cluster.js';
+import { freePort } from '../../src/local-pair/free-port.js';
 import { waitFor } from '../../src/util/wait.js';
 
 const ETCD = '/usr/bin/etcd';

@@ -1,12 +1,16 @@
 // A real `pg-keeper run` process for end-to-end tests: the built CLI (dist/cli.js, as a
-// user runs it), its JSON log lines captured, its HTTP answers polled with deadlines.
+// user runs it), its JSON log lines captured, its HTTP answers polled with deadlines. A keeper
+// is SIGKILLed by pid if the test process exits, or is interrupted, before it was stopped.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from '../../src/demo/cluster.js';
+import type { NodeName } from '../../src/config/config.js';
 import type { Status } from '../../src/http/status.js';
+import { onExit } from '../../src/local-pair/exit-hook.js';
+import { freePort } from '../../src/local-pair/free-port.js';
+import { waitFor } from '../../src/util/wait.js';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 /** The Node flags of the CLI's shebang line: a keeper under test runs as it does when deployed. */
@@ -21,35 +25,10 @@ export interface LogLine {
 
 export interface KeeperOptions {
   dir: string;
-  node: 'node1' | 'node2';
+  node: NodeName;
   node1: string;
   node2: string;
   settings?: Record<string, unknown>;
-}
-
-/** Waits until `check` returns a truthy value, polling; fails with `what` after `timeoutMs`. */
-export async function waitFor<T>(
-  check: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 15_000,
-  everyMs = 50,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 export class KeeperProcess {
@@ -60,6 +39,7 @@ export class KeeperProcess {
   private exited: Promise<number | null>;
 
   private constructor(
+    readonly node: NodeName,
     readonly child: ChildProcess,
     readonly url: string,
     readonly configFile: string,
@@ -82,8 +62,12 @@ export class KeeperProcess {
     };
     child.stdout?.on('data', take);
     child.stderr?.on('data', (c: Buffer) => (this.raw += c.toString('utf8')));
+    const removeExitHook = onExit(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     this.exited = new Promise((resolve) =>
       child.on('exit', (code) => {
+        removeExitHook();
         this.exitCode = code;
         resolve(code);
       }),
@@ -110,7 +94,7 @@ export class KeeperProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, PGPASSWORD: '' },
     });
-    const k = new KeeperProcess(child, `http://127.0.0.1:${port}`, configFile);
+    const k = new KeeperProcess(o.node, child, `http://127.0.0.1:${port}`, configFile);
     await waitFor(
       () => k.exitCode === null && k.lines.some((l) => l.event === 'listen'),
       `keeper ${o.node} to listen`,
@@ -135,11 +119,17 @@ export class KeeperProcess {
     return this.lines.filter((l) => l.event === name);
   }
 
-  /** SIGTERM and wait; SIGKILL if it takes longer than `graceMs`. Returns the exit code and how long it took. */
-  async stop(graceMs = 3000): Promise<{ code: number | null; ms: number }> {
+  /**
+   * SIGTERM (or SIGINT, as Ctrl-C sends) and wait; SIGKILL if it takes longer than `graceMs`.
+   * Returns the exit code and how long it took.
+   */
+  async stop(
+    signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM',
+    graceMs = 3000,
+  ): Promise<{ code: number | null; ms: number }> {
     const started = Date.now();
     if (this.exitCode !== null) return { code: this.exitCode, ms: 0 };
-    this.child.kill('SIGTERM');
+    this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     const code = await this.exited;
     clearTimeout(timer);

@@ -1,7 +1,9 @@
-// A real PostgreSQL pair on loopback: node1 primary, node2 its synchronous standby.
+// A real PostgreSQL pair on loopback: node1 primary, node2 its synchronous standby. What
+// `pg-keeper demo` runs, and what the end-to-end tests and benchmarks build on (their extra
+// moves, such as freezing a node or rebuilding one, are in test/support/test-pair.ts).
 //
-// Used by the end-to-end tests and by `pg-keeper demo`. It has no test-framework dependency, prints
-// nothing unless given `log`, and runs every program with an argument array (never a shell string).
+// It has no test-framework dependency, prints nothing unless given `log`, and runs every program with
+// an argument array (never a shell string).
 //
 //   const pair = await PgPair.create({ baseDir: await fsp.mkdtemp(path.join(os.tmpdir(), 'pgk-')) });
 //   try { await pair.query(pair.node1, 'select 1'); } finally { await pair.destroy(); }
@@ -15,35 +17,36 @@
 // the OS user `postgres` (PairOptions.osUser), and baseDir is chowned to it; otherwise they run as the
 // current user. Servers listen on 127.0.0.1 only, on ports picked by freePort().
 //
-// Processes of a server are found by pid only: the postmaster from postmaster.pid, its children by ppid,
-// and any orphan `postgres` process whose working directory is the data directory (a postmaster killed
-// on its own leaves its children behind, reparented). Nothing is ever signalled by name.
+// Processes of a server are found by pid only (server-procs.ts). Nothing is ever signalled by name.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
+import type { NodeName } from '../config/config.js';
+import { errorText } from '../util/errors.js';
+import { waitFor } from '../util/wait.js';
+import { CommandError, lookupUser, run } from './command.js';
+import { onExit } from './exit-hook.js';
+import { freePort } from './free-port.js';
+import { findPgBin } from './pg-bin.js';
+import { isProcessAlive, trySignal } from './procfs.js';
+import { queryOnce, type ConnTarget } from './query.js';
 import {
-  CommandError,
-  isProcessAlive,
-  lookupUser,
-  readProcStat,
-  run,
-  sleepSync,
-  trySignal,
-  waitFor,
-} from './proc.js';
-import { postmasterPid, releaseStaleSharedMemory, serverPids } from './server-procs.js';
-
-export type NodeName = 'node1' | 'node2';
+  killServer,
+  killServerSync,
+  pidFileLines,
+  postmasterPid,
+  releaseStaleSharedMemory,
+  serverPids,
+} from './server-procs.js';
 
 export interface PgNode {
   readonly name: NodeName;
   /** The node's own directory: holds dataDir and logFile, and is its unix socket directory. */
   readonly dir: string;
   readonly dataDir: string;
-  /** TCP port on 127.0.0.1. Picked at creation; fixed afterwards (also across rebuildAsStandby). */
+  /** TCP port on 127.0.0.1. Picked at creation; fixed afterwards (also across a rebuild). */
   port: number;
   readonly logFile: string;
 }
@@ -68,117 +71,19 @@ export interface QueryOptions {
   timeoutMs?: number;
 }
 
-/** Where queryOnce connects (TCP, password authentication). */
-export interface ConnTarget {
-  host: string;
-  port: number;
-  user: string;
+/** What create() found out before building the pair: only create() makes one. */
+export interface PairInit {
+  baseDir: string;
+  pgBin: string;
   password: string;
-  database: string;
-}
-
-/** Reserves nothing: binds 127.0.0.1:0, reads the port the kernel chose, closes. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const addr = srv.address();
-      const port = addr && typeof addr === 'object' ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolve(port) : reject(new Error('could not read the bound port'))));
-    });
-  });
-}
-
-/** $PG_BIN if it holds initdb, else the highest /usr/lib/postgresql/<version>/bin holding initdb, else null. */
-export function findPgBin(): string | null {
-  const fromEnv = process.env.PG_BIN;
-  if (fromEnv && fs.existsSync(path.join(fromEnv, 'initdb'))) return fromEnv;
-  const root = '/usr/lib/postgresql';
-  let versions: string[];
-  try {
-    versions = fs.readdirSync(root);
-  } catch {
-    return null;
-  }
-  versions.sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a) || b.localeCompare(a));
-  for (const v of versions) {
-    const bin = path.join(root, v, 'bin');
-    if (fs.existsSync(path.join(bin, 'initdb'))) return bin;
-  }
-  return null;
-}
-
-/**
- * One short-lived connection, one query, always closed. Connecting and querying share one deadline; on
- * expiry the socket is destroyed, so a frozen or black-holed server cannot make this hang.
- */
-export async function queryOnce<R extends pg.QueryResultRow = pg.QueryResultRow>(
-  target: ConnTarget,
-  sql: string,
-  params: unknown[] = [],
-  timeoutMs = 5000,
-): Promise<R[]> {
-  // Our own socket, so that the deadline can always destroy it: pg's end() waits for the server's
-  // goodbye when no query is outstanding, which never comes from a frozen or black-holed server.
-  const socket = new net.Socket();
-  const client = new pg.Client({
-    host: target.host,
-    port: target.port,
-    user: target.user,
-    password: target.password,
-    database: target.database,
-    connectionTimeoutMillis: timeoutMs,
-    application_name: 'pg-keeper-demo',
-    stream: () => socket,
-  });
-  // A connection error after the query settled (e.g. the server going away) must not crash the process.
-  client.on('error', () => {});
-  let timer: NodeJS.Timeout | undefined;
-  let timedOut = false;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      reject(new Error(`query on ${target.host}:${target.port} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-  });
-  const work = (async () => {
-    await client.connect();
-    return (await client.query<R>(sql, params)).rows;
-  })();
-  work.catch(() => {}); // it may fail after the deadline has already won
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-    // A healthy server answers the goodbye at once; after a timeout there is no point in waiting.
-    if (!timedOut) {
-      let giveUp: NodeJS.Timeout | undefined;
-      await Promise.race([
-        client.end().catch(() => {}),
-        new Promise<void>((resolve) => (giveUp = setTimeout(resolve, 500))),
-      ]);
-      clearTimeout(giveUp);
-    }
-    socket.destroy();
-  }
+  /** uid/gid PostgreSQL runs as when we are root; null when we are not root. */
+  runAs: { uid: number; gid: number } | null;
+  opts: PairOptions;
 }
 
 const CONF_MARKER = '# ---- pg-keeper demo pair: generated, everything below this line is rewritten ----';
 const SOCKET_NAME_MAX = '/.s.PGSQL.65535'.length;
 const SUN_PATH_MAX = 107;
-
-/** Live pairs, killed by a single exit hook if the process ends without destroy(). */
-const livePairs = new Set<PgPair>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const pair of livePairs) pair.emergencyStop();
-  });
-}
 
 function quoteConfValue(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
@@ -208,29 +113,23 @@ export class PgPair {
   readonly baseDir: string;
   readonly pgBin: string;
 
-  readonly #log: (msg: string) => void;
+  protected readonly log: (msg: string) => void;
   readonly #extraConf: Record<string, string>;
-  /** uid/gid PostgreSQL runs as when we are root; null when we are not root. */
   readonly #runAs: { uid: number; gid: number } | null;
   readonly #abort = new AbortController();
-  readonly #frozen = new Set<NodeName>();
   #destroying: Promise<void> | null = null;
+  #removeExitHook: () => void = () => {};
 
-  private constructor(
-    baseDir: string,
-    pgBin: string,
-    password: string,
-    runAs: { uid: number; gid: number } | null,
-    opts: PairOptions,
-  ) {
-    this.baseDir = baseDir;
-    this.pgBin = pgBin;
-    this.password = password;
-    this.#runAs = runAs;
-    this.#log = opts.log ?? (() => {});
-    this.#extraConf = { ...opts.extraConf };
+  /** Use create(), which checks the environment and builds the servers. */
+  constructor(init: PairInit) {
+    this.baseDir = init.baseDir;
+    this.pgBin = init.pgBin;
+    this.password = init.password;
+    this.#runAs = init.runAs;
+    this.log = init.opts.log ?? (() => {});
+    this.#extraConf = { ...init.opts.extraConf };
     const mk = (name: NodeName): PgNode => {
-      const dir = path.join(baseDir, name);
+      const dir = path.join(init.baseDir, name);
       return { name, dir, dataDir: path.join(dir, 'data'), port: 0, logFile: path.join(dir, 'postgres.log') };
     };
     this.node1 = mk('node1');
@@ -241,8 +140,9 @@ export class PgPair {
    * initdb node1, configure and start it; pg_basebackup node2 from it with -R (application_name=node2),
    * start node2; resolves once node1's pg_stat_replication shows node2 streaming and 'sync'.
    * On failure everything it started is torn down and baseDir removed before it rejects.
+   * Called on a subclass, it makes one of the subclass.
    */
-  static async create(opts: PairOptions): Promise<PgPair> {
+  static async create<P extends PgPair>(this: new (init: PairInit) => P, opts: PairOptions): Promise<P> {
     const t0 = Date.now();
     const pgBin = opts.pgBin ?? findPgBin();
     if (!pgBin) throw new Error('PostgreSQL binaries not found: set PG_BIN or install postgresql');
@@ -268,7 +168,7 @@ export class PgPair {
         runAs = await lookupUser(user);
       } catch (err) {
         throw new Error(
-          `running as root, so PostgreSQL must run as OS user ${user}, which cannot be resolved: ${(err as Error).message}`,
+          `running as root, so PostgreSQL must run as OS user ${user}, which cannot be resolved: ${errorText(err)}`,
           { cause: err },
         );
       }
@@ -279,12 +179,11 @@ export class PgPair {
     if (existing.length > 0) throw new Error(`baseDir ${baseDir} is not empty`);
 
     const password = opts.superPassword ?? crypto.randomBytes(24).toString('base64url');
-    const pair = new PgPair(baseDir, pgBin, password, runAs, opts);
-    livePairs.add(pair);
-    installExitHook();
+    const pair = new this({ baseDir, pgBin, password, runAs, opts });
+    pair.#removeExitHook = onExit(() => pair.emergencyStop());
     try {
       await pair.#init();
-      pair.#log(
+      pair.log(
         `pair ready in ${Date.now() - t0} ms: node1 :${pair.node1.port} primary, node2 :${pair.node2.port} sync standby`,
       );
       return pair;
@@ -321,7 +220,7 @@ export class PgPair {
     await fsp.writeFile(pwfile, `${this.password}\n`, { mode: 0o600 });
     await this.#chown(pwfile);
     try {
-      await this.#pg('initdb', [
+      await this.runPg('initdb', [
         '-D',
         node1.dataDir,
         '-U',
@@ -349,22 +248,22 @@ export class PgPair {
         '',
       ].join('\n'),
     );
-    await this.#writeConf(node1);
-    this.#log(`node1: initdb in ${Date.now() - t} ms`);
+    await this.writeConf(node1);
+    this.log(`node1: initdb in ${Date.now() - t} ms`);
 
     t = Date.now();
     await this.#startPickingPort(node1);
-    this.#log(`node1: started on port ${node1.port} in ${Date.now() - t} ms`);
+    this.log(`node1: started on port ${node1.port} in ${Date.now() - t} ms`);
 
     t = Date.now();
-    await this.#basebackup(node2, node1);
-    await this.#writeConf(node2);
-    this.#log(`node2: pg_basebackup in ${Date.now() - t} ms`);
+    await this.basebackup(node2, node1);
+    await this.writeConf(node2);
+    this.log(`node2: pg_basebackup in ${Date.now() - t} ms`);
 
     t = Date.now();
     await this.#startPickingPort(node2);
     await this.waitForSync(node2, node1);
-    this.#log(`node2: started on port ${node2.port} and sync in ${Date.now() - t} ms`);
+    this.log(`node2: started on port ${node2.port} and sync in ${Date.now() - t} ms`);
   }
 
   /** libpq keyword/value connection string for a node, e.g. for the keeper's config or psql. `extra` wins. */
@@ -395,28 +294,12 @@ export class PgPair {
    * killed server is removed first when none of its processes is alive (see #clearStaleLock).
    */
   async start(node: PgNode): Promise<void> {
-    this.#assertUsable();
+    this.assertUsable();
     await this.#clearStaleLock(node);
-    await this.#pg('pg_ctl', ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', '30', 'start'], {
+    await this.runPg('pg_ctl', ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', '30', 'start'], {
       node,
       timeoutMs: 40_000,
     });
-  }
-
-  /**
-   * pg_ctl stop -w (default mode fast). A node stopped with SIGSTOP is sent SIGCONT first; a node that
-   * is not running is left alone. Processes still there afterwards are killed.
-   */
-  async stop(node: PgNode, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
-    this.#assertUsable();
-    if (this.#frozen.has(node.name)) await this.kill(node, 'SIGCONT');
-    if (this.#postmasterPid(node) !== null) {
-      await this.#pg('pg_ctl', ['-D', node.dataDir, '-m', mode, '-w', '-t', '30', 'stop'], {
-        node,
-        timeoutMs: 40_000,
-      });
-    }
-    if (this.pids(node).length > 0) await this.kill(node, 'SIGKILL');
   }
 
   /**
@@ -426,65 +309,6 @@ export class PgPair {
    */
   pids(node: PgNode): number[] {
     return serverPids(node.dataDir);
-  }
-
-  /**
-   * Sends `signal` to every process of the node's server (postmaster first, then rescans for anything
-   * forked meanwhile). SIGKILL resolves once all are gone; SIGSTOP once all are stopped. SIGKILL of a
-   * node that is not running is a no-op; other signals to it reject.
-   */
-  async kill(node: PgNode, signal: NodeJS.Signals): Promise<void> {
-    if (signal === 'SIGKILL') {
-      await waitFor(
-        () => {
-          const pids = this.pids(node);
-          for (const pid of pids) trySignal(pid, 'SIGKILL');
-          return pids.length === 0;
-        },
-        { timeoutMs: 10_000, intervalMs: 10, what: `the processes of ${node.name} to die` },
-      );
-      this.#frozen.delete(node.name);
-      return;
-    }
-    const pids = this.pids(node);
-    if (pids.length === 0) throw new Error(`${node.name} has no running processes to send ${signal} to`);
-    if (signal === 'SIGSTOP') {
-      this.#frozen.add(node.name);
-      await waitFor(
-        () => {
-          let allStopped = true;
-          for (const pid of this.pids(node)) {
-            if (readProcStat(pid)?.state === 'T') continue;
-            allStopped = false;
-            trySignal(pid, 'SIGSTOP');
-          }
-          return allStopped;
-        },
-        { timeoutMs: 10_000, intervalMs: 10, what: `the processes of ${node.name} to stop` },
-      );
-      return;
-    }
-    if (signal === 'SIGCONT') this.#frozen.delete(node.name);
-    for (const pid of pids) trySignal(pid, signal);
-  }
-
-  /**
-   * Turns a node back into a standby of `from` (the old primary returning after a failover): stops it
-   * (immediate) if running, deletes its data directory, pg_basebackup from `from` with -R and
-   * application_name=<node.name>, starts it on its old port, and resolves once `from` lists it as sync.
-   */
-  async rebuildAsStandby(node: PgNode, from: PgNode): Promise<void> {
-    this.#assertUsable();
-    if (node === from) throw new Error('rebuildAsStandby: a node cannot be its own primary');
-    const t0 = Date.now();
-    await this.stop(node, 'immediate');
-    releaseStaleSharedMemory(node.dataDir);
-    await fsp.rm(node.dataDir, { recursive: true, force: true });
-    await this.#basebackup(node, from);
-    await this.#writeConf(node);
-    await this.start(node);
-    await this.waitForSync(node, from);
-    this.#log(`${node.name}: rebuilt as sync standby of ${from.name} in ${Date.now() - t0} ms`);
   }
 
   /** Resolves once `primary`'s pg_stat_replication lists `standby` (by application_name) streaming and sync. */
@@ -504,15 +328,17 @@ export class PgPair {
             last = row ? `state=${row.state} sync_state=${row.sync_state}` : 'not listed';
             return row?.state === 'streaming' && row.sync_state === 'sync';
           } catch (err) {
-            last = `query failed: ${(err as Error).message}`;
+            last = `query failed: ${errorText(err)}`;
             return false;
           }
         },
-        { timeoutMs, intervalMs: 20, what: `${standby.name} to stream synchronously from ${primary.name}` },
+        `${standby.name} to stream synchronously from ${primary.name}`,
+        timeoutMs,
+        20,
       );
     } catch (err) {
       throw new Error(
-        `${(err as Error).message} (last seen: ${last})${await this.#logTailSection(standby)}${await this.#logTailSection(primary)}`,
+        `${errorText(err)} (last seen: ${last})${await this.logTailSection(standby)}${await this.logTailSection(primary)}`,
         { cause: err },
       );
     }
@@ -544,30 +370,30 @@ export class PgPair {
         try {
           await fn();
         } catch (err) {
-          this.#log(`destroy ${node.name}: ${what}: ${(err as Error).message}`);
+          this.log(`destroy ${node.name}: ${what}: ${errorText(err)}`);
         }
       };
+      // A frozen server (SIGSTOP) could not stop.
       await step('SIGCONT', async () => {
         for (const pid of this.pids(node)) trySignal(pid, 'SIGCONT');
       });
-      this.#frozen.delete(node.name);
-      if (this.#postmasterPid(node) !== null) {
+      if (postmasterPid(node.dataDir) !== null) {
         await step('pg_ctl stop', () =>
-          this.#pg('pg_ctl', ['-D', node.dataDir, '-m', 'immediate', '-w', '-t', '10', 'stop'], {
+          this.runPg('pg_ctl', ['-D', node.dataDir, '-m', 'immediate', '-w', '-t', '10', 'stop'], {
             timeoutMs: 15_000,
             abortable: false,
           }),
         );
       }
-      await step('SIGKILL', () => this.kill(node, 'SIGKILL'));
+      await step('SIGKILL', () => killServer(node.dataDir));
       await step('shared memory', async () => releaseStaleSharedMemory(node.dataDir));
     }
     try {
       await fsp.rm(this.baseDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
     } catch (err) {
-      this.#log(`destroy: removing ${this.baseDir}: ${(err as Error).message}`);
+      this.log(`destroy: removing ${this.baseDir}: ${errorText(err)}`);
     }
-    livePairs.delete(this);
+    this.#removeExitHook();
   }
 
   /**
@@ -575,18 +401,11 @@ export class PgPair {
    * shared memory and baseDir. Prefer destroy().
    */
   emergencyStop(): void {
-    if (!livePairs.has(this)) return;
-    livePairs.delete(this);
+    this.#removeExitHook();
     try {
       this.#abort.abort();
-      const deadline = Date.now() + 2000;
       for (const node of [this.node1, this.node2]) {
-        for (;;) {
-          const pids = this.pids(node);
-          for (const pid of pids) trySignal(pid, 'SIGKILL');
-          if (pids.length === 0 || Date.now() > deadline) break;
-          sleepSync(10);
-        }
+        killServerSync(node.dataDir);
         releaseStaleSharedMemory(node.dataDir);
       }
       fs.rmSync(this.baseDir, { recursive: true, force: true, maxRetries: 3 });
@@ -595,23 +414,14 @@ export class PgPair {
     }
   }
 
-  // ---- internals ----
+  // ---- for subclasses (test/support/test-pair.ts) ----
 
-  #assertUsable(): void {
+  protected assertUsable(): void {
     if (this.#destroying) throw new Error('this PgPair has been destroyed');
   }
 
-  /** The environment for PostgreSQL programs: ours without PG* variables (PGHOST etc. must not leak in). */
-  #env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
-    // As root, HOME is root's; libpq would look for ~/.pgpass there as another user.
-    if (this.#runAs) env.HOME = this.baseDir;
-    return { ...env, ...extra };
-  }
-
   /** Runs a PostgreSQL program (as the PostgreSQL OS user when root); errors carry stderr and the log tail. */
-  async #pg(
+  protected async runPg(
     prog: string,
     args: string[],
     opts: { node?: PgNode; env?: Record<string, string>; timeoutMs?: number; abortable?: boolean } = {},
@@ -626,11 +436,12 @@ export class PgPair {
       });
     } catch (err) {
       const msg = err instanceof CommandError ? err.message : String(err);
-      throw new Error(`${msg}${opts.node ? await this.#logTailSection(opts.node) : ''}`, { cause: err });
+      throw new Error(`${msg}${opts.node ? await this.logTailSection(opts.node) : ''}`, { cause: err });
     }
   }
 
-  async #basebackup(node: PgNode, from: PgNode): Promise<void> {
+  /** A new data directory for `node`, copied from `from` with -R: a standby of it named after the node. */
+  protected async basebackup(node: PgNode, from: PgNode): Promise<void> {
     // The password reaches pg_basebackup through PGPASSWORD only; -R writes it, with application_name,
     // into the new standby's primary_conninfo (postgresql.auto.conf, mode 0600).
     const source = buildConninfo({
@@ -639,37 +450,15 @@ export class PgPair {
       user: 'postgres',
       application_name: node.name,
     });
-    await this.#pg(
+    await this.runPg(
       'pg_basebackup',
       ['-D', node.dataDir, '-d', source, '-R', '-X', 'stream', '-c', 'fast', '--no-sync', '-w'],
       { node: from, env: { PGPASSWORD: this.password }, timeoutMs: 120_000 },
     );
   }
 
-  /** Starts a freshly created node; if its port was taken meanwhile, picks another and retries. */
-  async #startPickingPort(node: PgNode): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const logStart = await fsp.stat(node.logFile).then(
-        (s) => s.size,
-        () => 0,
-      );
-      try {
-        await this.start(node);
-        return;
-      } catch (err) {
-        const log = await this.#readFrom(node.logFile, logStart);
-        if (attempt >= 3 || !/could not bind|Address already in use/i.test(log)) throw err;
-        const other = node === this.node1 ? this.node2 : this.node1;
-        do node.port = await freePort();
-        while (node.port === other.port);
-        this.#log(`${node.name}: port taken, retrying on ${node.port}`);
-        await this.#writeConf(node);
-      }
-    }
-  }
-
   /** Rewrites the generated block at the end of the node's postgresql.conf (a base backup copies the other node's). */
-  async #writeConf(node: PgNode): Promise<void> {
+  protected async writeConf(node: PgNode): Promise<void> {
     const file = path.join(node.dataDir, 'postgresql.conf');
     const current = await fsp.readFile(file, 'utf8');
     const markerAt = current.indexOf(CONF_MARKER);
@@ -697,6 +486,46 @@ export class PgPair {
     await this.#writeFile(file, `${head}${CONF_MARKER}\n${block}\n`);
   }
 
+  /** The last lines of a node's server log, as a section to append to an error message. */
+  protected async logTailSection(node: PgNode, lines = 25): Promise<string> {
+    const text = await readFrom(node.logFile, 0);
+    const tail = text.trimEnd().split('\n').slice(-lines).join('\n');
+    return tail ? `\n--- last lines of ${node.logFile} ---\n${tail}` : '';
+  }
+
+  // ---- internals ----
+
+  /** The environment for PostgreSQL programs: ours without PG* variables (PGHOST etc. must not leak in). */
+  #env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+    // As root, HOME is root's; libpq would look for ~/.pgpass there as another user.
+    if (this.#runAs) env.HOME = this.baseDir;
+    return { ...env, ...extra };
+  }
+
+  /** Starts a freshly created node; if its port was taken meanwhile, picks another and retries. */
+  async #startPickingPort(node: PgNode): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const logStart = await fsp.stat(node.logFile).then(
+        (s) => s.size,
+        () => 0,
+      );
+      try {
+        await this.start(node);
+        return;
+      } catch (err) {
+        const log = await readFrom(node.logFile, logStart);
+        if (attempt >= 3 || !/could not bind|Address already in use/i.test(log)) throw err;
+        const other = node === this.node1 ? this.node2 : this.node1;
+        do node.port = await freePort();
+        while (node.port === other.port);
+        this.log(`${node.name}: port taken, retrying on ${node.port}`);
+        await this.writeConf(node);
+      }
+    }
+  }
+
   async #writeFile(file: string, content: string): Promise<void> {
     await fsp.writeFile(file, content, { mode: 0o600 });
     await this.#chown(file);
@@ -704,18 +533,6 @@ export class PgPair {
 
   async #chown(p: string): Promise<void> {
     if (this.#runAs) await fsp.chown(p, this.#runAs.uid, this.#runAs.gid);
-  }
-
-  #readPidFile(node: PgNode): string[] | null {
-    try {
-      return fs.readFileSync(path.join(node.dataDir, 'postmaster.pid'), 'utf8').split('\n');
-    } catch {
-      return null;
-    }
-  }
-
-  #postmasterPid(node: PgNode): number | null {
-    return postmasterPid(node.dataDir);
   }
 
   /**
@@ -726,42 +543,34 @@ export class PgPair {
    */
   async #clearStaleLock(node: PgNode): Promise<void> {
     if (this.pids(node).length > 0) return;
-    const lines = this.#readPidFile(node);
+    const lines = pidFileLines(node.dataDir);
     if (lines) {
       releaseStaleSharedMemory(node.dataDir);
       await fsp.rm(path.join(node.dataDir, 'postmaster.pid'), { force: true });
-      this.#log(`${node.name}: removed stale postmaster.pid (pid ${lines[0]} is gone)`);
+      this.log(`${node.name}: removed stale postmaster.pid (pid ${lines[0]} is gone)`);
     }
     // The socket lock file names the same pid and is refused the same way; it outlives a data
-    // directory that rebuildAsStandby() deleted, so it is checked on its own.
+    // directory that a rebuild deleted, so it is checked on its own.
     const lock = path.join(node.dir, `.s.PGSQL.${Number(lines?.[3]) || node.port}.lock`);
     const owner = Number((await fsp.readFile(lock, 'utf8').catch(() => '')).split('\n')[0]);
     if (Number.isInteger(owner) && owner > 0 && !isProcessAlive(owner)) await fsp.rm(lock, { force: true });
   }
-
-  async #readFrom(file: string, offset: number): Promise<string> {
-    try {
-      const fh = await fsp.open(file, 'r');
-      try {
-        const { size } = await fh.stat();
-        const start = Math.max(offset, size - 64 * 1024);
-        const buf = Buffer.alloc(Math.max(0, size - start));
-        await fh.read(buf, 0, buf.length, start);
-        return buf.toString('utf8');
-      } finally {
-        await fh.close();
-      }
-    } catch {
-      return '';
-    }
-  }
-
-  async #logTailSection(node: PgNode, lines = 25): Promise<string> {
-    const text = await this.#readFrom(node.logFile, 0);
-    const tail = text.trimEnd().split('\n').slice(-lines).join('\n');
-    return tail ? `\n--- last lines of ${node.logFile} ---\n${tail}` : '';
-  }
 }
 
-// Re-exported so callers need only this module.
-export { isProcessAlive };
+/** The end of a file from `offset` on (at most its last 64 KB); '' when it cannot be read. */
+async function readFrom(file: string, offset: number): Promise<string> {
+  try {
+    const fh = await fsp.open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      const start = Math.max(offset, size - 64 * 1024);
+      const buf = Buffer.alloc(Math.max(0, size - start));
+      await fh.read(buf, 0, buf.length, start);
+      return buf.toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '';
+  }
+}
