@@ -13,7 +13,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { PgPair } from '../src/local-pair/pair.js';
-import { readProcStat } from '../src/local-pair/procfs.js';
+import { readProcStat } from '../src/util/procfs.js';
 import { sleep, waitFor } from '../src/util/wait.js';
 import { KeeperProcess } from '../test/support/keeper-process.js';
 import { makeDir, rmDir } from '../test/support/temp-dir.js';

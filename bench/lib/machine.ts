@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { findPgBin } from '../../src/local-pair/pg-bin.js';
-import { listPids, readProcStat } from '../../src/local-pair/procfs.js';
+import { listPids, readProcStat } from '../../src/util/procfs.js';
 
 export interface Machine {
   cpus: number;

@@ -4,8 +4,8 @@
 // reference all read this table, so they cannot disagree; the `Config` type itself is
 // derived from it.
 
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { toPgClientConfig } from '../postgres/client-config.js';
 import { errnoCode, errorText } from '../util/errors.js';
 import { NODES, type NodeName } from './config.js';
@@ -48,6 +48,8 @@ export interface KeyDef<F extends string, T> {
   default: Default<T>;
   /** How check-config and /status show the value: passwords and tokens never appear. */
   show: (v: T) => Shown;
+  /** What the reference says when the absent value means "found" or "built in" (not a value of its own). */
+  defaultText?: string;
   /** A check against the other settings, once all are known. */
   check?: (v: T, b: Basis) => string | null;
 }
@@ -174,6 +176,19 @@ function readableFile(v: unknown): string | null | Invalid {
     return new Invalid(`cannot read ${file}: ${errnoCode(err) ?? errorText(err)}`);
   }
   return file;
+}
+
+/** An existing directory (the data directory, the binaries): a typo fails at start-up. */
+function directory(v: unknown): string | null | Invalid {
+  const dir = optionalString(v);
+  if (dir === null || dir instanceof Invalid) return dir;
+  if (!isAbsolute(dir)) return new Invalid(`must be an absolute path, ${got(v)}`);
+  try {
+    if (!statSync(dir).isDirectory()) return new Invalid(`${dir} is not a directory`);
+  } catch (err) {
+    return new Invalid(`cannot use ${dir}: ${errnoCode(err) ?? errorText(err)}`);
+  }
+  return dir;
 }
 
 export function parseListen(text: string): { host: string; port: number } | null {
@@ -396,6 +411,49 @@ export const KEYS = {
     default: { value: 'info' },
     show: same,
   }),
+  data_directory: key({
+    field: 'dataDirectory',
+    reloadable: false,
+    doc: "the local server's data directory: with it the keeper can stop, rewind and start its own server (rejoin, switchover); absent: it never does",
+    parse: directory,
+    default: { value: null },
+    show: showText,
+  }),
+  pg_bin_dir: key({
+    field: 'pgBinDir',
+    reloadable: false,
+    doc: 'where pg_ctl, pg_rewind, pg_basebackup and pg_controldata are',
+    parse: directory,
+    default: { value: null },
+    defaultText: "found: /usr/lib/postgresql/<data_directory's PG_VERSION>/bin, else pg_config --bindir",
+    show: showText,
+  }),
+  server_start_command: key({
+    field: 'serverStartCommand',
+    reloadable: true,
+    doc: 'shell command that starts the local server and returns once it runs (e.g. systemctl start postgresql@15-main); $PGDATA is set',
+    parse: optionalString,
+    default: { value: null },
+    defaultText: 'pg_ctl start -w -D data_directory -l data_directory.log',
+    show: showText,
+  }),
+  server_stop_command: key({
+    field: 'serverStopCommand',
+    reloadable: true,
+    doc: 'shell command that stops the local server cleanly (fast shutdown) and returns once it is down; $PGDATA is set',
+    parse: optionalString,
+    default: { value: null },
+    defaultText: 'pg_ctl stop -m fast -w -D data_directory',
+    show: showText,
+  }),
+  auto_rejoin: key({
+    field: 'autoRejoin',
+    reloadable: true,
+    doc: "turn the old primary into the new primary's standby by itself (pg_rewind, else pg_basebackup), unless that could discard an acknowledged commit",
+    parse: bool,
+    default: { value: false },
+    show: same,
+  }),
   etcd_endpoints: key({
     field: 'etcdEndpoints',
     reloadable: false,
@@ -469,6 +527,10 @@ export const CROSS_CHECKS: ((s: Settings) => string | null)[] = [
       ? null
       : 'keys "etcd_cert" and "etcd_key": give both (a client certificate and its key) or neither',
   (s) =>
+    s.autoRejoin && s.dataDirectory === null
+      ? 'key "auto_rejoin" needs data_directory: the keeper can only rejoin a server whose data directory it knows'
+      : null,
+  (s) =>
     (s.etcdUser === null) === (s.etcdPassword === null)
       ? null
       : 'keys "etcd_user" and "etcd_password_file": give both or neither',
@@ -515,6 +577,7 @@ export function keysOf(field: Field): KeyName[] {
 /** What the reference shows as a key's default. */
 export function defaultText(name: KeyName): string | undefined {
   const def = defOf(name);
+  if (def.defaultText !== undefined) return def.defaultText;
   const d = def.default;
   if ('required' in d) return undefined;
   if ('derive' in d) return d.text;

@@ -3,7 +3,7 @@
 // terminal shows the keepers noticing and acting.
 import { NODES, type NodeName } from '../config/config.js';
 import type { Status } from '../http/status.js';
-import { killServer } from '../local-pair/server-procs.js';
+import { killServer } from '../server/procs.js';
 import { killLine } from './view.js';
 import { isDemoAlive, readDemoState, writeKillRecord } from './workdir.js';
 

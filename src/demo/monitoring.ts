@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort } from '../local-pair/free-port.js';
-import { processStartTime } from '../local-pair/procfs.js';
+import { processStartTime } from '../util/procfs.js';
 import { sleep } from '../util/wait.js';
 import type { RecordedProcess } from './workdir.js';
 

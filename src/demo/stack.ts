@@ -11,7 +11,7 @@ import { buildStatus, type Status } from '../http/status.js';
 import { createLogger, startKeeper, type Running } from '../runtime/run.js';
 import { freePort } from '../local-pair/free-port.js';
 import { PgPair } from '../local-pair/pair.js';
-import { killServer, releaseStaleSharedMemory } from '../local-pair/server-procs.js';
+import { killServer, releaseStaleSharedMemory } from '../server/procs.js';
 import { startMonitoring, stopDaemons, type Daemon } from './monitoring.js';
 import { waitFor } from '../util/wait.js';
 import {

@@ -11,8 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { NODES, type NodeName } from '../config/config.js';
 import { lookupUser } from '../local-pair/command.js';
-import { isSameProcessAlive, killRecorded, processStartTime } from '../local-pair/procfs.js';
-import { killServer, releaseStaleSharedMemory } from '../local-pair/server-procs.js';
+import { isSameProcessAlive, killRecorded, processStartTime } from '../util/procfs.js';
+import { killServer, releaseStaleSharedMemory } from '../server/procs.js';
 
 const MARKER = '.pg-keeper-demo';
 const SUN_PATH_MAX = 107;

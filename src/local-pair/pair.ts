@@ -30,16 +30,17 @@ import { CommandError, lookupUser, run } from './command.js';
 import { onExit } from './exit-hook.js';
 import { freePort } from './free-port.js';
 import { findPgBin } from './pg-bin.js';
-import { isProcessAlive, trySignal } from './procfs.js';
+import { isProcessAlive, trySignal } from '../util/procfs.js';
 import { queryOnce, type ConnTarget } from './query.js';
 import {
+  clearStaleLocks,
   killServer,
   killServerSync,
   pidFileLines,
   postmasterPid,
   releaseStaleSharedMemory,
   serverPids,
-} from './server-procs.js';
+} from '../server/procs.js';
 
 export interface PgNode {
   readonly name: NodeName;
@@ -295,7 +296,7 @@ export class PgPair {
    */
   async start(node: PgNode): Promise<void> {
     this.assertUsable();
-    await this.#clearStaleLock(node);
+    this.#clearStaleLock(node);
     await this.runPg('pg_ctl', ['-D', node.dataDir, '-l', node.logFile, '-w', '-t', '30', 'start'], {
       node,
       timeoutMs: 40_000,
@@ -535,25 +536,10 @@ export class PgPair {
     if (this.#runAs) await fsp.chown(p, this.#runAs.uid, this.#runAs.gid);
   }
 
-  /**
-   * PostgreSQL treats its lock file as stale only when the pid in it no longer exists. A SIGKILLed
-   * postmaster is reparented to init, and where init does not reap (some containers and sandboxes) it
-   * stays a zombie forever, so the server could never start again. When no process of the node is
-   * alive, the lock is stale: release the shared memory it names, then remove it and the socket's lock file.
-   */
-  async #clearStaleLock(node: PgNode): Promise<void> {
-    if (this.pids(node).length > 0) return;
-    const lines = pidFileLines(node.dataDir);
-    if (lines) {
-      releaseStaleSharedMemory(node.dataDir);
-      await fsp.rm(path.join(node.dataDir, 'postmaster.pid'), { force: true });
-      this.log(`${node.name}: removed stale postmaster.pid (pid ${lines[0]} is gone)`);
-    }
-    // The socket lock file names the same pid and is refused the same way; it outlives a data
-    // directory that a rebuild deleted, so it is checked on its own.
-    const lock = path.join(node.dir, `.s.PGSQL.${Number(lines?.[3]) || node.port}.lock`);
-    const owner = Number((await fsp.readFile(lock, 'utf8').catch(() => '')).split('\n')[0]);
-    if (Number.isInteger(owner) && owner > 0 && !isProcessAlive(owner)) await fsp.rm(lock, { force: true });
+  /** A killed server's lock files, removed when none of its processes is alive (server/procs.ts). */
+  #clearStaleLock(node: PgNode): void {
+    for (const what of clearStaleLocks(node.dataDir, node.dir, node.port))
+      this.log(`${node.name}: removed stale ${what}`);
   }
 }
 

@@ -457,6 +457,7 @@ export function decide(state: KeeperState, seen: Observation, now: number, rule:
         // The value to restore exists only while replication is asynchronous.
         savedSyncNames:
           !local.inRecovery && local.syncStandbyNames.trim() !== '' ? null : counted.savedSyncNames,
+        mayHaveAckedAlone: ackedAlone(counted, local),
       };
   const { situation, decision } = classify({ state: withRole, seen, now, rule });
   return { severity: 'info', ...decision, situation };
@@ -485,6 +486,26 @@ export function settle(state: KeeperState, outcome: Outcome): KeeperState {
     case 'release-lease':
       return { ...state, done };
   }
+}
+
+/**
+ * A primary seen asynchronous may acknowledge commits alone; once synchronous again, those
+ * are safe only when a synchronous standby has flushed past the point where sync came back
+ * (with no such point recorded, any synchronous standby streaming will do). A standby has no
+ * commits of its own: whatever it was before is gone (rewound, or copied afresh).
+ */
+function ackedAlone(state: KeeperState, local: UpLocal): boolean | null {
+  if (local.inRecovery) return false;
+  if (local.syncStandbyNames.trim() === '') return true;
+  const barrier = state.syncBarrierLsn;
+  const flushedPast = local.standbys.some(
+    (s) =>
+      s.state === 'streaming' &&
+      (s.syncState === 'sync' || s.syncState === 'quorum') &&
+      (barrier === null || (s.flushLsn !== null && lsnValue(s.flushLsn) >= lsnValue(barrier))),
+  );
+  if (flushedPast) return false;
+  return state.mayHaveAckedAlone ?? false;
 }
 
 /** One success resets the count; a failure adds one. Vetoes are counted once per run of failures. */

@@ -244,6 +244,13 @@ export interface KeeperState {
    * synchronous standby has flushed past it. null: no such point pending.
    */
   syncBarrierLsn: string | null;
+  /**
+   * Whether the local server, as a primary, may have acknowledged commits its standby lacks
+   * (it was seen asynchronous, and no synchronous standby has flushed past the point where
+   * sync came back since). A rejoin would discard them: it is refused. null: unknown (never
+   * seen as a primary, nor remembered).
+   */
+  mayHaveAckedAlone: boolean | null;
   /** Vetoes already reported during the current run of failures, so each is counted once. */
   vetoed: VetoReason[];
   /** Wall-clock ms at which each kind of local action last succeeded: the one record of outcomes. */
@@ -275,6 +282,7 @@ export function initialState(): KeeperState {
     contactThisRun: false,
     savedSyncNames: null,
     syncBarrierLsn: null,
+    mayHaveAckedAlone: null,
     vetoed: [],
     done: {},
   };

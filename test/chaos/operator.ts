@@ -16,7 +16,7 @@
 //
 // Everything is bounded by a deadline; failing it is the anomaly `not-healed`.
 
-import { readProcStat } from '../../src/local-pair/procfs.js';
+import { readProcStat } from '../../src/util/procfs.js';
 import { NODES, peerOf, type NodeName } from '../../src/config/config.js';
 import { keeperExited, type ServerView } from './topology.js';
 import { anomaly, pause, type RunContext } from './types.js';

@@ -29,7 +29,7 @@ import { parse, stringify } from 'yaml';
 import { parseConninfo } from '../../src/config/conninfo.js';
 import { NODES, type NodeName } from '../../src/config/config.js';
 import { onExit } from '../../src/local-pair/exit-hook.js';
-import { listPids, readProcCmdline, readProcStat } from '../../src/local-pair/procfs.js';
+import { listPids, readProcCmdline, readProcStat } from '../../src/util/procfs.js';
 import { queryOnce } from '../../src/local-pair/query.js';
 import { waitFor } from '../../src/util/wait.js';
 import { KeeperProcess } from '../support/keeper-process.js';

@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { freePort } from '../../src/local-pair/free-port.js';
 import { findPgBin } from '../../src/local-pair/pg-bin.js';
-import { isProcessAlive } from '../../src/local-pair/procfs.js';
+import { isProcessAlive } from '../../src/util/procfs.js';
 import { queryOnce } from '../../src/local-pair/query.js';
 import { waitFor } from '../../src/util/wait.js';
 import { TcpProxy } from '../support/tcp-proxy.js';

@@ -9,8 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { NODES } from '../../src/config/config.js';
 import { readDemoState } from '../../src/demo/workdir.js';
 import { onExit } from '../../src/local-pair/exit-hook.js';
-import { isProcessAlive, listPids, readProcCmdline, readProcCwd } from '../../src/local-pair/procfs.js';
-import { killServer, killServerSync, releaseStaleSharedMemory } from '../../src/local-pair/server-procs.js';
+import { isProcessAlive, listPids, readProcCmdline, readProcCwd } from '../../src/util/procfs.js';
+import { killServer, killServerSync, releaseStaleSharedMemory } from '../../src/server/procs.js';
 import { sleep } from '../../src/util/wait.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
 

@@ -2,8 +2,8 @@
 // user runs it), its JSON log lines captured, its HTTP answers polled with deadlines. A keeper
 // is SIGKILLed by pid if the test process exits, or is interrupted, before it was stopped.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { NodeName } from '../../src/config/config.js';
@@ -29,6 +29,13 @@ export interface KeeperOptions {
   node1: string;
   node2: string;
   settings?: Record<string, unknown>;
+  /**
+   * Run the keeper as this OS user (a keeper that manages its server runs as the data
+   * directory's owner): through setpriv, which execs without a process in between, so that
+   * a signal to the child's pid reaches the keeper itself. Its config and state files must be
+   * readable and writable by that user.
+   */
+  osUser?: string;
 }
 
 export class KeeperProcess {
@@ -90,10 +97,21 @@ export class KeeperProcess {
         ...o.settings,
       }),
     );
-    const child = spawn(process.execPath, [...KEEPER_NODE_FLAGS, CLI, 'run', '--config', configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PGPASSWORD: '' },
-    });
+    if (o.osUser) chownForUser(o.osUser, [configFile, o.dir]);
+    const argv = [...KEEPER_NODE_FLAGS, CLI, 'run', '--config', configFile];
+    const child = o.osUser
+      ? spawn(
+          'setpriv',
+          [`--reuid=${o.osUser}`, `--regid=${o.osUser}`, '--init-groups', process.execPath, ...argv],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, PGPASSWORD: '', HOME: o.dir },
+          },
+        )
+      : spawn(process.execPath, argv, {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, PGPASSWORD: '' },
+        });
     const k = new KeeperProcess(o.node, child, `http://127.0.0.1:${port}`, configFile);
     await waitFor(
       () => k.exitCode === null && k.lines.some((l) => l.event === 'listen'),
@@ -140,4 +158,14 @@ export class KeeperProcess {
     if (this.exitCode === null) this.child.kill('SIGKILL');
     return this.exited;
   }
+}
+
+/** Gives an OS user the keeper's files (as root in tests): its config, and the directory for its state. */
+export function chownForUser(user: string, paths: string[]): void {
+  const r = spawnSync('id', ['-u', user], { encoding: 'utf8' });
+  const g = spawnSync('id', ['-g', user], { encoding: 'utf8' });
+  const uid = Number(r.stdout.trim());
+  const gid = Number(g.stdout.trim());
+  if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error(`no OS user ${user}`);
+  for (const p of paths) chownSync(p, uid, gid);
 }

@@ -34,6 +34,10 @@ export interface SetupOptions {
   pairOptions?: Partial<PairOptions>;
   /** Runs once the pair exists, before the keepers start (e.g. to put a proxy in front of a node). */
   prepare?: (pair: TestPair) => Promise<void>;
+  /** Per node, settings that depend on the pair (e.g. data_directory), on top of the others. */
+  settingsOf?: (pair: TestPair, node: NodeName) => Record<string, unknown>;
+  /** Run the keepers as this OS user (the data directories' owner, for the lifecycle). */
+  osUser?: string;
 }
 
 /** A pair and both keepers, for the tests of the enclosing suite: set up before them, torn down after. */
@@ -66,7 +70,8 @@ export async function setUp(o: SetupOptions = {}): Promise<Setup> {
         node,
         node1: ci('node1', node),
         node2: ci('node2', node),
-        settings: { ...o.settings, ...settings },
+        settings: { ...o.settings, ...o.settingsOf?.(p, node), ...settings },
+        ...(o.osUser ? { osUser: o.osUser } : {}),
       });
       started.push(k);
       return k;

@@ -6,8 +6,8 @@
 import fsp from 'node:fs/promises';
 import type { NodeName } from '../../src/config/config.js';
 import { PgPair, type PgNode } from '../../src/local-pair/pair.js';
-import { readProcStat, trySignal } from '../../src/local-pair/procfs.js';
-import { killServer, postmasterPid, releaseStaleSharedMemory } from '../../src/local-pair/server-procs.js';
+import { readProcStat, trySignal } from '../../src/util/procfs.js';
+import { killServer, postmasterPid, releaseStaleSharedMemory } from '../../src/server/procs.js';
 import { waitFor } from '../../src/util/wait.js';
 
 export type { PairOptions, PgNode } from '../../src/local-pair/pair.js';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { hookSucceeded, runHook } from '../../../src/hooks/run.js';
-import { isProcessAlive } from '../../../src/local-pair/procfs.js';
+import { isProcessAlive } from '../../../src/util/procfs.js';
 import { waitFor } from '../../../src/util/wait.js';
 import { makeDir, rmDir } from '../../support/temp-dir.js';
 

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sleep, sleepSync } from '../util/wait.js';
-import { isProcessAlive, listPids, readProcCwd, readProcStat, trySignal } from './procfs.js';
+import { isProcessAlive, listPids, readProcCwd, readProcStat, trySignal } from '../util/procfs.js';
 
 function realDir(dir: string): string {
   try {
@@ -110,4 +110,41 @@ export function releaseStaleSharedMemory(dataDir: string): boolean {
     }
   }
   return false;
+}
+
+/**
+ * PostgreSQL treats its lock files as stale only when the pid in them no longer exists. A
+ * SIGKILLed postmaster is reparented to init, and where init does not reap (some containers
+ * and sandboxes) it stays a zombie for ever, so the server could never start again. When no
+ * process of the server is alive, the locks are stale: release the shared memory they name,
+ * and remove postmaster.pid and the socket's lock file (in `socketDir`, or the one
+ * postmaster.pid names). Returns what it removed, for the log.
+ */
+export function clearStaleLocks(dataDir: string, socketDir?: string, port?: number): string[] {
+  if (serverPids(dataDir).length > 0) return [];
+  const removed: string[] = [];
+  const lines = pidFileLines(dataDir);
+  if (lines) {
+    releaseStaleSharedMemory(dataDir);
+    fs.rmSync(path.join(dataDir, 'postmaster.pid'), { force: true });
+    removed.push(`postmaster.pid (pid ${lines[0]} is gone)`);
+  }
+  // The socket lock file names the same pid and is refused the same way; it outlives a data
+  // directory that a rebuild deleted, so it is checked on its own.
+  const dir = socketDir ?? lines?.[4]?.trim();
+  const p = Number(lines?.[3]) || port;
+  if (dir && p) {
+    const lock = path.join(dir, `.s.PGSQL.${p}.lock`);
+    let owner = NaN;
+    try {
+      owner = Number(fs.readFileSync(lock, 'utf8').split('\n')[0]);
+    } catch {
+      // no lock file
+    }
+    if (Number.isInteger(owner) && owner > 0 && !isProcessAlive(owner)) {
+      fs.rmSync(lock, { force: true });
+      removed.push(path.basename(lock));
+    }
+  }
+  return removed;
 }
