@@ -62,6 +62,10 @@ export interface Status {
     saved_synchronous_standby_names: string | null;
   };
   last_action: { kind: LocalActionKind; at: string } | null;
+  /** A rejoin in progress: its step, and since when; null when none runs. */
+  task: { kind: 'rejoin'; step: string; detail: string; started_at: string } | null;
+  /** When the local server last rejoined the pair as a standby (ISO), or null. */
+  last_rejoin_at: string | null;
   /** The etcd arbiter; null in two-node mode. */
   arbiter: {
     /** The last call to etcd succeeded within the lease's TTL. */
@@ -134,6 +138,15 @@ export function buildStatus(keeper: Keeper): Status {
       saved_synchronous_standby_names: snap.state.savedSyncNames,
     },
     last_action: last ? { kind: last.kind, at: iso(last.at) ?? '' } : null,
+    task: snap.task
+      ? {
+          kind: snap.task.kind,
+          step: snap.task.step,
+          detail: snap.task.detail,
+          started_at: iso(snap.task.startedAt) ?? '',
+        }
+      : null,
+    last_rejoin_at: iso(snap.state.done.rejoin),
     arbiter: arbiterStatus(snap, cfg.etcdLeaseTtlMs),
     events: snap.events.map((e) => ({ ...e, at: iso(e.at) ?? '' })),
     config: describeConfig(cfg),

@@ -30,13 +30,12 @@ import { CommandError, lookupUser, run } from './command.js';
 import { onExit } from './exit-hook.js';
 import { freePort } from './free-port.js';
 import { findPgBin } from './pg-bin.js';
-import { isProcessAlive, trySignal } from '../util/procfs.js';
+import { trySignal } from '../util/procfs.js';
 import { queryOnce, type ConnTarget } from './query.js';
 import {
   clearStaleLocks,
   killServer,
   killServerSync,
-  pidFileLines,
   postmasterPid,
   releaseStaleSharedMemory,
   serverPids,

@@ -257,6 +257,32 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     (snap) => (snap.state.role === 'standby' ? (snap.state.syncAtLastContact ? 1 : 0) : null),
   );
 
+  // The lifecycle.
+  family(
+    'counter',
+    'pg_keeper_rejoins_total',
+    "Rejoins of the local server as the new primary's standby: ok (by pg_rewind, a base backup, or a restart), failed, refused",
+    ['result', 'method'],
+    (snap) => {
+      const r = snap.counts.rejoins;
+      return [
+        [{ result: 'ok', method: 'rewind' }, r.rewind],
+        [{ result: 'ok', method: 'basebackup' }, r.basebackup],
+        [{ result: 'ok', method: 'restart' }, r.restart],
+        [{ result: 'failed', method: 'none' }, snap.counts.actions.rejoin.failed],
+        [{ result: 'refused', method: 'none' }, r.refused],
+      ];
+    },
+  );
+  gauge(
+    'pg_keeper_last_rejoin_timestamp_seconds',
+    'When the local server last rejoined as a standby (0: never)',
+    done('rejoin'),
+  );
+  gauge('pg_keeper_rejoin_in_progress', '1 while a rejoin runs', (snap) =>
+    snap.task?.kind === 'rejoin' ? 1 : 0,
+  );
+
   // The arbiter (etcd): no sample in two-node mode.
   const arbiter = (snap: Snapshot) => snap.arbiter;
   gauge('pg_keeper_arbiter_up', '1 when the last call to etcd succeeded within the lease TTL', (snap) => {

@@ -89,7 +89,7 @@ const LOCAL_DOWN: Row<Tick> = {
     'what a primary peer says about this node, which a later promotion must know',
   may: ['release-lease'],
   guards: ['paused'],
-  matches: () => true,
+  matches: (t) => !t.seen.local.up,
   handle: (t) => {
     const { seen, now } = t;
     const peer = seen.peer.reachable ? 'peer answers' : `peer missed ${t.state.failures} heartbeats in a row`;
@@ -114,7 +114,100 @@ const LOCAL_DOWN: Row<Tick> = {
   },
 };
 
-const ROWS: Record<Exclude<Situation, 'local-down'>, Row<UpTick>> = {
+/** The old primary, down or still a primary, while the peer is the primary on a newer timeline. */
+function rejoinWanted(t: Tick): boolean {
+  const peer = t.seen.peer;
+  if (!t.rule.autoRejoin || !peer.reachable || peer.inRecovery || peer.timeline === null) return false;
+  const local = t.seen.local;
+  const ours = local.up ? (local.inRecovery ? null : local.timeline) : (t.seen.server?.timeline ?? null);
+  if (ours === null || peer.timeline <= ours) return false;
+  // With the arbiter, the node that holds the primary's key never becomes a standby.
+  const a = arbiter(t);
+  return a === null || (a.reachable && a.holder !== 'self');
+}
+
+/** After a failed rejoin, the next waits: the backoff doubles each time, up to 10 minutes. */
+function rejoinBackoffLeft(t: Tick): number {
+  const failedAt = t.state.rejoinFailedAt;
+  if (failedAt === null) return 0;
+  const wait = Math.min(t.rule.rejoinBackoffMs * 2 ** Math.max(0, t.state.rejoinFailures - 1), 600_000);
+  return Math.max(0, failedAt + wait - t.now);
+}
+
+/** The rows that apply whether or not the local server answers, in order. */
+const EARLY: Record<'rejoining' | 'rejoin-refused' | 'rejoin-needed' | 'local-down', Row<Tick>> = {
+  rejoining: {
+    when: 'a rejoin runs (stopping, rewinding or copying, starting the server as a standby)',
+    comment: 'the rejoin owns the local server until it ends: take no other action meanwhile',
+    may: [],
+    guards: [],
+    matches: (t) => t.seen.task?.kind === 'rejoin',
+    handle: (t) => {
+      const task = t.seen.task;
+      return {
+        state: t.state,
+        actions: [],
+        severity: 'warn',
+        reason: `rejoining the primary as its standby: ${task?.step ?? '?'} (${task?.detail ?? ''})`,
+      };
+    },
+  },
+  'rejoin-refused': {
+    when:
+      'auto_rejoin; the peer is the primary on a newer timeline, this node is down or an old primary, and it may ' +
+      'have acknowledged commits its standby lacks (it was asynchronous), or cannot tell',
+    comment:
+      'a rejoin would discard those commits: never silently; say so, and leave it to an operator (pg-keeper rejoin --force)',
+    may: [],
+    guards: [],
+    matches: (t) => rejoinWanted(t) && t.state.mayHaveAckedAlone !== false,
+    handle: (t) => ({
+      state: t.state,
+      actions: [],
+      severity: 'error',
+      reason:
+        t.state.mayHaveAckedAlone === null
+          ? 'the peer is the primary on a newer timeline, but this keeper cannot tell whether this server acknowledged ' +
+            'commits its standby lacks: not rejoining (pg-keeper rejoin --force rejoins anyway)'
+          : 'the peer is the primary on a newer timeline, but this server was asynchronous as a primary and may have ' +
+            'acknowledged commits the new primary lacks: a rejoin would discard them; not rejoining (pg-keeper rejoin --force)',
+    }),
+  },
+  'rejoin-needed': {
+    when: 'auto_rejoin; the peer is the primary on a newer timeline, this node is down or an old primary, and nothing acknowledged can be lost',
+    comment:
+      "heal the pair: turn this server into the new primary's standby (pg_rewind, else pg_basebackup), so that sync comes back",
+    may: ['rejoin'],
+    guards: ['paused'],
+    matches: rejoinWanted,
+    handle: (t) => {
+      const wait = rejoinBackoffLeft(t);
+      if (wait > 0)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'error',
+          reason: `the last rejoin failed (${t.state.rejoinFailures} in a row); trying again in ${Math.ceil(wait / 1000)} s`,
+        };
+      if (t.rule.paused)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'warn',
+          reason: "paused: would rejoin as the new primary's standby",
+        };
+      return {
+        state: t.state,
+        actions: [{ kind: 'rejoin' }],
+        severity: 'warn',
+        reason: 'the peer is the primary on a newer timeline: rejoining as its standby',
+      };
+    },
+  },
+  'local-down': LOCAL_DOWN,
+};
+
+const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
   'two-primaries': {
     when: 'the local server is a primary and the peer answers as a primary too',
     comment: 'both servers accept writes: never act, and shout at every tick until an operator demotes one',
@@ -419,7 +512,11 @@ export function situationRows(): {
 }
 
 function rowOf(situation: Situation): Row<Tick> | Row<UpTick> {
-  return situation === 'local-down' ? LOCAL_DOWN : ROWS[situation];
+  return isEarly(situation) ? EARLY[situation] : ROWS[situation];
+}
+
+function isEarly(situation: Situation): situation is keyof typeof EARLY {
+  return Object.hasOwn(EARLY, situation);
 }
 
 export function commentOf(situation: Situation): string {
@@ -431,11 +528,17 @@ export function isLoud(situation: Situation): boolean {
 }
 
 function classify(t: Tick): { situation: Situation; decision: Handled } {
+  for (const situation of SITUATIONS) {
+    if (!isEarly(situation)) continue;
+    const row = EARLY[situation];
+    if (row.matches(t)) return { situation, decision: row.handle(t) };
+  }
   const local = t.seen.local;
-  if (!local.up) return { situation: 'local-down', decision: LOCAL_DOWN.handle(t) };
+  if (!local.up)
+    throw new Error('the policy does not know this situation: local-down did not match a down server');
   const up: UpTick = { ...t, local };
   for (const situation of SITUATIONS) {
-    if (situation === 'local-down') continue;
+    if (isEarly(situation)) continue;
     const row = ROWS[situation];
     if (row.matches(up)) return { situation, decision: row.handle(up) };
   }
@@ -469,6 +572,9 @@ export function decide(state: KeeperState, seen: Observation, now: number, rule:
  * decides again (and so retries).
  */
 export function settle(state: KeeperState, outcome: Outcome): KeeperState {
+  // A failed rejoin is counted, so that the next automatic one waits (backoff).
+  if (!outcome.ok && outcome.action.kind === 'rejoin')
+    return { ...state, rejoinFailures: state.rejoinFailures + 1, rejoinFailedAt: outcome.at };
   if (!outcome.ok) return state;
   const done = { ...state.done, [outcome.action.kind]: outcome.at };
   const a = outcome.action;
@@ -481,6 +587,8 @@ export function settle(state: KeeperState, outcome: Outcome): KeeperState {
       return { ...state, done, savedSyncNames: null, syncBarrierLsn: outcome.lsn ?? null };
     case 'record-replication':
       return { ...state, done, syncBarrierLsn: a.mode === 'sync' ? null : state.syncBarrierLsn };
+    case 'rejoin':
+      return { ...state, done, mayHaveAckedAlone: false, rejoinFailures: 0, rejoinFailedAt: null };
     case 'tune-wal-retrieve-retry-interval':
     case 'claim-lease':
     case 'release-lease':

@@ -26,6 +26,10 @@ export interface Rule {
   tuneWalRetrieveRetryInterval: boolean;
   /** The etcd arbiter, when configured; null: two-node mode. */
   arbiter: ArbiterRule | null;
+  /** Rejoin the old primary as the new primary's standby by itself (needs data_directory). */
+  autoRejoin: boolean;
+  /** After a rejoin failed, wait this long before the next attempt (doubled each time, at most 10 min). */
+  rejoinBackoffMs: number;
   /** Observe and export, but take no action. */
   paused: boolean;
 }
@@ -93,6 +97,8 @@ export type LocalObservation = UpLocal | { up: false; error: string };
 export interface ReachablePeer {
   reachable: true;
   inRecovery: boolean;
+  /** On a primary peer: the timeline it writes on. */
+  timeline: number | null;
   /** On a primary peer: names of its standbys whose sync_state is sync or quorum. */
   synchronousStandbys: string[];
   rttMs: number;
@@ -122,9 +128,29 @@ export interface ArbiterView {
   replicationRevision: number;
 }
 
+/** The local server's data directory, read while the server does not answer (data_directory set). */
+export interface ServerView {
+  running: boolean;
+  /** pg_controldata's "Database cluster state". */
+  clusterState: string;
+  timeline: number | null;
+}
+
+/** A long piece of work running beside the loop (a rejoin): its progress. */
+export interface TaskView {
+  kind: 'rejoin';
+  step: string;
+  detail: string;
+  startedAt: number;
+}
+
 export interface Observation {
   local: LocalObservation;
   peer: PeerObservation;
+  /** With data_directory, while the local server does not answer. */
+  server?: ServerView;
+  /** A rejoin running now. */
+  task?: TaskView;
   /** Absent in two-node mode. */
   arbiter?: ArbiterView;
 }
@@ -162,6 +188,8 @@ export type Action =
   | { kind: 'release-lease' }
   /** Write what replication is in etcd, under the lease. */
   | { kind: 'record-replication'; mode: ReplicationRecord }
+  /** Turn the local server into the peer's standby (stop, rewind or copy, start): runs beside the loop. */
+  | { kind: 'rejoin' }
   | { kind: 'run-hook'; hook: HookName; event: 'promote' | 'switch-to-async' };
 
 /** The actions the keeper carries out itself (on its server or in etcd): their outcome goes back into the policy. */
@@ -177,6 +205,7 @@ export const LOCAL_ACTION_KINDS = [
   'claim-lease',
   'release-lease',
   'record-replication',
+  'rejoin',
 ] as const satisfies readonly LocalActionKind[];
 
 /** What happened to an action: the runtime hands it back to the policy (`settle`). */
@@ -190,6 +219,8 @@ export interface Outcome {
   error?: string;
   /** restore-sync: the primary's WAL position once sync was back (pg_lsn text). */
   lsn?: string;
+  /** rejoin: how (pg_rewind, a fresh base backup, or only a restart as a standby). */
+  method?: 'rewind' | 'basebackup' | 'restart';
 }
 
 /**
@@ -197,6 +228,9 @@ export interface Outcome {
  * `decide.ts` holds what each row does; `docs/SITUATIONS.md` is generated from it.
  */
 export const SITUATIONS = [
+  'rejoining',
+  'rejoin-refused',
+  'rejoin-needed',
   'local-down',
   'two-primaries',
   'primary-fencing',
@@ -251,6 +285,9 @@ export interface KeeperState {
    * seen as a primary, nor remembered).
    */
   mayHaveAckedAlone: boolean | null;
+  /** Rejoins that failed in a row, and when the last did: the next automatic one waits (backoff). */
+  rejoinFailures: number;
+  rejoinFailedAt: number | null;
   /** Vetoes already reported during the current run of failures, so each is counted once. */
   vetoed: VetoReason[];
   /** Wall-clock ms at which each kind of local action last succeeded: the one record of outcomes. */
@@ -283,6 +320,8 @@ export function initialState(): KeeperState {
     savedSyncNames: null,
     syncBarrierLsn: null,
     mayHaveAckedAlone: null,
+    rejoinFailures: 0,
+    rejoinFailedAt: null,
     vetoed: [],
     done: {},
   };

@@ -18,17 +18,21 @@ import {
   type Outcome,
   type PeerObservation,
   type Rule,
+  type ServerView,
+  type TaskView,
 } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
 import { systemClock, type Clock } from './clock.js';
 import { TickSchedule } from './schedule.js';
-import { countAction, countHeartbeat, countHook, countReload, countVeto } from './counts.js';
+import { countAction, countHeartbeat, countHook, countRejoin, countReload, countVeto } from './counts.js';
 import { DecisionLog } from './decision-log.js';
 import { EVENT_HISTORY, initialSnapshot, type KeeperEvent, type Snapshot } from './snapshot.js';
 import type { ArbiterPort, KeeperDeps } from './ports.js';
 import { StateStore } from './state-file.js';
 
 const PROMOTE_WAIT_S = 30;
+/** The first wait after a failed rejoin; doubled at each failure in a row. */
+const REJOIN_BACKOFF_MS = 10_000;
 const ACTION_TIMEOUT_MS = 10_000;
 
 export class Keeper {
@@ -42,6 +46,8 @@ export class Keeper {
   private readonly decisions = new DecisionLog();
   private stopped = false;
   private busySince: number | null = null;
+  /** A rejoin running beside the loop. */
+  private task: TaskView | null = null;
 
   constructor(private readonly deps: KeeperDeps) {
     this.cfg = deps.config;
@@ -150,7 +156,15 @@ export class Keeper {
       this.deps.local.observe(timeout),
       this.deps.arbiter?.observe(timeout),
     ]);
-    const seen: Observation = arbiter ? { local, peer, arbiter } : { local, peer };
+    // The data directory says what a server that does not answer is (its timeline, its state).
+    const server = !local.up && this.deps.server ? await this.serverState(timeout) : undefined;
+    const seen: Observation = {
+      local,
+      peer,
+      ...(arbiter ? { arbiter } : {}),
+      ...(server ? { server } : {}),
+      ...(this.task ? { task: this.task } : {}),
+    };
     const decision = decide(this.state, seen, this.clock.now(), this.rule());
     this.noteHeartbeat(peer, decision.state.failures);
     this.noteDecision(decision, seen);
@@ -213,6 +227,8 @@ export class Keeper {
         d.reason,
       );
     }
+    if (d.situation === 'rejoin-refused' && previous?.situation !== 'rejoin-refused')
+      this.update({ counts: countRejoin(this.snap.counts, 'refused') });
     if (d.veto) {
       this.update({ counts: countVeto(this.snap.counts, d.veto) });
       this.record({ event: 'veto', outcome: 'vetoed', detail: `${d.veto}: ${d.reason}` }, 'warn');
@@ -224,6 +240,10 @@ export class Keeper {
     for (const action of d.actions) {
       if (action.kind === 'run-hook') {
         this.startHook(action, d.reason);
+        continue;
+      }
+      if (action.kind === 'rejoin') {
+        this.startRejoin(d.reason);
         continue;
       }
       const started = this.clock.monotonic();
@@ -251,7 +271,7 @@ export class Keeper {
   }
 
   /** Carries out one action; restore-sync returns the WAL position once sync is back. */
-  private perform(action: LocalAction): Promise<string | void> {
+  private perform(action: Exclude<LocalAction, { kind: 'rejoin' }>): Promise<string | void> {
     const local = this.deps.local;
     const arbiterTimeout = this.cfg.heartbeatTimeoutMs;
     switch (action.kind) {
@@ -274,6 +294,64 @@ export class Keeper {
     }
   }
 
+  private async serverState(timeoutMs: number): Promise<ServerView | undefined> {
+    try {
+      return await this.deps.server?.state(Math.max(timeoutMs, 2000));
+    } catch (err) {
+      this.log().debug(
+        { event: 'server-state-failed', error: errorText(err) },
+        `cannot read the data directory: ${errorText(err)}`,
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * A rejoin runs beside the loop (a base backup may take minutes): the loop goes on
+   * heartbeating, its progress is in /status, and its outcome goes back to the policy.
+   */
+  private startRejoin(reason: string): void {
+    const server = this.deps.server;
+    if (!server || this.task) return;
+    const startedAt = this.clock.now();
+    const began = this.clock.monotonic();
+    this.setTask({ kind: 'rejoin', step: 'checking', detail: 'starting', startedAt });
+    this.record({ event: 'rejoin-start', outcome: 'info', detail: reason }, 'warn');
+    const progress = (step: string, detail: string): void => {
+      this.setTask({ kind: 'rejoin', step, detail, startedAt });
+      this.log().info({ event: 'rejoin-step', step, detail }, `rejoin: ${step}: ${detail}`);
+    };
+    void server
+      .rejoin(progress)
+      .then(
+        ({ method }): Outcome => ({
+          action: { kind: 'rejoin' },
+          ok: true,
+          at: this.clock.now(),
+          durationMs: this.clock.monotonic() - began,
+          method,
+        }),
+        (err: unknown): Outcome => ({
+          action: { kind: 'rejoin' },
+          ok: false,
+          at: this.clock.now(),
+          durationMs: this.clock.monotonic() - began,
+          error: errorText(err),
+        }),
+      )
+      .then((outcome) => {
+        this.setTask(null);
+        this.settled(outcome, reason);
+        this.store.save(this.state);
+        this.schedule.soon();
+      });
+  }
+
+  private setTask(task: TaskView | null): void {
+    this.task = task;
+    this.update({ task });
+  }
+
   private arbiter(): ArbiterPort {
     if (!this.deps.arbiter) throw new Error('no arbiter is configured (etcd_endpoints)');
     return this.deps.arbiter;
@@ -282,7 +360,8 @@ export class Keeper {
   /** An action's outcome, recorded once: the policy's state, the counts, the events and the log. */
   private settled(o: Outcome, reason: string): void {
     this.state = settle(this.state, o);
-    this.update({ state: this.state, counts: countAction(this.snap.counts, o.action.kind, o.ok) });
+    const counted = countAction(this.snap.counts, o.action.kind, o.ok);
+    this.update({ state: this.state, counts: o.ok && o.method ? countRejoin(counted, o.method) : counted });
     const kind = o.action.kind;
     if (!o.ok) {
       this.record(
@@ -340,6 +419,8 @@ export class Keeper {
       arbiter: this.deps.arbiter
         ? { ttlMs: this.cfg.etcdLeaseTtlMs, marginMs: arbiterMarginMs(this.cfg) }
         : null,
+      autoRejoin: this.cfg.autoRejoin && this.deps.server !== undefined,
+      rejoinBackoffMs: REJOIN_BACKOFF_MS,
       paused: this.snap.paused,
     };
   }
@@ -391,6 +472,8 @@ function outcomeDetail(o: Outcome, reason: string): string {
       return `gave the lease up (${reason})`;
     case 'record-replication':
       return `recorded "${a.mode}" in etcd (${reason})`;
+    case 'rejoin':
+      return `now a standby of the new primary, by ${o.method ?? '?'}, in ${Math.round(o.durationMs / 100) / 10} s (${reason})`;
     default:
       return assertNever(a);
   }

@@ -7,7 +7,13 @@ import type { Config } from '../config/config.js';
 import type { RunHook } from '../hooks/hooks.js';
 import type { KeeperMetrics } from '../metrics/metrics.js';
 import type { ArbiterStatus } from '../arbiter/etcd.js';
-import type { ArbiterView, LocalObservation, PeerObservation, ReplicationRecord } from '../policy/types.js';
+import type {
+  ArbiterView,
+  LocalObservation,
+  PeerObservation,
+  ReplicationRecord,
+  ServerView,
+} from '../policy/types.js';
 import type { Clock } from './clock.js';
 
 /** The local server as the loop uses it (postgres/local.ts, or a fake in tests). */
@@ -38,6 +44,15 @@ export interface ArbiterPort {
   close(): void;
 }
 
+/** The local server's data directory, when the keeper manages its server (data_directory). */
+export interface ServerPort {
+  state(timeoutMs: number): Promise<ServerView>;
+  /** Turn the local server into the peer's standby; `progress` hears each step. */
+  rejoin(
+    progress: (step: string, detail: string) => void,
+  ): Promise<{ method: 'rewind' | 'basebackup' | 'restart' }>;
+}
+
 export interface KeeperDeps {
   config: Config;
   local: LocalPort;
@@ -48,4 +63,6 @@ export interface KeeperDeps {
   clock?: Clock;
   /** The etcd arbiter; absent in two-node mode. */
   arbiter?: ArbiterPort;
+  /** The local server's processes and files; absent without data_directory. */
+  server?: ServerPort;
 }

@@ -5,7 +5,7 @@
 
 import type { ArbiterStatus } from '../arbiter/etcd.js';
 import { peerOf, type NodeName } from '../config/config.js';
-import type { Decision, KeeperState, Observation } from '../policy/types.js';
+import type { Decision, KeeperState, Observation, TaskView } from '../policy/types.js';
 import { zeroCounts, type Counts } from './counts.js';
 
 export interface KeeperEvent {
@@ -31,6 +31,8 @@ export interface Snapshot {
   counts: Counts;
   /** The arbiter as its adapter last reported it; null in two-node mode. */
   arbiter: ArbiterStatus | null;
+  /** A rejoin running beside the loop, with its current step. */
+  task: TaskView | null;
 }
 
 export const EVENT_HISTORY = 50;
@@ -50,6 +52,7 @@ export function initialSnapshot(node: NodeName, state: KeeperState, now: number,
     events: [],
     counts: zeroCounts(),
     arbiter: null,
+    task: null,
   };
 }
 

@@ -499,17 +499,47 @@ test('every observation falls into exactly one row of the table', () => {
     { ...view, holder: null, leaseRemainingMs: null },
     { ...view, reachable: false, error: 'x', holder: null, leaseRemainingMs: null },
   ];
+  const task = { kind: 'rejoin' as const, step: 'rewinding', detail: '', startedAt: 0 };
+  const lifecycles = [
+    null,
+    { newerPeer: true, ackedAlone: false, task: null },
+    { newerPeer: true, ackedAlone: true, task: null },
+    { newerPeer: false, ackedAlone: false, task },
+  ];
   const seenSituations = new Set<string>();
   for (const local of Object.values(locals)) {
     for (const peer of Object.values(peers)) {
       for (const failures of [0, 2, 3, 9]) {
         for (const savedSyncNames of [null, '*']) {
           for (const arbiter of arbiterViews) {
-            const r = arbiter ? rule(200, 3, { arbiter: { ttlMs: 3000, marginMs: 540 } }) : rule();
-            const obs = arbiter ? { ...seen(local, peer), arbiter } : seen(local, peer);
-            const d = decide({ ...syncStandbyState(), failures, savedSyncNames }, obs, 1000, r);
-            assert.ok(SITUATIONS.includes(d.situation));
-            seenSituations.add(d.situation);
+            for (const lifecycle of lifecycles) {
+              const r = rule(200, 3, {
+                ...(arbiter ? { arbiter: { ttlMs: 3000, marginMs: 540 } } : {}),
+                autoRejoin: lifecycle !== null,
+              });
+              const obs = {
+                ...seen(
+                  local,
+                  lifecycle?.newerPeer && peer.reachable && !peer.inRecovery
+                    ? { ...peer, timeline: 2 }
+                    : peer,
+                ),
+                ...(arbiter ? { arbiter } : {}),
+                ...(lifecycle?.task ? { task: lifecycle.task } : {}),
+                ...(!local.up && lifecycle
+                  ? { server: { running: false, clusterState: 'in production', timeline: 1 } }
+                  : {}),
+              };
+              const state = {
+                ...syncStandbyState(),
+                failures,
+                savedSyncNames,
+                mayHaveAckedAlone: lifecycle?.ackedAlone ?? null,
+              };
+              const d = decide(state, obs, 1000, r);
+              assert.ok(SITUATIONS.includes(d.situation));
+              seenSituations.add(d.situation);
+            }
           }
         }
       }

@@ -22,6 +22,8 @@ export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<R
     syncRestoreMaxLagBytes: 1024 * 1024,
     tuneWalRetrieveRetryInterval: false,
     arbiter: null,
+    autoRejoin: false,
+    rejoinBackoffMs: 10_000,
     paused: false,
     ...extra,
   };
@@ -74,12 +76,14 @@ export const peerStandby: PeerObservation = {
   reachable: true,
   inRecovery: true,
   synchronousStandbys: [],
+  timeline: null,
   rttMs: 1,
 };
 export const peerPrimary = (sync: string[] = ['node2']): PeerObservation => ({
   reachable: true,
   inRecovery: false,
   synchronousStandbys: sync,
+  timeline: 1,
   rttMs: 1,
 });
 export const peerDown: PeerObservation = { reachable: false, error: 'connect ECONNREFUSED 127.0.0.1:5551' };
