@@ -23,6 +23,8 @@ usage:
   pg-keeper demo kill primary|standby [--dir D]
   pg-keeper rejoin --config FILE [--node node1|node2] [--force]
                                       make the local server a standby of the peer (the new primary)
+  pg-keeper switchover --url URL [--to node1|node2] [--token-file FILE]
+                                      hand the primary over to the standby, losing no commit
   pg-keeper import-conf FILE          print pg_keeper.* settings of a postgresql.conf as YAML
   pg-keeper --version | --help
 `;
@@ -39,6 +41,8 @@ const OPTIONS = {
   once: { type: 'boolean' },
   dir: { type: 'string' },
   force: { type: 'boolean' },
+  to: { type: 'string' },
+  'token-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -88,6 +92,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'rejoin': {
         const { rejoinCommand } = await import('./lifecycle/rejoin-command.js');
         return await rejoinCommand(requireConfig(values.config), overrides(values), values.force ?? false);
+      }
+      case 'switchover': {
+        const { switchoverCommand } = await import('./lifecycle/switchover-command.js');
+        if (!values.url) throw new UsageError('switchover needs --url, the address of either keeper');
+        return await switchoverCommand({ url: values.url, to: values.to, tokenFile: values['token-file'] });
       }
       case 'import-conf': {
         const { importConfCommand } = await import('./config/import-conf.js');

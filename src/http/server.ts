@@ -101,9 +101,34 @@ export function createApp({ keeper, registry, logger }: HttpDeps): express.Expre
     res.json({ paused: false });
   });
 
-  const known = new Set(['/metrics', '/health', '/status', '/pause', '/resume', ...Object.keys(CHECK_PATHS)]);
+  // A planned switchover: to=nodeN (query or JSON body) names the node to become the
+  // primary; the policy takes or refuses it at the next tick, and /status says which.
+  app.post('/switchover', requireToken, body, (req, res) => {
+    const fromBody = (req.body as { to?: unknown } | undefined)?.to;
+    const to = typeof req.query.to === 'string' ? req.query.to : fromBody;
+    if (to !== undefined && to !== 'node1' && to !== 'node2') {
+      res.status(400).json({ error: `to must be node1 or node2, got ${JSON.stringify(to)}` });
+      return;
+    }
+    const r = keeper.requestSwitchover(to ?? null);
+    if ('refused' in r) {
+      res.status(409).json({ error: r.refused });
+      return;
+    }
+    res.status(202).json({ id: r.id, to: to ?? null, status: '/status' });
+  });
+
+  const known = new Set([
+    '/metrics',
+    '/health',
+    '/status',
+    '/pause',
+    '/resume',
+    '/switchover',
+    ...Object.keys(CHECK_PATHS),
+  ]);
   const allowed = (path: string): string =>
-    path === '/pause' || path === '/resume'
+    path === '/pause' || path === '/resume' || path === '/switchover'
       ? 'POST'
       : path === '/health' || Object.hasOwn(CHECK_PATHS, path)
         ? 'GET, HEAD, OPTIONS'

@@ -63,7 +63,16 @@ export interface Status {
   };
   last_action: { kind: LocalActionKind; at: string } | null;
   /** A rejoin in progress: its step, and since when; null when none runs. */
-  task: { kind: 'rejoin'; step: string; detail: string; started_at: string } | null;
+  task: { kind: 'rejoin' | 'switchover'; step: string; detail: string; started_at: string } | null;
+  /** The last planned switchover this keeper took part in; null when none. */
+  switchover: {
+    id: string;
+    phase: string;
+    result: 'running' | 'ok' | 'failed' | 'refused';
+    reason: string;
+    started_at: string;
+    ended_at: string | null;
+  } | null;
   /** When the local server last rejoined the pair as a standby (ISO), or null. */
   last_rejoin_at: string | null;
   /** The etcd arbiter; null in two-node mode. */
@@ -147,6 +156,16 @@ export function buildStatus(keeper: Keeper): Status {
         }
       : null,
     last_rejoin_at: iso(snap.state.done.rejoin),
+    switchover: snap.switchover
+      ? {
+          id: snap.switchover.id,
+          phase: snap.switchover.phase,
+          result: snap.switchover.result,
+          reason: snap.switchover.reason,
+          started_at: iso(snap.switchover.startedAt) ?? '',
+          ended_at: iso(snap.switchover.endedAt),
+        }
+      : null,
     arbiter: arbiterStatus(snap, cfg.etcdLeaseTtlMs),
     events: snap.events.map((e) => ({ ...e, at: iso(e.at) ?? '' })),
     config: describeConfig(cfg),

@@ -279,6 +279,25 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     'When the local server last rejoined as a standby (0: never)',
     done('rejoin'),
   );
+  family(
+    'counter',
+    'pg_keeper_switchovers_total',
+    'Planned switchovers this keeper handed over (ok, failed) or refused',
+    ['result'],
+    (snap) => [
+      [{ result: 'ok' }, snap.counts.actions.switchover.ok],
+      [{ result: 'failed' }, snap.counts.actions.switchover.failed],
+      [{ result: 'refused' }, snap.counts.switchoversRefused],
+    ],
+  );
+  gauge(
+    'pg_keeper_last_switchover_timestamp_seconds',
+    'When this keeper last handed the primary over (0: never)',
+    done('switchover'),
+  );
+  gauge('pg_keeper_switchover_in_progress', '1 while a switchover runs on this keeper', (snap) =>
+    snap.switchover?.result === 'running' ? 1 : 0,
+  );
   gauge('pg_keeper_rejoin_in_progress', '1 while a rejoin runs', (snap) =>
     snap.task?.kind === 'rejoin' ? 1 : 0,
   );

@@ -6,10 +6,15 @@
 // handler says what to do and why. A tick that no row matches is a bug, and says so.
 // docs/SITUATIONS.md is generated from this table (`npm run docs:situations`).
 
+import type { NodeName } from '../config/config.js';
 import {
   FAST_WAL_RETRIEVE_RETRY_MS,
   SITUATIONS,
   lsnValue,
+  parseSignal,
+  signalText,
+  type Signal,
+  type SwitchoverRequest,
   type ArbiterView,
   type Action,
   type Decision,
@@ -126,6 +131,54 @@ function rejoinWanted(t: Tick): boolean {
   return a === null || (a.reachable && a.holder !== 'self');
 }
 
+/** A standby's switchover request is passed on for this long before it is given up. */
+const SWITCHOVER_RELAY_MS = 10_000;
+
+/** The peer's signal of this kind on the local server (for this node), if any. */
+function peerSignal(t: Tick, word: Signal['word']): Signal | null {
+  const local = t.seen.local;
+  if (!local.up) return null;
+  for (const text of local.signals) {
+    const s = parseSignal(text);
+    if (
+      s &&
+      s.from !== t.rule.self &&
+      s.word === word &&
+      (s.word !== 'switchover' || s.arg === null || s.arg === t.rule.self)
+    )
+      return s;
+  }
+  return null;
+}
+
+/** A switchover asked of this primary's keeper, directly or by the standby's signal, not answered yet. */
+function pendingSwitchover(t: Tick): { id: string; to: NodeName | null } | null {
+  const r = t.seen.request;
+  if (r && r.id !== t.state.answeredSwitchover) return { id: r.id, to: r.to };
+  const signal = peerSignal(t, 'request');
+  return signal && signal.id !== t.state.answeredSwitchover ? { id: signal.id, to: signal.from } : null;
+}
+
+/**
+ * The signal the standby's keeper should hold on the primary's server: "ready" (or
+ * "refused", when paused) once the primary's keeper announced a switchover to it, "request"
+ * while a switchover asked of it waits to be taken, else none.
+ */
+function wantedSignal(t: Tick): Signal | null {
+  const local = t.seen.local;
+  if (!local.up || !local.inRecovery) return null;
+  const announce = peerSignal(t, 'switchover') ?? peerSignal(t, 'stopped');
+  if (announce)
+    return { from: t.rule.self, word: t.rule.paused ? 'refused' : 'ready', id: announce.id, arg: null };
+  const r = t.seen.request;
+  if (r && (r.to === null || r.to === t.rule.self) && !t.rule.paused)
+    return { from: t.rule.self, word: 'request', id: r.id, arg: null };
+  return null;
+}
+
+const sameSignal = (a: Signal | null, b: Signal | null): boolean =>
+  (a === null ? '' : signalText(a)) === (b === null ? '' : signalText(b));
+
 /** After a failed rejoin, the next waits: the backoff doubles each time, up to 10 minutes. */
 function rejoinBackoffLeft(t: Tick): number {
   const failedAt = t.state.rejoinFailedAt;
@@ -135,7 +188,23 @@ function rejoinBackoffLeft(t: Tick): number {
 }
 
 /** The rows that apply whether or not the local server answers, in order. */
-const EARLY: Record<'rejoining' | 'rejoin-refused' | 'rejoin-needed' | 'local-down', Row<Tick>> = {
+const EARLY: Record<
+  'switching-over' | 'rejoining' | 'rejoin-refused' | 'rejoin-needed' | 'local-down',
+  Row<Tick>
+> = {
+  'switching-over': {
+    when: 'this keeper is handing the primary over (announce, clean stop, the standby promotes, rejoin as its standby)',
+    comment: 'the switchover owns the local server until it ends: take no other action meanwhile',
+    may: [],
+    guards: [],
+    matches: (t) => t.seen.task?.kind === 'switchover',
+    handle: (t) => ({
+      state: t.state,
+      actions: [],
+      severity: 'warn',
+      reason: `planned switchover: ${t.seen.task?.step ?? '?'} (${t.seen.task?.detail ?? ''})`,
+    }),
+  },
   rejoining: {
     when: 'a rejoin runs (stopping, rewinding or copying, starting the server as a standby)',
     comment: 'the rejoin owns the local server until it ends: take no other action meanwhile',
@@ -229,6 +298,49 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
         actions: [],
         severity: 'error',
         reason: `two primaries: the peer is also a primary; taking no action until one of them is demoted${lease}`,
+      };
+    },
+  },
+  'switchover-requested': {
+    when: "primary; a switchover was asked of this keeper (POST /switchover) or, through a signal, of the standby's keeper",
+    comment:
+      'hand the primary over, but only to a standby that is synchronous, caught up and replying, and never while paused: ' +
+      'no acknowledged commit may be lost, and writes stop only for a clean stop and a promotion',
+    may: ['switchover'],
+    guards: ['paused'],
+    matches: (t) => primary(t) && pendingSwitchover(t) !== null && !t.seen.task,
+    handle: (t) => {
+      const { id, to } = pendingSwitchover(t) as { id: string; to: NodeName | null };
+      const answered = { ...t.state, answeredSwitchover: id };
+      const refuse = (why: string): Handled => ({
+        state: answered,
+        actions: [],
+        severity: 'warn',
+        reason: `switchover ${id} refused: ${why}`,
+        switchover: { id, refused: why },
+      });
+      if (to === t.rule.self) return refuse(`${t.rule.self} is already the primary`);
+      if (!t.rule.managesServer)
+        return refuse("the primary's keeper has no data_directory: it cannot stop and restart its server");
+      if (t.rule.paused) return refuse('the keeper is paused');
+      if (!peerIsStandby(t)) return refuse('the standby does not answer heartbeats');
+      const standby = t.local.standbys.find(
+        (x) => x.state === 'streaming' && (x.syncState === 'sync' || x.syncState === 'quorum'),
+      );
+      if (asynchronous(t) || !standby) return refuse('no standby is synchronous now');
+      if (!replying(standby, t.rule))
+        return refuse(`standby ${standby.name} has not replied for ${standby.replyAgeMs ?? '?'} ms`);
+      if (!caughtUp(standby, t.rule))
+        return refuse(
+          `standby ${standby.name} is ${standby.replayLagBytes ?? 'an unknown number of'} bytes behind ` +
+            `(sync_restore_max_lag ${t.rule.syncRestoreMaxLagBytes})`,
+        );
+      return {
+        state: answered,
+        actions: [{ kind: 'switchover', id }],
+        severity: 'warn',
+        reason: `switchover ${id}: handing the primary over to synchronous standby ${standby.name}`,
+        switchover: { id, refused: null },
       };
     },
   },
@@ -397,6 +509,105 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
       reason: `primary; standby missed ${t.state.failures} of ${t.rule.keepaliveCount} heartbeats in a row`,
     }),
   },
+  'switchover-promoting': {
+    when: "standby; the primary's keeper signals that its server stopped cleanly, and this standby has replayed its shutdown checkpoint",
+    comment:
+      'promote at once, without waiting for the window: the old primary sent every WAL record before it stopped, ' +
+      'so nothing acknowledged can be missing here',
+    may: ['claim-lease', 'promote', 'run-hook'],
+    guards: ['paused'],
+    matches: (t) => {
+      const stopped = peerSignal(t, 'stopped');
+      return (
+        standby(t) &&
+        stopped !== null &&
+        stopped.arg !== null &&
+        t.local.replayLsn !== null &&
+        lsnValue(t.local.replayLsn) > lsnValue(stopped.arg)
+      );
+    },
+    handle: (t) => {
+      const stopped = peerSignal(t, 'stopped') as Signal;
+      if (t.rule.paused)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'warn',
+          reason: 'paused: would promote for the switchover',
+        };
+      const a = arbiter(t);
+      const restore =
+        [t.local.syncStandbyNames, t.local.configuredSyncStandbyNames].find((v) => v && v.trim() !== '') ??
+        null;
+      return {
+        state: t.state,
+        actions: [
+          ...(a === null
+            ? []
+            : [
+                {
+                  kind: 'claim-lease',
+                  replicationRevision: a.replicationRevision,
+                  recordAsync: true,
+                } as const,
+              ]),
+          { kind: 'promote', restore },
+          { kind: 'run-hook', hook: 'after_command', event: 'promote' },
+        ],
+        severity: 'warn',
+        reason: `switchover ${stopped.id}: the primary stopped cleanly at ${stopped.arg}, replayed past it: promoting`,
+      };
+    },
+  },
+  'switchover-expected': {
+    when: "standby; the primary's keeper announces a switchover to this node (it will stop its server)",
+    comment:
+      'a planned stop is not a failure: do not fail over while the announcement lasts (it goes with the announcing ' +
+      "keeper's session), and promote once the stop is complete",
+    may: ['signal'],
+    guards: [],
+    matches: (t) => standby(t) && (peerSignal(t, 'switchover') !== null || peerSignal(t, 'stopped') !== null),
+    handle: (t) => {
+      const announce = (peerSignal(t, 'switchover') ?? peerSignal(t, 'stopped')) as Signal;
+      const request = t.seen.request;
+      return {
+        state: t.state,
+        actions: [],
+        severity: 'warn',
+        reason: `switchover ${announce.id}: the primary's keeper is handing over to this node; waiting for its clean stop`,
+        ...(request && request.id === announce.id ? { switchover: { id: request.id, refused: null } } : {}),
+      };
+    },
+  },
+  'switchover-relaying': {
+    when: "standby; a switchover was asked of this keeper: it asks the primary's keeper, through a signal",
+    comment: "only the primary's keeper can stop its server: pass the request on, and give up after a while",
+    may: ['signal'],
+    guards: [],
+    matches: (t) => standby(t) && t.seen.request !== undefined,
+    handle: (t) => {
+      const request = t.seen.request as SwitchoverRequest;
+      const refuse = (why: string): Handled => ({
+        state: t.state,
+        actions: [],
+        severity: 'warn',
+        reason: `switchover ${request.id} refused: ${why}`,
+        switchover: { id: request.id, refused: why },
+      });
+      if (request.to !== null && request.to !== t.rule.self)
+        return refuse(`${request.to} is already the primary`);
+      if (t.rule.paused) return refuse('the keeper is paused');
+      if (t.now - request.at > SWITCHOVER_RELAY_MS)
+        return refuse(
+          `the primary's keeper did not take it within ${SWITCHOVER_RELAY_MS / 1000} s (see its log)`,
+        );
+      return {
+        state: t.state,
+        actions: [],
+        reason: `switchover ${request.id}: asking the primary's keeper to hand over to this node`,
+      };
+    },
+  },
   'standby-lost-primary': {
     when: 'standby, keepalive_count heartbeats to the primary failed in a row',
     comment: 'primary gone for the whole window: promote, unless a guard says it would lose data or is wrong',
@@ -562,8 +773,14 @@ export function decide(state: KeeperState, seen: Observation, now: number, rule:
           !local.inRecovery && local.syncStandbyNames.trim() !== '' ? null : counted.savedSyncNames,
         mayHaveAckedAlone: ackedAlone(counted, local),
       };
-  const { situation, decision } = classify({ state: withRole, seen, now, rule });
-  return { severity: 'info', ...decision, situation };
+  const tick = { state: withRole, seen, now, rule };
+  const { situation, decision } = classify(tick);
+  // Across rows: the signal a standby's keeper holds on the primary's server follows the
+  // switchover's progress (a server that does not answer changes nothing it holds).
+  const held = seen.held ?? null;
+  const wanted = seen.local.up ? wantedSignal(tick) : held;
+  const signal: Action[] = sameSignal(wanted, held) ? [] : [{ kind: 'signal', signal: wanted }];
+  return { severity: 'info', ...decision, actions: [...decision.actions, ...signal], situation };
 }
 
 /**
@@ -589,6 +806,8 @@ export function settle(state: KeeperState, outcome: Outcome): KeeperState {
       return { ...state, done, syncBarrierLsn: a.mode === 'sync' ? null : state.syncBarrierLsn };
     case 'rejoin':
       return { ...state, done, mayHaveAckedAlone: false, rejoinFailures: 0, rejoinFailedAt: null };
+    case 'switchover':
+    case 'signal':
     case 'tune-wal-retrieve-retry-interval':
     case 'claim-lease':
     case 'release-lease':

@@ -1,6 +1,8 @@
 // The vocabulary of the policy: what the keeper remembers, what it sees at each tick,
 // and what it may do. Pure data: nothing here performs I/O or reads a clock.
 
+import type { NodeName } from '../config/config.js';
+
 export type Role = 'primary' | 'standby' | 'unknown';
 export const ROLES: readonly Role[] = ['primary', 'standby', 'unknown'];
 export type SyncMode = 'sync' | 'async' | 'unknown';
@@ -30,6 +32,10 @@ export interface Rule {
   autoRejoin: boolean;
   /** After a rejoin failed, wait this long before the next attempt (doubled each time, at most 10 min). */
   rejoinBackoffMs: number;
+  /** This keeper's node: a switchover request names the node to become the primary. */
+  self: NodeName;
+  /** data_directory is set: the keeper can stop and start its server (a switchover needs it). */
+  managesServer: boolean;
   /** Observe and export, but take no action. */
   paused: boolean;
 }
@@ -90,6 +96,10 @@ export interface UpLocal {
   walRetrieveRetryIntervalMs: number | null;
   /** On a primary: its standbys. */
   standbys: StandbyView[];
+  /** On a standby: the WAL position it has replayed (pg_lsn text). */
+  replayLsn: string | null;
+  /** application_name of the sessions on this server that carry a keeper's signal (pg-keeper:...). */
+  signals: string[];
 }
 
 export type LocalObservation = UpLocal | { up: false; error: string };
@@ -136,12 +146,50 @@ export interface ServerView {
   timeline: number | null;
 }
 
-/** A long piece of work running beside the loop (a rejoin): its progress. */
+/** A long piece of work running beside the loop (a rejoin, a switchover): its progress. */
 export interface TaskView {
-  kind: 'rejoin';
+  kind: 'rejoin' | 'switchover';
   step: string;
   detail: string;
   startedAt: number;
+}
+
+export interface SwitchoverRequest {
+  id: string;
+  /** The node to become the primary; null: the other one. */
+  to: NodeName | null;
+  at: number;
+}
+
+export const SIGNAL_WORDS = ['request', 'switchover', 'ready', 'refused', 'stopped'] as const;
+export type SignalWord = (typeof SIGNAL_WORDS)[number];
+
+/**
+ * What one keeper tells the other, only through PostgreSQL: a session it holds on the
+ * peer's server whose application_name is `pg-keeper:<from>:<word>:<id>[:<arg>]`.
+ *   request     the standby's keeper asks the primary's for a switchover to it
+ *   switchover  the primary's keeper announces it: it will stop its server
+ *   ready       the standby's keeper has seen it and will promote, not fail over
+ *   refused     ... will not (paused): the primary's keeper gives up
+ *   stopped     the primary stopped cleanly; arg: its shutdown checkpoint's LSN
+ */
+export interface Signal {
+  from: NodeName;
+  word: SignalWord;
+  id: string;
+  arg: string | null;
+}
+
+export function signalText(s: Signal): string {
+  return ['pg-keeper', s.from, s.word, s.id, ...(s.arg === null ? [] : [s.arg])].join(':');
+}
+
+export function parseSignal(text: string): Signal | null {
+  const [tag, from, word, id, ...rest] = text.split(':');
+  if (tag !== 'pg-keeper' || (from !== 'node1' && from !== 'node2') || !id || !/^[a-z0-9]{1,16}$/.test(id))
+    return null;
+  const w = SIGNAL_WORDS.find((x) => x === word);
+  return w ? { from, word: w, id, arg: rest.length > 0 ? rest.join(':') : null } : null;
 }
 
 export interface Observation {
@@ -149,8 +197,12 @@ export interface Observation {
   peer: PeerObservation;
   /** With data_directory, while the local server does not answer. */
   server?: ServerView;
-  /** A rejoin running now. */
+  /** A rejoin or a switchover running now. */
   task?: TaskView;
+  /** A planned switchover asked of this keeper (POST /switchover), not yet taken or refused. */
+  request?: SwitchoverRequest;
+  /** The signal this keeper holds on the peer's server now, if any. */
+  held?: Signal;
   /** Absent in two-node mode. */
   arbiter?: ArbiterView;
 }
@@ -190,6 +242,10 @@ export type Action =
   | { kind: 'record-replication'; mode: ReplicationRecord }
   /** Turn the local server into the peer's standby (stop, rewind or copy, start): runs beside the loop. */
   | { kind: 'rejoin' }
+  /** Hand the primary over to the peer (announce, stop cleanly, wait for its promotion, rejoin it): beside the loop. */
+  | { kind: 'switchover'; id: string }
+  /** Hold this signal on the peer's server (null: hold none). */
+  | { kind: 'signal'; signal: Signal | null }
   | { kind: 'run-hook'; hook: HookName; event: 'promote' | 'switch-to-async' };
 
 /** The actions the keeper carries out itself (on its server or in etcd): their outcome goes back into the policy. */
@@ -206,6 +262,8 @@ export const LOCAL_ACTION_KINDS = [
   'release-lease',
   'record-replication',
   'rejoin',
+  'switchover',
+  'signal',
 ] as const satisfies readonly LocalActionKind[];
 
 /** What happened to an action: the runtime hands it back to the policy (`settle`). */
@@ -228,11 +286,13 @@ export interface Outcome {
  * `decide.ts` holds what each row does; `docs/SITUATIONS.md` is generated from it.
  */
 export const SITUATIONS = [
+  'switching-over',
   'rejoining',
   'rejoin-refused',
   'rejoin-needed',
   'local-down',
   'two-primaries',
+  'switchover-requested',
   'primary-fencing',
   'primary-without-lease',
   'primary-claiming-lease',
@@ -241,6 +301,9 @@ export const SITUATIONS = [
   'primary-with-standby',
   'primary-lost-standby',
   'primary-missing-standby',
+  'switchover-promoting',
+  'switchover-expected',
+  'switchover-relaying',
   'standby-lost-primary',
   'standby-missing-primary',
   'standby-with-standby',
@@ -288,6 +351,8 @@ export interface KeeperState {
   /** Rejoins that failed in a row, and when the last did: the next automatic one waits (backoff). */
   rejoinFailures: number;
   rejoinFailedAt: number | null;
+  /** The last switchover request this keeper answered (taken or refused): a request is answered once. */
+  answeredSwitchover: string | null;
   /** Vetoes already reported during the current run of failures, so each is counted once. */
   vetoed: VetoReason[];
   /** Wall-clock ms at which each kind of local action last succeeded: the one record of outcomes. */
@@ -305,6 +370,8 @@ export interface Decision {
   severity: 'info' | 'warn' | 'error';
   /** Which row of the policy's table applied. */
   situation: Situation;
+  /** The answer to the pending switchover request: taken (refused null), or refused, and why. */
+  switchover?: { id: string; refused: string | null };
 }
 
 export function initialState(): KeeperState {
@@ -322,6 +389,7 @@ export function initialState(): KeeperState {
     mayHaveAckedAlone: null,
     rejoinFailures: 0,
     rejoinFailedAt: null,
+    answeredSwitchover: null,
     vetoed: [],
     done: {},
   };

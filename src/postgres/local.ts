@@ -19,6 +19,10 @@ import type { PgSession } from './session.js';
 // async made on the primary and copied by pg_basebackup lives. Reading pg_file_settings
 // parses every configuration file, so it is not done at every tick.
 //
+// Signals: the keepers talk to each other only through PostgreSQL. A keeper that has
+// something to tell its peer (a planned switchover) holds a session on the peer's server
+// whose application_name says it (pg-keeper:<node>:<word>:<id>...); the peer reads them here.
+//
 // The stream heartbeat: the primary's keeper writes this tiny WAL record at every tick, so
 // that the standby's WAL receiver hears from a live primary even when the pair is idle
 // (docs/SAFETY.md, guard stream-alive). It does not wait for the synchronous standby.
@@ -48,6 +52,9 @@ SELECT r.in_recovery,
        CASE WHEN r.in_recovery THEN
          (SELECT setting::int FROM pg_settings WHERE name = 'wal_retrieve_retry_interval')
        END AS wal_retrieve_retry_ms,
+       CASE WHEN r.in_recovery THEN pg_last_wal_replay_lsn()::text END AS replay_lsn,
+       (SELECT coalesce(array_agg(application_name::text), '{}') FROM pg_stat_activity
+         WHERE application_name LIKE 'pg-keeper:%') AS signals,
        CASE WHEN r.in_recovery AND current_setting('synchronous_standby_names') = '' THEN
          (SELECT setting FROM pg_file_settings
            WHERE name = 'synchronous_standby_names' AND error IS NULL
@@ -68,6 +75,8 @@ interface ObserveRow {
   standbys: StandbyView[] | null;
   wal_receiver: WalReceiverView | null;
   wal_retrieve_retry_ms: number | null;
+  replay_lsn: string | null;
+  signals: string[];
   configured_sync_names: string | null;
 }
 
@@ -96,6 +105,8 @@ export class LocalServer {
         standbyName: row.in_recovery ? this.standbyName(row.primary_conninfo ?? '', row.cluster_name) : null,
         walReceiver: row.wal_receiver,
         walRetrieveRetryIntervalMs: row.wal_retrieve_retry_ms,
+        replayLsn: row.replay_lsn,
+        signals: row.signals,
         standbys: row.standbys ?? [],
       };
     } catch (err) {

@@ -22,6 +22,8 @@ export interface Counts {
   reloads: { ok: number; failed: number };
   /** Rejoins that succeeded, by how; and the times one was refused (it could have discarded acknowledged commits). */
   rejoins: { rewind: number; basebackup: number; restart: number; refused: number };
+  /** Switchovers refused (the ones carried out are the switchover action's ok and failed). */
+  switchoversRefused: number;
 }
 
 export function zeroCounts(): Counts {
@@ -33,6 +35,7 @@ export function zeroCounts(): Counts {
     hooks: table(HOOK_NAMES, () => table(HOOK_RESULTS, () => 0)),
     reloads: { ok: 0, failed: 0 },
     rejoins: { rewind: 0, basebackup: 0, restart: 0, refused: 0 },
+    switchoversRefused: 0,
   };
 }
 
@@ -70,4 +73,9 @@ function table<K extends string, V>(keys: readonly K[], value: () => V): Record<
 export const countRejoin = (c: Counts, how: keyof Counts['rejoins']): Counts => ({
   ...c,
   rejoins: { ...c.rejoins, [how]: c.rejoins[how] + 1 },
+});
+
+export const countSwitchover = (c: Counts, how: 'refused'): Counts => ({
+  ...c,
+  switchoversRefused: c.switchoversRefused + (how === 'refused' ? 1 : 0),
 });

@@ -3,13 +3,15 @@
 // decide()'s, and what an action's outcome means is settle()'s (src/policy/decide.ts).
 
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.js';
+import { randomBytes } from 'node:crypto';
+import type { Config, NodeName } from '../config/config.js';
 import { reloadedConfig } from '../config/reload.js';
 import { Hooks, hookEnv, type HookDone } from '../hooks/hooks.js';
 import { decide, settle, commentOf } from '../policy/decide.js';
 import {
   assertNever,
   initialState,
+  signalText,
   type Action,
   type Decision,
   type KeeperState,
@@ -19,14 +21,30 @@ import {
   type PeerObservation,
   type Rule,
   type ServerView,
+  type Signal,
+  type SwitchoverRequest,
   type TaskView,
 } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
 import { systemClock, type Clock } from './clock.js';
 import { TickSchedule } from './schedule.js';
-import { countAction, countHeartbeat, countHook, countRejoin, countReload, countVeto } from './counts.js';
+import {
+  countAction,
+  countHeartbeat,
+  countHook,
+  countRejoin,
+  countReload,
+  countSwitchover,
+  countVeto,
+} from './counts.js';
 import { DecisionLog } from './decision-log.js';
-import { EVENT_HISTORY, initialSnapshot, type KeeperEvent, type Snapshot } from './snapshot.js';
+import {
+  EVENT_HISTORY,
+  initialSnapshot,
+  type KeeperEvent,
+  type Snapshot,
+  type SwitchoverReport,
+} from './snapshot.js';
 import type { ArbiterPort, KeeperDeps } from './ports.js';
 import { StateStore } from './state-file.js';
 
@@ -46,8 +64,12 @@ export class Keeper {
   private readonly decisions = new DecisionLog();
   private stopped = false;
   private busySince: number | null = null;
-  /** A rejoin running beside the loop. */
+  /** A rejoin or switchover running beside the loop. */
   private task: TaskView | null = null;
+  /** A switchover asked of this keeper, until the policy takes or refuses it. */
+  private request: SwitchoverRequest | null = null;
+  /** The signal this keeper holds on the peer's server. */
+  private held: Signal | null = null;
 
   constructor(private readonly deps: KeeperDeps) {
     this.cfg = deps.config;
@@ -107,6 +129,7 @@ export class Keeper {
     this.deps.local.close();
     this.deps.peer.close();
     this.deps.arbiter?.close();
+    this.deps.signals?.close();
     if (this.hooks.count > 0) {
       this.log().warn(
         { event: 'stop', hooks_running: this.hooks.count },
@@ -164,6 +187,8 @@ export class Keeper {
       ...(arbiter ? { arbiter } : {}),
       ...(server ? { server } : {}),
       ...(this.task ? { task: this.task } : {}),
+      ...(this.request ? { request: this.request } : {}),
+      ...(this.held ? { held: this.held } : {}),
     };
     const decision = decide(this.state, seen, this.clock.now(), this.rule());
     this.noteHeartbeat(peer, decision.state.failures);
@@ -227,6 +252,24 @@ export class Keeper {
         d.reason,
       );
     }
+    if (d.switchover && this.request?.id === d.switchover.id) {
+      const { id, refused } = d.switchover;
+      this.request = null;
+      if (refused !== null) {
+        this.report({ id, phase: 'refused', result: 'refused', reason: refused, ended: true });
+        this.update({ counts: countSwitchover(this.snap.counts, 'refused') });
+        this.record({ event: 'switchover', outcome: 'failed', detail: `refused: ${refused}` }, 'warn');
+      } else if (!this.task) {
+        this.report({ id, phase: 'taken', result: 'running', reason: d.reason });
+      }
+    } else if (d.switchover && d.switchover.refused !== null) {
+      // A request signalled by the standby's keeper: it learns of the refusal by its timeout.
+      this.update({ counts: countSwitchover(this.snap.counts, 'refused') });
+      this.record(
+        { event: 'switchover', outcome: 'failed', detail: `refused: ${d.switchover.refused}` },
+        'warn',
+      );
+    }
     if (d.situation === 'rejoin-refused' && previous?.situation !== 'rejoin-refused')
       this.update({ counts: countRejoin(this.snap.counts, 'refused') });
     if (d.veto) {
@@ -244,6 +287,10 @@ export class Keeper {
       }
       if (action.kind === 'rejoin') {
         this.startRejoin(d.reason);
+        continue;
+      }
+      if (action.kind === 'switchover') {
+        this.startSwitchover(action.id, d.reason);
         continue;
       }
       const started = this.clock.monotonic();
@@ -271,7 +318,7 @@ export class Keeper {
   }
 
   /** Carries out one action; restore-sync returns the WAL position once sync is back. */
-  private perform(action: Exclude<LocalAction, { kind: 'rejoin' }>): Promise<string | void> {
+  private perform(action: Exclude<LocalAction, { kind: 'rejoin' | 'switchover' }>): Promise<string | void> {
     const local = this.deps.local;
     const arbiterTimeout = this.cfg.heartbeatTimeoutMs;
     switch (action.kind) {
@@ -289,6 +336,8 @@ export class Keeper {
         return this.arbiter().release(arbiterTimeout);
       case 'record-replication':
         return this.arbiter().record(action.mode, arbiterTimeout);
+      case 'signal':
+        return this.hold(action.signal);
       default:
         return assertNever(action);
     }
@@ -345,6 +394,99 @@ export class Keeper {
         this.store.save(this.state);
         this.schedule.soon();
       });
+  }
+
+  /**
+   * POST /switchover: a request for the policy to take or refuse at the next tick (it checks
+   * that the standby is synchronous and caught up). The answer is in /status (`switchover`).
+   */
+  requestSwitchover(to: NodeName | null): { id: string } | { refused: string } {
+    if (this.request || this.task?.kind === 'switchover' || this.snap.switchover?.result === 'running')
+      return { refused: 'a switchover is already in progress' };
+    const id = randomBytes(4).toString('hex');
+    this.request = { id, to, at: this.clock.now() };
+    this.report({
+      id,
+      phase: 'requested',
+      result: 'running',
+      reason: `to ${to ?? 'the other node'}`,
+      started: true,
+    });
+    this.record(
+      { event: 'switchover-request', outcome: 'info', detail: `${id}, to ${to ?? 'the peer'}` },
+      'warn',
+    );
+    this.schedule.soon();
+    return { id };
+  }
+
+  /** The primary's side of a switchover, beside the loop (its steps in /status). */
+  private startSwitchover(id: string, reason: string): void {
+    const server = this.deps.server;
+    if (!server || this.task) return;
+    const startedAt = this.clock.now();
+    const began = this.clock.monotonic();
+    this.setTask({ kind: 'switchover', step: 'announcing', detail: 'starting', startedAt });
+    this.report({ id, phase: 'announcing', result: 'running', reason });
+    const progress = (step: string, detail: string): void => {
+      this.setTask({ kind: 'switchover', step, detail, startedAt });
+      this.report({ id, phase: step, result: 'running', reason: detail });
+      this.log().info({ event: 'switchover-step', step, detail }, `switchover ${id}: ${step}: ${detail}`);
+    };
+    void server.switchover(id, progress).then(
+      () => this.switchoverEnded(id, reason, began, null),
+      (err: unknown) => this.switchoverEnded(id, reason, began, errorText(err)),
+    );
+  }
+
+  private switchoverEnded(id: string, reason: string, began: number, error: string | null): void {
+    this.setTask(null);
+    const outcome: Outcome = {
+      action: { kind: 'switchover', id },
+      ok: error === null,
+      at: this.clock.now(),
+      durationMs: this.clock.monotonic() - began,
+      ...(error === null ? {} : { error }),
+    };
+    this.settled(outcome, reason);
+    this.report({
+      id,
+      phase: error === null ? 'done' : 'failed',
+      result: error === null ? 'ok' : 'failed',
+      reason: error ?? `${this.snap.peer} is the primary; this node is its standby`,
+      ended: true,
+    });
+    this.store.save(this.state);
+    this.schedule.soon();
+  }
+
+  private async hold(signal: Signal | null): Promise<void> {
+    const signals = this.deps.signals;
+    if (!signals) throw new Error('no signals to the peer in this keeper');
+    await signals.hold(signal);
+    this.held = signal;
+  }
+
+  private report(r: {
+    id: string;
+    phase: string;
+    result: SwitchoverReport['result'];
+    reason: string;
+    started?: boolean;
+    ended?: boolean;
+  }): void {
+    const now = this.clock.now();
+    const prev = this.snap.switchover?.id === r.id ? this.snap.switchover : null;
+    this.update({
+      switchover: {
+        id: r.id,
+        phase: r.phase,
+        result: r.result,
+        reason: r.reason,
+        startedAt: prev?.startedAt ?? now,
+        endedAt: r.ended ? now : null,
+      },
+    });
   }
 
   private setTask(task: TaskView | null): void {
@@ -421,6 +563,8 @@ export class Keeper {
         : null,
       autoRejoin: this.cfg.autoRejoin && this.deps.server !== undefined,
       rejoinBackoffMs: REJOIN_BACKOFF_MS,
+      self: this.cfg.node,
+      managesServer: this.deps.server !== undefined,
       paused: this.snap.paused,
     };
   }
@@ -474,6 +618,12 @@ function outcomeDetail(o: Outcome, reason: string): string {
       return `recorded "${a.mode}" in etcd (${reason})`;
     case 'rejoin':
       return `now a standby of the new primary, by ${o.method ?? '?'}, in ${Math.round(o.durationMs / 100) / 10} s (${reason})`;
+    case 'switchover':
+      return `handed the primary over in ${Math.round(o.durationMs / 100) / 10} s; this node is a standby again (${reason})`;
+    case 'signal':
+      return a.signal === null
+        ? 'withdrew the signal to the peer'
+        : `signalled the peer: ${signalText(a.signal)}`;
     default:
       return assertNever(a);
   }

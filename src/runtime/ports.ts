@@ -13,6 +13,7 @@ import type {
   PeerObservation,
   ReplicationRecord,
   ServerView,
+  Signal,
 } from '../policy/types.js';
 import type { Clock } from './clock.js';
 
@@ -51,6 +52,14 @@ export interface ServerPort {
   rejoin(
     progress: (step: string, detail: string) => void,
   ): Promise<{ method: 'rewind' | 'basebackup' | 'restart' }>;
+  /** Hand the primary over to the peer (lifecycle/switchover.ts). */
+  switchover(id: string, progress: (step: string, detail: string) => void): Promise<void>;
+}
+
+/** The signal this keeper holds on the peer's server (postgres/signal.ts). */
+export interface SignalPort {
+  hold(signal: Signal | null): Promise<void>;
+  close(): void;
 }
 
 export interface KeeperDeps {
@@ -65,4 +74,6 @@ export interface KeeperDeps {
   arbiter?: ArbiterPort;
   /** The local server's processes and files; absent without data_directory. */
   server?: ServerPort;
+  /** The keeper's signals to its peer. */
+  signals?: SignalPort;
 }

@@ -16,7 +16,10 @@ import { errorText } from '../util/errors.js';
 import { EtcdArbiter } from '../arbiter/etcd.js';
 import { systemClock } from './clock.js';
 import { Keeper } from './keeper.js';
-import type { ServerPort } from './ports.js';
+import type { ServerPort, SignalPort } from './ports.js';
+import { switchover } from '../lifecycle/switchover.js';
+import { signalText } from '../policy/types.js';
+import { SignalSession } from '../postgres/signal.js';
 import { rejoin } from '../lifecycle/rejoin.js';
 import { ServerControl } from '../server/control.js';
 
@@ -72,7 +75,7 @@ export interface Running {
 }
 
 /** The local server's processes and files, when the configuration says where (data_directory). */
-function serverOf(cfg: Config): ServerPort | null {
+function serverOf(cfg: Config, arbiter: EtcdArbiter | null): ServerPort | null {
   if (cfg.dataDirectory === null) return null;
   const control = new ServerControl({
     dataDir: cfg.dataDirectory,
@@ -82,31 +85,77 @@ function serverOf(cfg: Config): ServerPort | null {
   });
   const owner = control.ownerProblem();
   if (owner) throw new Error(owner);
+  const doRejoin: ServerPort['rejoin'] = async (progress) => {
+    // Sessions of its own: the loop's heartbeat and observation go on beside it.
+    const peer = session(cfg, peerOf(cfg.node));
+    const local = session(cfg, cfg.node);
+    try {
+      return await rejoin({
+        node: cfg.node,
+        control,
+        peer,
+        local,
+        peerConninfo: conninfoOf(cfg, peerOf(cfg.node)),
+        progress,
+      });
+    } finally {
+      peer.close();
+      local.close();
+    }
+  };
   return {
     state: (timeoutMs) => control.state(timeoutMs),
-    rejoin: async (progress) => {
-      // Sessions of its own: the loop's heartbeat and observation go on beside it.
-      const peer = session(cfg, peerOf(cfg.node));
+    rejoin: doRejoin,
+    switchover: async (id, progress) => {
+      const peerServer = session(cfg, peerOf(cfg.node));
       const local = session(cfg, cfg.node);
+      const signal = signalSession(cfg);
       try {
-        return await rejoin({
+        await switchover({
           node: cfg.node,
+          peer: peerOf(cfg.node),
+          id,
           control,
-          peer,
+          signal,
           local,
-          peerConninfo: conninfoOf(cfg, peerOf(cfg.node)),
+          peerServer,
+          releaseLease: arbiter ? () => arbiter.release(cfg.heartbeatTimeoutMs) : null,
+          rejoin: doRejoin,
           progress,
+          // The standby's keeper answers at its next tick, and promotes at the one after the stop.
+          answerMs: Math.max(5000, 5 * cfg.keepaliveTimeMs),
+          promoteMs: Math.max(15_000, 10 * cfg.keepaliveTimeMs),
+          withdrawMs: 2 * cfg.keepaliveTimeMs + cfg.heartbeatTimeoutMs,
         });
       } finally {
-        peer.close();
+        signal.close();
+        peerServer.close();
         local.close();
       }
     },
   };
 }
 
+/** A session on the peer's server that carries this keeper's signal in its application_name. */
+function signalSession(cfg: Config): SignalSession {
+  const ci = conninfoOf(cfg, peerOf(cfg.node));
+  return new SignalSession(toPgClientConfig(ci), `${peerOf(cfg.node)} (${describeEndpoint(ci)})`);
+}
+
+function signalsOf(cfg: Config): SignalPort {
+  const s = signalSession(cfg);
+  return {
+    hold: async (signal) => {
+      if (signal === null) s.close();
+      else await s.set(signalText(signal));
+    },
+    close: () => s.close(),
+  };
+}
+
 export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Promise<Running> {
-  const dataDir = serverOf(cfg);
+  const arbiter = cfg.etcdEndpoints.length > 0 ? arbiterOf(cfg, logger) : null;
+  const dataDir = serverOf(cfg, arbiter);
   const peerSession = session(cfg, peerOf(cfg.node));
   const local = new LocalServer(session(cfg, cfg.node));
   let keeper: Keeper | null = null;
@@ -122,7 +171,8 @@ export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Prom
     logger,
     metrics,
     runHook,
-    ...(cfg.etcdEndpoints.length > 0 ? { arbiter: arbiterOf(cfg, logger) } : {}),
+    ...(arbiter ? { arbiter } : {}),
+    signals: signalsOf(cfg),
     ...(dataDir ? { server: dataDir } : {}),
   });
   const server = await listen(

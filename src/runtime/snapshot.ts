@@ -31,8 +31,20 @@ export interface Snapshot {
   counts: Counts;
   /** The arbiter as its adapter last reported it; null in two-node mode. */
   arbiter: ArbiterStatus | null;
-  /** A rejoin running beside the loop, with its current step. */
+  /** A rejoin or switchover running beside the loop, with its current step. */
   task: TaskView | null;
+  /** The last switchover this keeper took part in, for /status and `pg-keeper switchover`. */
+  switchover: SwitchoverReport | null;
+}
+
+export interface SwitchoverReport {
+  id: string;
+  /** requested, taken, announcing, stopping, stopped, waiting-for-promotion, rejoining, done, failed, refused */
+  phase: string;
+  result: 'running' | 'ok' | 'failed' | 'refused';
+  reason: string;
+  startedAt: number;
+  endedAt: number | null;
 }
 
 export const EVENT_HISTORY = 50;
@@ -53,6 +65,7 @@ export function initialSnapshot(node: NodeName, state: KeeperState, now: number,
     counts: zeroCounts(),
     arbiter: null,
     task: null,
+    switchover: null,
   };
 }
 

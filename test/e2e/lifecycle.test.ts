@@ -4,14 +4,15 @@
 // writes is refused; a planned switchover loses nothing.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { NodeName } from '../../src/config/config.js';
 import { waitFor } from '../../src/util/wait.js';
 import { CLI, KEEPER_NODE_FLAGS, type KeeperProcess } from '../support/keeper-process.js';
 import { usePair, type Setup } from '../support/setup.js';
+import { CREATE_TABLE_SQL, Workload } from '../chaos/workload.js';
 
 /** Rewinding needs wal_log_hints; keeping WAL makes the rewind of a crashed server possible. */
 const REWINDABLE = { wal_log_hints: 'on', wal_keep_size: '256MB' };
@@ -200,3 +201,150 @@ describe('rejoin by a base backup', () => {
     await syncAgain(k2, "node2's keeper to restore sync");
   });
 });
+
+const TOKEN = 'switchover-token-for-tests';
+
+/** `pg-keeper switchover` against a keeper, as an operator runs it (any OS user: it only speaks HTTP). */
+function switchoverCli(
+  url: string,
+  tokenFile: string,
+  extra: string[] = [],
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'switchover', '--url', url, '--token-file', tokenFile, ...extra],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+describe('planned switchover', () => {
+  const s = usePair(lifecycle({ http_token: TOKEN }));
+  let tokenFile = '';
+  before(() => {
+    tokenFile = join(s().dir, 'token');
+    writeFileSync(tokenFile, `${TOKEN}\n`);
+  });
+
+  test('is refused, with the reason, while the standby is behind', async () => {
+    const { pair, k1 } = s();
+    await pair.query(pair.node2, 'SELECT pg_wal_replay_pause()');
+    try {
+      await pair.query(pair.node1, 'CREATE TABLE IF NOT EXISTS filler (x text)');
+      await pair.query(
+        pair.node1,
+        "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 5000)",
+        [],
+        { timeoutMs: 30_000 },
+      );
+      await waitFor(async () => {
+        const st = await k1.status();
+        return (st.local.standbys[0]?.replayLagBytes ?? 0) > 1024 * 1024;
+      }, 'the standby to fall behind');
+      const r = await switchoverCli(k1.url, tokenFile);
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /refused: standby node2 is \d+ bytes behind/);
+      assert.equal(await inRecovery(s(), 'node1'), false, 'nothing moved');
+    } finally {
+      await pair.query(pair.node2, 'SELECT pg_wal_replay_resume()');
+    }
+    await waitFor(
+      async () => ((await k1.status()).local.standbys[0]?.replayLagBytes ?? 1e9) < 1024 * 1024,
+      'the standby to catch up',
+    );
+  });
+
+  test('hands the primary over under a continuous write load: nothing lost, and sync again', async (t) => {
+    const { pair, k1, k2 } = s();
+    await pair.query(pair.node1, CREATE_TABLE_SQL);
+    const w = new Workload({
+      targets: { node1: pair.target(pair.node1), node2: pair.target(pair.node2) },
+      first: 'node1',
+    });
+    w.start();
+    try {
+      await waitFor(() => w.acked().length > 50, 'writes before the switchover');
+      const r = await switchoverCli(k2.url, tokenFile);
+      assert.equal(r.code, 0, r.out);
+      await waitFor(() => w.acked().some((x) => x.node === 'node2'), 'writes on node2');
+      await waitFor(() => w.acked().filter((x) => x.node === 'node2').length > 50, 'more writes on node2');
+    } finally {
+      await w.stop();
+    }
+    const acked = w.acked();
+    const onNode2 = await idsOn(s(), 'node2');
+    const lost = acked.filter((x) => !onNode2.has(x.id)).map((x) => x.id);
+    assert.deepEqual(lost, [], 'acknowledged writes lost');
+    const main = acked.filter((x) => x.loop === 'main').sort((a, b) => (a.ackAt ?? 0) - (b.ackAt ?? 0));
+    const gap = Math.max(...main.slice(1).map((x, i) => (x.ackAt ?? 0) - (main[i]?.ackAt ?? 0)));
+    t.diagnostic(`${acked.length} writes acknowledged, none lost; longest write gap ${gap} ms`);
+    assert.equal(await inRecovery(s(), 'node1'), true);
+    assert.equal(await inRecovery(s(), 'node2'), false);
+    await syncAgain(k2, "node2's keeper to be a synchronous primary");
+    const m = await (await k1.get('/metrics')).text();
+    assert.match(m, /^pg_keeper_switchovers_total\{result="ok"\} 1$/m);
+    assert.equal(k2.events('promote').filter((l) => l.outcome === 'ok').length, 1);
+    assert.equal(
+      k1.events('rejoin').filter((l) => l.outcome === 'ok').length,
+      0,
+      'no rejoin: the switchover itself brought node1 back',
+    );
+  });
+});
+
+describe('a switchover whose primary dies in the middle', () => {
+  const s = usePair(lifecycle({ http_token: TOKEN }));
+
+  test('still ends with one primary and nothing lost', async () => {
+    const { pair, k1, k2 } = s();
+    await pair.query(pair.node1, CREATE_TABLE_SQL);
+    const w = new Workload({
+      targets: { node1: pair.target(pair.node1), node2: pair.target(pair.node2) },
+      first: 'node1',
+    });
+    w.start();
+    try {
+      await waitFor(() => w.acked().length > 50, 'writes');
+      const asked = await k1.get('/switchover', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(asked.status, 202);
+      // node1's host goes as soon as the switchover is announced: server and keeper.
+      await waitFor(
+        async () => (await k2.status()).state === 'switchover-expected',
+        "node2's keeper to expect the switchover",
+        10_000,
+        5,
+      );
+      await Promise.all([pair.kill(pair.node1, 'SIGKILL'), k1.kill()]);
+      await waitFor(async () => (await inRecovery(s(), 'node2')) === false, 'node2 to take over', 30_000);
+      await waitFor(() => w.acked().some((x) => x.node === 'node2'), 'writes on node2');
+    } finally {
+      await w.stop();
+    }
+    const onNode2 = await idsOn(s(), 'node2');
+    assert.deepEqual(
+      w
+        .acked()
+        .filter((x) => !onNode2.has(x.id))
+        .map((x) => x.id),
+      [],
+      'acknowledged writes lost',
+    );
+  });
+});
+
+async function idsOn(s: Setup, node: NodeName): Promise<Set<number>> {
+  const rows = await s.pair.query<{ id: string }>(s.pair[node], 'SELECT id FROM chaos_writes', [], {
+    timeoutMs: 30_000,
+  });
+  return new Set(rows.map((r) => Number(r.id)));
+}

@@ -484,6 +484,12 @@ test('every observation falls into exactly one row of the table', () => {
   const locals = {
     down: { up: false as const, error: 'x' },
     laggingPrimary: primaryLocal({ standbys: [standbyView({ syncState: 'async' })] }),
+    requestedPrimary: primaryLocal({ signals: ['pg-keeper:node1:request:ab12'] }),
+    announcedStandby: standbyLocal({ signals: ['pg-keeper:node1:switchover:ab12:node2'] }),
+    stoppedStandby: standbyLocal({
+      signals: ['pg-keeper:node1:stopped:ab12:0/2000000'],
+      replayLsn: '0/3000000',
+    }),
     primary: primaryLocal(),
     asyncPrimary: primaryLocal({ syncStandbyNames: '' }),
     standby: standbyLocal(),
@@ -505,6 +511,8 @@ test('every observation falls into exactly one row of the table', () => {
     { newerPeer: true, ackedAlone: false, task: null },
     { newerPeer: true, ackedAlone: true, task: null },
     { newerPeer: false, ackedAlone: false, task },
+    { newerPeer: false, ackedAlone: false, task: { ...task, kind: 'switchover' as const } },
+    { newerPeer: false, ackedAlone: false, task: null, request: true },
   ];
   const seenSituations = new Set<string>();
   for (const local of Object.values(locals)) {
@@ -526,6 +534,7 @@ test('every observation falls into exactly one row of the table', () => {
                 ),
                 ...(arbiter ? { arbiter } : {}),
                 ...(lifecycle?.task ? { task: lifecycle.task } : {}),
+                ...(lifecycle?.request ? { request: { id: 'cd34', to: null, at: 1000 } } : {}),
                 ...(!local.up && lifecycle
                   ? { server: { running: false, clusterState: 'in production', timeline: 1 } }
                   : {}),

@@ -24,6 +24,8 @@ export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<R
     arbiter: null,
     autoRejoin: false,
     rejoinBackoffMs: 10_000,
+    self: 'node2',
+    managesServer: false,
     paused: false,
     ...extra,
   };
@@ -53,6 +55,8 @@ export function primaryLocal(extra: Partial<UpLocal> = {}): LocalObservation {
     walReceiver: null,
     walRetrieveRetryIntervalMs: null,
     standbys: [standbyView()],
+    replayLsn: null,
+    signals: [],
     ...extra,
   };
 }
@@ -68,6 +72,8 @@ export function standbyLocal(extra: Partial<UpLocal> = {}): LocalObservation {
     walReceiver: { status: 'streaming', lastMessageAgeMs: 100 },
     walRetrieveRetryIntervalMs: 1000,
     standbys: [],
+    replayLsn: '0/3000000',
+    signals: [],
     ...extra,
   };
 }
