@@ -60,6 +60,8 @@ export interface Status {
     failover_requires_sync: boolean;
     stream_timeout: number;
     saved_synchronous_standby_names: string | null;
+    /** Whether this server, as a primary, may have acknowledged commits its standby lacks: a rejoin would then be refused. */
+    may_have_acknowledged_alone: boolean | null;
   };
   last_action: { kind: LocalActionKind; at: string } | null;
   /** A rejoin in progress: its step, and since when; null when none runs. */
@@ -145,6 +147,7 @@ export function buildStatus(keeper: Keeper): Status {
       failover_requires_sync: cfg.failoverRequiresSync,
       stream_timeout: cfg.streamTimeoutMs / 1000,
       saved_synchronous_standby_names: snap.state.savedSyncNames,
+      may_have_acknowledged_alone: snap.state.mayHaveAckedAlone,
     },
     last_action: last ? { kind: last.kind, at: iso(last.at) ?? '' } : null,
     task: snap.task

@@ -23,7 +23,6 @@ import {
   type ServerView,
   type Signal,
   type SwitchoverRequest,
-  type TaskView,
 } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
 import { systemClock, type Clock } from './clock.js';
@@ -47,6 +46,7 @@ import {
 } from './snapshot.js';
 import type { ArbiterPort, KeeperDeps } from './ports.js';
 import { StateStore } from './state-file.js';
+import { Tasks } from './tasks.js';
 
 const PROMOTE_WAIT_S = 30;
 /** The first wait after a failed rejoin; doubled at each failure in a row. */
@@ -64,8 +64,9 @@ export class Keeper {
   private readonly decisions = new DecisionLog();
   private stopped = false;
   private busySince: number | null = null;
-  /** A rejoin or switchover running beside the loop. */
-  private task: TaskView | null = null;
+  /** A rejoin or switchover running beside the loop, and the decision's reason that started it. */
+  private readonly tasks: Tasks;
+  private taskReason = '';
   /** A switchover asked of this keeper, until the policy takes or refuses it. */
   private request: SwitchoverRequest | null = null;
   /** The signal this keeper holds on the peer's server. */
@@ -79,6 +80,13 @@ export class Keeper {
     this.snap = initialSnapshot(this.cfg.node, this.state, this.clock.now(), this.cfg.paused);
     this.schedule = new TickSchedule(this.clock, this.cfg.keepaliveTimeMs, () => this.safeTick());
     this.hooks = new Hooks(deps.runHook, (d) => this.hookDone(d));
+    this.tasks = new Tasks({
+      server: deps.server,
+      clock: this.clock,
+      log: deps.logger,
+      changed: (task) => this.update({ task }),
+      ended: (o) => this.taskEnded(o),
+    });
     // A failed renewal or a lost lease may call for going back to sync before the next tick.
     deps.arbiter?.onChange(() => {
       this.update({ arbiter: deps.arbiter?.status() ?? null });
@@ -186,7 +194,7 @@ export class Keeper {
       peer,
       ...(arbiter ? { arbiter } : {}),
       ...(server ? { server } : {}),
-      ...(this.task ? { task: this.task } : {}),
+      ...(this.tasks.running ? { task: this.tasks.running } : {}),
       ...(this.request ? { request: this.request } : {}),
       ...(this.held ? { held: this.held } : {}),
     };
@@ -259,7 +267,7 @@ export class Keeper {
         this.report({ id, phase: 'refused', result: 'refused', reason: refused, ended: true });
         this.update({ counts: countSwitchover(this.snap.counts, 'refused') });
         this.record({ event: 'switchover', outcome: 'failed', detail: `refused: ${refused}` }, 'warn');
-      } else if (!this.task) {
+      } else if (!this.tasks.running) {
         this.report({ id, phase: 'taken', result: 'running', reason: d.reason });
       }
     } else if (d.switchover && d.switchover.refused !== null) {
@@ -285,12 +293,8 @@ export class Keeper {
         this.startHook(action, d.reason);
         continue;
       }
-      if (action.kind === 'rejoin') {
-        this.startRejoin(d.reason);
-        continue;
-      }
-      if (action.kind === 'switchover') {
-        this.startSwitchover(action.id, d.reason);
+      if (action.kind === 'rejoin' || action.kind === 'switchover') {
+        this.startTask(action, d.reason);
         continue;
       }
       const started = this.clock.monotonic();
@@ -356,52 +360,15 @@ export class Keeper {
   }
 
   /**
-   * A rejoin runs beside the loop (a base backup may take minutes): the loop goes on
-   * heartbeating, its progress is in /status, and its outcome goes back to the policy.
-   */
-  private startRejoin(reason: string): void {
-    const server = this.deps.server;
-    if (!server || this.task) return;
-    const startedAt = this.clock.now();
-    const began = this.clock.monotonic();
-    this.setTask({ kind: 'rejoin', step: 'checking', detail: 'starting', startedAt });
-    this.record({ event: 'rejoin-start', outcome: 'info', detail: reason }, 'warn');
-    const progress = (step: string, detail: string): void => {
-      this.setTask({ kind: 'rejoin', step, detail, startedAt });
-      this.log().info({ event: 'rejoin-step', step, detail }, `rejoin: ${step}: ${detail}`);
-    };
-    void server
-      .rejoin(progress)
-      .then(
-        ({ method }): Outcome => ({
-          action: { kind: 'rejoin' },
-          ok: true,
-          at: this.clock.now(),
-          durationMs: this.clock.monotonic() - began,
-          method,
-        }),
-        (err: unknown): Outcome => ({
-          action: { kind: 'rejoin' },
-          ok: false,
-          at: this.clock.now(),
-          durationMs: this.clock.monotonic() - began,
-          error: errorText(err),
-        }),
-      )
-      .then((outcome) => {
-        this.setTask(null);
-        this.settled(outcome, reason);
-        this.store.save(this.state);
-        this.schedule.soon();
-      });
-  }
-
-  /**
    * POST /switchover: a request for the policy to take or refuse at the next tick (it checks
    * that the standby is synchronous and caught up). The answer is in /status (`switchover`).
    */
   requestSwitchover(to: NodeName | null): { id: string } | { refused: string } {
-    if (this.request || this.task?.kind === 'switchover' || this.snap.switchover?.result === 'running')
+    if (
+      this.request ||
+      this.tasks.running?.kind === 'switchover' ||
+      this.snap.switchover?.result === 'running'
+    )
       return { refused: 'a switchover is already in progress' };
     const id = randomBytes(4).toString('hex');
     this.request = { id, to, at: this.clock.now() };
@@ -420,44 +387,31 @@ export class Keeper {
     return { id };
   }
 
-  /** The primary's side of a switchover, beside the loop (its steps in /status). */
-  private startSwitchover(id: string, reason: string): void {
-    const server = this.deps.server;
-    if (!server || this.task) return;
-    const startedAt = this.clock.now();
-    const began = this.clock.monotonic();
-    this.setTask({ kind: 'switchover', step: 'announcing', detail: 'starting', startedAt });
-    this.report({ id, phase: 'announcing', result: 'running', reason });
-    const progress = (step: string, detail: string): void => {
-      this.setTask({ kind: 'switchover', step, detail, startedAt });
-      this.report({ id, phase: step, result: 'running', reason: detail });
-      this.log().info({ event: 'switchover-step', step, detail }, `switchover ${id}: ${step}: ${detail}`);
-    };
-    void server.switchover(id, progress).then(
-      () => this.switchoverEnded(id, reason, began, null),
-      (err: unknown) => this.switchoverEnded(id, reason, began, errorText(err)),
-    );
-  }
-
-  private switchoverEnded(id: string, reason: string, began: number, error: string | null): void {
-    this.setTask(null);
-    const outcome: Outcome = {
-      action: { kind: 'switchover', id },
-      ok: error === null,
-      at: this.clock.now(),
-      durationMs: this.clock.monotonic() - began,
-      ...(error === null ? {} : { error }),
-    };
-    this.settled(outcome, reason);
-    this.report({
-      id,
-      phase: error === null ? 'done' : 'failed',
-      result: error === null ? 'ok' : 'failed',
-      reason: error ?? `${this.snap.peer} is the primary; this node is its standby`,
-      ended: true,
-    });
+  /** A task ended: its outcome goes back to the policy, and a switchover's report says how it went. */
+  private taskEnded(o: Outcome): void {
+    this.settled(o, this.taskReason);
+    if (o.action.kind === 'switchover') {
+      this.report({
+        id: o.action.id,
+        phase: o.ok ? 'done' : 'failed',
+        result: o.ok ? 'ok' : 'failed',
+        reason: o.error ?? `${this.snap.peer} is the primary; this node is its standby`,
+        ended: true,
+      });
+    }
     this.store.save(this.state);
     this.schedule.soon();
+  }
+
+  private startTask(action: Extract<Action, { kind: 'rejoin' | 'switchover' }>, reason: string): void {
+    this.taskReason = reason;
+    const started =
+      action.kind === 'rejoin'
+        ? this.tasks.rejoin()
+        : this.tasks.switchover(action.id, (phase, detail) =>
+            this.report({ id: action.id, phase, result: 'running', reason: detail }),
+          );
+    if (started) this.record({ event: `${action.kind}-start`, outcome: 'info', detail: reason }, 'warn');
   }
 
   private async hold(signal: Signal | null): Promise<void> {
@@ -487,11 +441,6 @@ export class Keeper {
         endedAt: r.ended ? now : null,
       },
     });
-  }
-
-  private setTask(task: TaskView | null): void {
-    this.task = task;
-    this.update({ task });
   }
 
   private arbiter(): ArbiterPort {

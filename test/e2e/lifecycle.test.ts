@@ -124,6 +124,12 @@ describe('auto_rejoin', () => {
 
   test('an old primary started again by hand, on the old timeline, rejoins by itself', async () => {
     const { pair, k1, k2 } = s();
+    // node2 is the primary since the test before, asynchronous at first: wait until the commits
+    // of that spell are on node1 too (else a rejoin would rightly be refused).
+    await waitFor(
+      async () => (await k2.status()).guards.may_have_acknowledged_alone === false,
+      "node2's async spell to be covered",
+    );
     // node2 is the primary now. Its whole host goes (server and keeper); node1 takes over;
     // then node2's server is started again by hand, as what it was: a primary on the old
     // timeline, and its keeper after it.
@@ -136,7 +142,10 @@ describe('auto_rejoin', () => {
       async () => (await inRecovery(s(), 'node2')) === true,
       'node2 to rejoin as a standby',
       90_000,
-    );
+    ).catch((err: Error) => {
+      const tail = again.lines.slice(-20).map((l) => `${String(l.event)}: ${l.msg}`);
+      throw new Error(`${err.message}\n${tail.join('\n')}`);
+    });
     await syncAgain(k1, "node1's keeper to restore sync");
     assert.ok(again.events('rejoin').some((l) => l.outcome === 'ok'));
   });
