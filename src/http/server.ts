@@ -171,17 +171,17 @@ export function sharedRendering<T>(
   render: () => Promise<T>,
   reuseMs: number,
   version: () => unknown,
+  now: () => number = () => performance.now(),
 ): () => Promise<T> {
   let last: { text: T; at: number; version: unknown } | null = null;
   let inFlight: { promise: Promise<T>; version: unknown } | null = null;
   return () => {
     const v = version();
-    if (last && last.version === v && performance.now() - last.at < reuseMs)
-      return Promise.resolve(last.text);
+    if (last && last.version === v && now() - last.at < reuseMs) return Promise.resolve(last.text);
     if (inFlight && inFlight.version === v) return inFlight.promise;
     const promise = render()
       .then((text) => {
-        last = { text, at: performance.now(), version: v };
+        last = { text, at: now(), version: v };
         return text;
       })
       .finally(() => {
