@@ -77,6 +77,8 @@ export interface Status {
   } | null;
   /** When the local server last rejoined the pair as a standby (ISO), or null. */
   last_rejoin_at: string | null;
+  /** The rights the keeper's database role lacks, with the statement that grants each; null until checked. */
+  grants_missing: string[] | null;
   /** The etcd arbiter; null in two-node mode. */
   arbiter: {
     /** The last call to etcd succeeded within the lease's TTL. */
@@ -169,6 +171,7 @@ export function buildStatus(keeper: Keeper): Status {
           ended_at: iso(snap.switchover.endedAt),
         }
       : null,
+    grants_missing: snap.missingGrants,
     arbiter: arbiterStatus(snap, cfg.etcdLeaseTtlMs),
     events: snap.events.map((e) => ({ ...e, at: iso(e.at) ?? '' })),
     config: describeConfig(cfg),

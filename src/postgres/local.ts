@@ -4,6 +4,7 @@
 import { parseConninfo } from '../config/conninfo.js';
 import type { LocalObservation, StandbyView, WalReceiverView } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
+import { missingGrants } from './grants.js';
 import type { PgSession } from './session.js';
 
 // One statement, one round trip per tick, whatever the role: on a slow server, three
@@ -191,6 +192,11 @@ export class LocalServer {
       timeoutMs,
     );
     await this.session.query('SELECT pg_reload_conf()', [], timeoutMs);
+  }
+
+  /** The rights the keeper's role lacks on this server (postgres/grants.ts). */
+  missingGrants(lifecycle: boolean, timeoutMs: number): Promise<string[]> {
+    return missingGrants(this.session, lifecycle, timeoutMs);
   }
 
   close(): void {

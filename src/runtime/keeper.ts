@@ -203,8 +203,33 @@ export class Keeper {
     this.noteDecision(decision, seen);
     await this.act(decision);
     this.store.save(this.state);
+    if (local.up && this.snap.missingGrants === null) await this.checkGrants();
     if (this.deps.arbiter) this.update({ arbiter: this.deps.arbiter.status() });
     this.update({ lastTickAt: this.clock.now(), ticks: this.snap.ticks + 1 });
+  }
+
+  /**
+   * Once, when the local server first answers: the rights the keeper's role lacks, each
+   * named with the statement that grants it (a missing one otherwise shows up late, as a
+   * failed action or a server that seems down).
+   */
+  private async checkGrants(): Promise<void> {
+    const check = this.deps.local.missingGrants;
+    if (!check) return;
+    try {
+      const missing = await check.call(
+        this.deps.local,
+        this.deps.server !== undefined,
+        this.cfg.heartbeatTimeoutMs * 4,
+      );
+      this.update({ missingGrants: missing });
+      for (const m of missing) this.log().error({ event: 'missing-grant', grant: m }, m);
+    } catch (err) {
+      this.log().debug(
+        { event: 'grant-check-failed', error: errorText(err) },
+        `cannot check the role's rights: ${errorText(err)}`,
+      );
+    }
   }
 
   private async safeTick(): Promise<void> {
@@ -482,6 +507,12 @@ export class Keeper {
   }
 
   private hookDone(d: HookDone): void {
+    // A hook that ends after the keeper stopped is counted, but not logged: the log's
+    // destination may be closed by then (the demo closes its files at Ctrl-C).
+    if (this.stopped) {
+      this.update({ counts: countHook(this.snap.counts, d.hook, d.result) });
+      return;
+    }
     this.update({ counts: countHook(this.snap.counts, d.hook, d.result) });
     this.deps.metrics.hookDuration.observe({ hook: d.hook }, d.r.durationMs / 1000);
     this.log()[d.ok ? 'info' : 'error'](

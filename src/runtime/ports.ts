@@ -25,6 +25,8 @@ export interface LocalPort {
   restoreSync(value: string, timeoutMs: number): Promise<string>;
   promote(waitSeconds: number, timeoutMs: number): Promise<void>;
   setWalRetrieveRetryInterval(ms: number, timeoutMs: number): Promise<void>;
+  /** The rights the keeper's role lacks (a superuser lacks none). */
+  missingGrants?(lifecycle: boolean, timeoutMs: number): Promise<string[]>;
   close(): void;
 }
 

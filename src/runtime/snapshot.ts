@@ -35,6 +35,8 @@ export interface Snapshot {
   task: TaskView | null;
   /** The last switchover this keeper took part in, for /status and `pg-keeper switchover`. */
   switchover: SwitchoverReport | null;
+  /** The rights the keeper's role lacks on its server, once checked (null: not yet). */
+  missingGrants: string[] | null;
 }
 
 export interface SwitchoverReport {
@@ -66,6 +68,7 @@ export function initialSnapshot(node: NodeName, state: KeeperState, now: number,
     arbiter: null,
     task: null,
     switchover: null,
+    missingGrants: null,
   };
 }
 

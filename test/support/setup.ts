@@ -31,6 +31,8 @@ export interface SetupOptions {
   node2Settings?: Record<string, unknown>;
   /** Conninfo each keeper uses for its peer (default: the peer's own port). */
   peerConninfo?: (pair: TestPair, of: NodeName) => string;
+  /** Conninfo for every server a keeper talks to, its own included (e.g. another role). */
+  conninfo?: (pair: TestPair, of: NodeName) => string;
   pairOptions?: Partial<PairOptions>;
   /** Runs once the pair exists, before the keepers start (e.g. to put a proxy in front of a node). */
   prepare?: (pair: TestPair) => Promise<void>;
@@ -63,7 +65,11 @@ export async function setUp(o: SetupOptions = {}): Promise<Setup> {
     await o.prepare?.(pair);
     const p = pair;
     const ci = (node: NodeName, keeperOf: NodeName): string =>
-      node !== keeperOf && o.peerConninfo ? o.peerConninfo(p, node) : p.conninfo(p[node]);
+      node !== keeperOf && o.peerConninfo
+        ? o.peerConninfo(p, node)
+        : o.conninfo
+          ? o.conninfo(p, node)
+          : p.conninfo(p[node]);
     const startKeeper = async (node: NodeName, settings: Record<string, unknown> = {}) => {
       const k = await KeeperProcess.start({
         dir,
