@@ -1,8 +1,8 @@
 // The keeper with the least it needs: connected as the role deploy/pg-keeper-role.sql
 // creates (no superuser), on real servers. The main cases of the failover suite work with
 // it (the stream heartbeat the stream-alive veto relies on, switch to async and back,
-// promotion, a rejoin with the
-// rejoin rights); it cannot do what it does not need; and a missing grant is named.
+// promotion, a rejoin with the rejoin rights); it cannot do what it does not need; and a
+// missing grant is named.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
