@@ -50,7 +50,13 @@ describe('alerts/', () => {
         .filter((l) => l !== '' && !l.startsWith('Warning'))
         .join('\n');
     assert.equal(
-      receiver(['alertname=PgKeeperFailover', 'severity=critical', 'job=pg-keeper', 'node=node2']),
+      receiver([
+        'alertname=PgKeeperFailover',
+        'severity=critical',
+        'job=pg-keeper',
+        'cluster=orders',
+        'node=node2',
+      ]),
       'pager',
     );
     assert.equal(receiver(['alertname=PgKeeperTwoPrimaries', 'severity=critical', 'job=pg-keeper']), 'pager');
@@ -67,6 +73,55 @@ describe('alerts/', () => {
         );
       }
     }
+  });
+
+  test('the pager’s description lists every firing alert of a group (amtool template render)', (t) => {
+    // A group is one pair's alerts of one name: both keepers' PgKeeperDown, say, whose summaries
+    // differ, so CommonAnnotations would be empty.
+    interface Receiver {
+      name: string;
+      pagerduty_configs?: { description?: string }[];
+    }
+    const config = parse(readFileSync(`${ROOT}${ALERTMANAGER}`, 'utf8')) as { receivers: Receiver[] };
+    const description = config.receivers.find((r) => r.name === 'pager')?.pagerduty_configs?.[0]?.description;
+    assert.ok(description, 'the pager receiver has no description template');
+    const dir = makeDir('pg-keeper-amtool-');
+    t.after(() => rmDir(dir));
+    const alert = (status: string, node: string, summary: string) => ({
+      status,
+      labels: { alertname: 'PgKeeperDown', cluster: 'orders', node },
+      annotations: { summary },
+      startsAt: '2026-01-01T00:00:00Z',
+      endsAt: status === 'firing' ? '0001-01-01T00:00:00Z' : '2026-01-01T00:01:00Z',
+    });
+    writeFileSync(join(dir, 'none.tmpl'), '');
+    writeFileSync(
+      join(dir, 'data.json'),
+      JSON.stringify({
+        receiver: 'pager',
+        status: 'firing',
+        alerts: [
+          alert('firing', 'node1', 'pair orders: the keeper of node1 is not being scraped'),
+          alert('firing', 'node2', 'pair orders: the keeper of node2 is not being scraped'),
+          alert('resolved', 'node1', 'an alert of the group that has resolved'),
+        ],
+        groupLabels: { alertname: 'PgKeeperDown', cluster: 'orders' },
+        commonLabels: { alertname: 'PgKeeperDown', cluster: 'orders' },
+        commonAnnotations: {},
+        externalURL: 'http://alertmanager.invalid',
+      }),
+    );
+    const out = run('amtool', [
+      'template',
+      'render',
+      `--template.glob=${join(dir, 'none.tmpl')}`,
+      `--template.data=${join(dir, 'data.json')}`,
+      `--template.text=${description}`,
+    ]);
+    assert.equal(
+      out.trim(),
+      'pair orders: the keeper of node1 is not being scraped; pair orders: the keeper of node2 is not being scraped',
+    );
   });
 });
 
