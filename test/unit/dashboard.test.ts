@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -274,17 +274,42 @@ test('every metric the dashboard reads is one pg-keeper exports', async () => {
   assert.deepEqual(unknown, [], `not exported by pg-keeper: ${unknown.join(', ')}`);
 });
 
-test('the example Prometheus configuration scrapes both keepers as job pg-keeper', () => {
-  const file = fileURLToPath(new URL('../../docs/examples/prometheus.yml', import.meta.url));
-  const config = parse(readFileSync(file, 'utf8')) as {
-    scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+test('the example Prometheus configuration scrapes many pairs in one job pg-keeper, two keepers a pair', () => {
+  interface TargetGroup {
+    targets: string[];
+    labels?: Record<string, string>;
+  }
+  const examples = new URL('../../docs/examples/', import.meta.url);
+  const read = (name: string): unknown => parse(readFileSync(fileURLToPath(new URL(name, examples)), 'utf8'));
+  const config = read('prometheus.yml') as {
+    scrape_configs: {
+      job_name: string;
+      static_configs: TargetGroup[];
+      file_sd_configs: { files: string[] }[];
+    }[];
   };
-  const job = config.scrape_configs.find((c) => c.job_name === 'pg-keeper');
   assert.deepEqual(
-    job?.static_configs.flatMap((s) => s.targets),
-    ['pg1:9754', 'pg2:9754'],
+    config.scrape_configs.map((c) => c.job_name),
+    ['pg-keeper'],
   );
-  // promtool's check of the file: test/e2e/prometheus-tools.test.ts.
+  const job = config.scrape_configs[0];
+  // Static: the pair of the compose example, whose keepers keep the default cluster_name.
+  assert.deepEqual(job?.static_configs, [
+    { targets: ['pg1:9754', 'pg2:9754'], labels: { cluster: 'default' } },
+  ]);
+  // Files: one per pair, named as the pattern says, each with both keepers and its pair's name.
+  const patterns = job.file_sd_configs.flatMap((f) => f.files);
+  assert.deepEqual(patterns, ['pg-keeper-*.targets.yml']);
+  const files = readdirSync(fileURLToPath(examples)).filter((f) => /^pg-keeper-.*\.targets\.yml$/.test(f));
+  assert.deepEqual(files.sort(), ['pg-keeper-billing.targets.yml', 'pg-keeper-orders.targets.yml']);
+  for (const f of files) {
+    const groups = read(f) as TargetGroup[];
+    const pair = /^pg-keeper-(.*)\.targets\.yml$/.exec(f)?.[1];
+    assert.equal(groups.length, 1, `${f}: one pair`);
+    assert.equal(groups[0]?.targets.length, 2, `${f}: both keepers`);
+    assert.deepEqual(groups[0]?.labels, { cluster: pair }, `${f}: labelled with its pair`);
+  }
+  // promtool's check of the files: test/e2e/prometheus-tools.test.ts.
 });
 
 test('the example Grafana provisioning loads a Prometheus data source and the dashboard folder', () => {
