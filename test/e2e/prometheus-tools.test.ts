@@ -11,7 +11,13 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { dataPanels, exprs, interpolate, queryAnnotations } from '../support/dashboard-model.js';
+import {
+  dataPanels,
+  exprs,
+  fleetColumns,
+  interpolate,
+  queryAnnotations,
+} from '../support/dashboard-model.js';
 import { runTool } from '../support/prometheus-tools.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
 
@@ -50,7 +56,13 @@ describe('alerts/', () => {
         .filter((l) => l !== '' && !l.startsWith('Warning'))
         .join('\n');
     assert.equal(
-      receiver(['alertname=PgKeeperFailover', 'severity=critical', 'job=pg-keeper', 'node=node2']),
+      receiver([
+        'alertname=PgKeeperFailover',
+        'severity=critical',
+        'job=pg-keeper',
+        'cluster=orders',
+        'node=node2',
+      ]),
       'pager',
     );
     assert.equal(receiver(['alertname=PgKeeperTwoPrimaries', 'severity=critical', 'job=pg-keeper']), 'pager');
@@ -67,6 +79,55 @@ describe('alerts/', () => {
         );
       }
     }
+  });
+
+  test('the pager’s description lists every firing alert of a group (amtool template render)', (t) => {
+    // A group is one pair's alerts of one name: both keepers' PgKeeperDown, say, whose summaries
+    // differ, so CommonAnnotations would be empty.
+    interface Receiver {
+      name: string;
+      pagerduty_configs?: { description?: string }[];
+    }
+    const config = parse(readFileSync(`${ROOT}${ALERTMANAGER}`, 'utf8')) as { receivers: Receiver[] };
+    const description = config.receivers.find((r) => r.name === 'pager')?.pagerduty_configs?.[0]?.description;
+    assert.ok(description, 'the pager receiver has no description template');
+    const dir = makeDir('pg-keeper-amtool-');
+    t.after(() => rmDir(dir));
+    const alert = (status: string, node: string, summary: string) => ({
+      status,
+      labels: { alertname: 'PgKeeperDown', cluster: 'orders', node },
+      annotations: { summary },
+      startsAt: '2026-01-01T00:00:00Z',
+      endsAt: status === 'firing' ? '0001-01-01T00:00:00Z' : '2026-01-01T00:01:00Z',
+    });
+    writeFileSync(join(dir, 'none.tmpl'), '');
+    writeFileSync(
+      join(dir, 'data.json'),
+      JSON.stringify({
+        receiver: 'pager',
+        status: 'firing',
+        alerts: [
+          alert('firing', 'node1', 'pair orders: the keeper of node1 is not being scraped'),
+          alert('firing', 'node2', 'pair orders: the keeper of node2 is not being scraped'),
+          alert('resolved', 'node1', 'an alert of the group that has resolved'),
+        ],
+        groupLabels: { alertname: 'PgKeeperDown', cluster: 'orders' },
+        commonLabels: { alertname: 'PgKeeperDown', cluster: 'orders' },
+        commonAnnotations: {},
+        externalURL: 'http://alertmanager.invalid',
+      }),
+    );
+    const out = run('amtool', [
+      'template',
+      'render',
+      `--template.glob=${join(dir, 'none.tmpl')}`,
+      `--template.data=${join(dir, 'data.json')}`,
+      `--template.text=${description}`,
+    ]);
+    assert.equal(
+      out.trim(),
+      'pair orders: the keeper of node1 is not being scraped; pair orders: the keeper of node2 is not being scraped',
+    );
   });
 });
 
@@ -96,56 +157,102 @@ describe('the dashboard', () => {
     return interpolate(expr);
   }
 
-  test('on a healthy pair, the key panels show each node by name with the right values (promtool test rules)', (t) => {
-    // node1 (pg1) is the synchronous primary and sees its peer; node2 (pg2) is the standby
-    // and has missed 2 of 4 heartbeats, every 5 s. 20 samples 5 s apart.
+  test('for two pairs, the key panels and the fleet overview show each pair and node by name with the right values (promtool test rules)', (t) => {
+    // orders: node1 (pg1) is the synchronous primary and sees its peer; node2 (pg2) is the
+    // standby and has missed 2 of 4 heartbeats. billing, with the arbiter: node2 (pg4) was
+    // promoted at 30 s, holds the lease and replicates asynchronously; node1 (pg3) is a standby
+    // again. Every 5 s, 20 samples.
     const series = (name: string, instance: string, labels: string, values: string) => ({
       series: `${name}{job="pg-keeper",instance="${instance}"${labels ? `,${labels}` : ''}}`,
       values,
     });
-    const both = (name: string, values: string, labels = '') => [
-      series(name, 'pg1:9754', labels, values),
-      series(name, 'pg2:9754', labels, values),
-    ];
+    const each = (name: string, values: string, labels = '') =>
+      ['pg1:9754', 'pg2:9754', 'pg3:9754', 'pg4:9754'].map((i) => series(name, i, labels, values));
+    const role = (instance: string, r: 'primary' | 'standby') =>
+      (['primary', 'standby', 'unknown'] as const).map((name) =>
+        series('pg_keeper_role', instance, `role="${name}"`, name === r ? '1x20' : '0x20'),
+      );
     const input = [
-      series('pg_keeper_node_info', 'pg1:9754', 'node="node1",peer="node2"', '1x20'),
-      series('pg_keeper_node_info', 'pg2:9754', 'node="node2",peer="node1"', '1x20'),
-      series('pg_keeper_role', 'pg1:9754', 'role="primary"', '1x20'),
-      series('pg_keeper_role', 'pg1:9754', 'role="standby"', '0x20'),
-      series('pg_keeper_role', 'pg1:9754', 'role="unknown"', '0x20'),
-      series('pg_keeper_role', 'pg2:9754', 'role="primary"', '0x20'),
-      series('pg_keeper_role', 'pg2:9754', 'role="standby"', '1x20'),
-      series('pg_keeper_role', 'pg2:9754', 'role="unknown"', '0x20'),
+      series('pg_keeper_node_info', 'pg1:9754', 'cluster="orders",node="node1",peer="node2"', '1x20'),
+      series('pg_keeper_node_info', 'pg2:9754', 'cluster="orders",node="node2",peer="node1"', '1x20'),
+      series('pg_keeper_node_info', 'pg3:9754', 'cluster="billing",node="node1",peer="node2"', '1x20'),
+      series('pg_keeper_node_info', 'pg4:9754', 'cluster="billing",node="node2",peer="node1"', '1x20'),
+      ...each('up', '1x20'),
+      ...role('pg1:9754', 'primary'),
+      ...role('pg2:9754', 'standby'),
+      ...role('pg3:9754', 'standby'),
+      ...role('pg4:9754', 'primary'),
       series('pg_keeper_synchronous_replication', 'pg1:9754', '', '1x20'),
-      ...both('pg_keeper_keepalive_threshold', '4x20'),
-      ...both('pg_keeper_keepalive_time_seconds', '5x20'),
+      series('pg_keeper_synchronous_replication', 'pg4:9754', '', '0x20'),
+      ...each('pg_keeper_keepalive_threshold', '4x20'),
+      ...each('pg_keeper_keepalive_time_seconds', '5x20'),
       series('pg_keeper_heartbeat_consecutive_failures', 'pg1:9754', 'peer="node2"', '0x20'),
       series('pg_keeper_heartbeat_consecutive_failures', 'pg2:9754', 'peer="node1"', '2x20'),
-      series('pg_keeper_heartbeats_total', 'pg1:9754', 'peer="node2"', '0+1x20'),
-      series('pg_keeper_heartbeats_total', 'pg2:9754', 'peer="node1"', '0+1x20'),
+      series('pg_keeper_heartbeat_consecutive_failures', 'pg3:9754', 'peer="node2"', '0x20'),
+      series('pg_keeper_heartbeat_consecutive_failures', 'pg4:9754', 'peer="node1"', '0x20'),
+      ...each('pg_keeper_heartbeats_total', '0+1x20', 'peer="nodeX"'),
       series('pg_keeper_last_promotion_timestamp_seconds', 'pg1:9754', '', '0x20'),
-      series('pg_keeper_last_promotion_timestamp_seconds', 'pg2:9754', '', '1000x20'),
+      series('pg_keeper_last_promotion_timestamp_seconds', 'pg2:9754', '', '0x20'),
+      series('pg_keeper_last_promotion_timestamp_seconds', 'pg3:9754', '', '0x20'),
+      series('pg_keeper_last_promotion_timestamp_seconds', 'pg4:9754', '', '0 0 0 0 0 0 30x14'),
+      series('pg_keeper_arbiter_up', 'pg3:9754', '', '1x20'),
+      series('pg_keeper_arbiter_up', 'pg4:9754', '', '1x20'),
+      series('pg_keeper_arbiter_lease_holder', 'pg3:9754', 'holder="node2"', '1x20'),
+      series('pg_keeper_arbiter_lease_holder', 'pg4:9754', 'holder="node2"', '1x20'),
     ];
     const at = (labels: string, value: number) => ({ labels, value });
+    const node = (cluster: string, n: string, extra = '') => `{${extra}cluster="${cluster}",node="${n}"}`;
+    const pair = (cluster: string) => `{cluster="${cluster}"}`;
     const promotion = queryAnnotations().find((a) => a.name === 'Promotions')?.expr ?? '';
+    const fleet = (header: string): string => {
+      const column = fleetColumns().find((c) => c.header === header);
+      assert.ok(column, `no fleet column ${header}`);
+      return interpolate(column.expr);
+    };
     const cases = [
-      { expr: exprOf('Role'), exp_samples: [at('{node="node1"}', 1), at('{node="node2"}', 2)] },
-      { expr: exprOf('Replication mode'), exp_samples: [at('{node="node1"}', 1)] },
+      {
+        expr: exprOf('Role'),
+        exp_samples: [
+          at(node('billing', 'node1'), 2),
+          at(node('billing', 'node2'), 1),
+          at(node('orders', 'node1'), 1),
+          at(node('orders', 'node2'), 2),
+        ],
+      },
+      {
+        expr: exprOf('Replication mode'),
+        exp_samples: [at(node('billing', 'node2'), 0), at(node('orders', 'node1'), 1)],
+      },
       {
         expr: exprOf('Time left before the keeper acts'),
         exp_samples: [
-          at('{instance="pg1:9754",job="pg-keeper",node="node1"}', 20),
-          at('{instance="pg2:9754",job="pg-keeper",node="node2"}', 10),
+          at(node('orders', 'node1', 'instance="pg1:9754",job="pg-keeper",'), 20),
+          at(node('orders', 'node2', 'instance="pg2:9754",job="pg-keeper",'), 10),
+          at(node('billing', 'node1', 'instance="pg3:9754",job="pg-keeper",'), 20),
+          at(node('billing', 'node2', 'instance="pg4:9754",job="pg-keeper",'), 20),
         ],
       },
       {
         expr: exprOf('Heartbeats and failures'),
-        exp_samples: [at('{node="node1"}', 0.2), at('{node="node2"}', 0.2)],
+        exp_samples: [
+          at(node('billing', 'node1'), 0.2),
+          at(node('billing', 'node2'), 0.2),
+          at(node('orders', 'node1'), 0.2),
+          at(node('orders', 'node2'), 0.2),
+        ],
       },
+      { expr: exprOf('Lease holder over time'), exp_samples: [at(pair('billing'), 2)] },
       {
         expr: interpolate(promotion),
-        exp_samples: [at('{instance="pg2:9754",job="pg-keeper",node="node2"}', 1_000_000)],
+        exp_samples: [at(node('billing', 'node2', 'instance="pg4:9754",job="pg-keeper",'), 30_000)],
       },
+      // The fleet overview: one row per pair, every column filled.
+      { expr: fleet('Primary'), exp_samples: [at(pair('billing'), 2), at(pair('orders'), 1)] },
+      { expr: fleet('Replication'), exp_samples: [at(pair('billing'), 0), at(pair('orders'), 1)] },
+      { expr: fleet('Lease holder'), exp_samples: [at(pair('billing'), 2), at(pair('orders'), -1)] },
+      { expr: fleet('Since last failover'), exp_samples: [at(pair('billing'), 60), at(pair('orders'), -1)] },
+      { expr: fleet('Heartbeats failing'), exp_samples: [at(pair('billing'), 0), at(pair('orders'), 2)] },
+      { expr: fleet('Keepers up'), exp_samples: [at(pair('billing'), 2), at(pair('orders'), 2)] },
     ];
     const dir = tempDir(t);
     const file = join(dir, 'dashboard.test.yml');
@@ -166,8 +273,11 @@ describe('the dashboard', () => {
     assert.match(promtool(['test', 'rules', file]), /SUCCESS/);
   });
 
-  test('the example Prometheus configuration loads, with the shipped alert rules it points at', () => {
+  test('the example Prometheus configuration loads, with the shipped alert rules and target files it points at', () => {
     const file = fileURLToPath(new URL('../../docs/examples/prometheus.yml', import.meta.url));
-    assert.match(promtool(['check', 'config', file]), /SUCCESS/);
+    const out = promtool(['check', 'config', file]);
+    assert.match(out, /SUCCESS: \S*prometheus\.yml is valid/);
+    // A file_sd pattern that matches no file is only a warning.
+    assert.doesNotMatch(out, /warn/i);
   });
 });

@@ -194,9 +194,15 @@ export interface AlertmanagerOptions {
   dir: string;
   webhookUrl: string;
   groupBy?: string[];
+  /** Alertmanager's inhibit_rules, as in its configuration file. */
+  inhibitRules?: unknown[];
 }
 
-/** Alertmanager routing everything to one webhook, grouped by alertname and node, sent within ~1 s. */
+/**
+ * Alertmanager routing everything to one webhook, grouped by `groupBy` (alertname and node by
+ * default), sent within ~1 s: a group's first notification after 1 s, the next ones only when
+ * the group changes (an alert joins or resolves), or after an hour.
+ */
 export async function startAlertmanager(o: AlertmanagerOptions): Promise<Daemon> {
   const home = join(o.dir, 'alertmanager');
   mkdirSync(home, { recursive: true });
@@ -212,6 +218,7 @@ export async function startAlertmanager(o: AlertmanagerOptions): Promise<Daemon>
         repeat_interval: '1h',
       },
       receivers: [{ name: 'webhook', webhook_configs: [{ url: o.webhookUrl, send_resolved: true }] }],
+      ...(o.inhibitRules ? { inhibit_rules: o.inhibitRules } : {}),
     }),
   );
   return Daemon.start(

@@ -1,7 +1,8 @@
 // The shipped alerting: every alert complete (severity, summary, description, a runbook that
-// exists), tested where it fires and where it does not, built only on metrics that pg-keeper
-// exports, and the Alertmanager example's inhibitions. That promtool and amtool accept the
-// files, run the rules' unit tests and route as documented: test/e2e/prometheus-tools.test.ts.
+// exists), naming its pair, tested where it fires and where it does not, built only on metrics
+// that pg-keeper exports, and the Alertmanager example's grouping by pair and inhibitions. That
+// promtool and amtool accept the files, run the rules' unit tests and route as documented:
+// test/e2e/prometheus-tools.test.ts.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,10 +75,10 @@ function metricNames(expr: string): string[] {
   return names;
 }
 
+const ruleTests = parse(readFileSync(`${ROOT}${RULE_TESTS}`, 'utf8')) as RuleTestsFile;
+
 test('every alert has unit tests where it fires and where it does not', () => {
-  const cases = (parse(readFileSync(`${ROOT}${RULE_TESTS}`, 'utf8')) as RuleTestsFile).tests.flatMap(
-    (t) => t.alert_rule_test ?? [],
-  );
+  const cases = ruleTests.tests.flatMap((t) => t.alert_rule_test ?? []);
   for (const { alert } of alerts) {
     const own = cases.filter((c) => c.alertname === alert);
     assert.ok(
@@ -158,19 +159,51 @@ test('alerts use only metrics that pg-keeper exports', async () => {
   assert.deepEqual([...unknown], [], 'metrics that pg-keeper does not export');
 });
 
-test('two primaries or no primary inhibit the heartbeat warnings of the same job', () => {
-  interface Inhibit {
-    source_matchers?: string[];
-    target_matchers?: string[];
-    equal?: string[];
-  }
-  const config = parse(readFileSync(`${ROOT}${ALERTMANAGER}`, 'utf8')) as { inhibit_rules?: Inhibit[] };
-  const rule = (config.inhibit_rules ?? []).find((r) =>
+interface AlertmanagerConfig {
+  route: { group_by?: string[] };
+  inhibit_rules?: { source_matchers?: string[]; target_matchers?: string[]; equal?: string[] }[];
+}
+const alertmanager = parse(readFileSync(`${ROOT}${ALERTMANAGER}`, 'utf8')) as AlertmanagerConfig;
+
+test('two primaries, no primary or a failover inhibit the heartbeat warnings of the same pair only', () => {
+  const rules = (alertmanager.inhibit_rules ?? []).filter((r) =>
     (r.target_matchers ?? []).some((m) => m.includes('PgKeeperHeartbeatsFailing')),
   );
-  assert.ok(rule, 'no inhibit rule targets PgKeeperHeartbeatsFailing');
-  const source = (rule.source_matchers ?? []).join(' ');
-  assert.match(source, /PgKeeperTwoPrimaries/);
-  assert.match(source, /PgKeeperNoPrimary/);
-  assert.deepEqual(rule.equal, ['job']);
+  const sources = rules.flatMap((r) => r.source_matchers ?? []).join(' ');
+  for (const alert of ['PgKeeperTwoPrimaries', 'PgKeeperNoPrimary', 'PgKeeperFailover'])
+    assert.match(sources, new RegExp(alert), `${alert} does not inhibit PgKeeperHeartbeatsFailing`);
+  for (const rule of rules) assert.deepEqual(rule.equal, ['job', 'cluster']);
+});
+
+test('every alert about a pair names it: in its summary, and as the cluster label it fires with', () => {
+  // PgKeeperAbsent is about the whole job; every other alert joins pg_keeper_node_info.
+  const PAIR_WIDE = new Set(['PgKeeperTwoPrimaries', 'PgKeeperNoPrimary']);
+  for (const { alert, expr, annotations } of alerts) {
+    if (alert === 'PgKeeperAbsent') continue;
+    assert.match(annotations?.summary ?? '', /\$labels\.cluster/, `${alert}: summary does not name the pair`);
+    assert.match(expr, /pg_keeper_node_info/, `${alert}: not joined with pg_keeper_node_info`);
+    assert.match(expr, /\bcluster\b/, `${alert}: does not take cluster from pg_keeper_node_info`);
+  }
+  // What promtool checks the alerts fire with: a node's alert, or a pair-wide one, has its pair.
+  const cases = ruleTests.tests.flatMap((t) => t.alert_rule_test ?? []);
+  let checked = 0;
+  for (const c of cases) {
+    for (const exp of (c.exp_alerts ?? []) as { exp_labels?: Record<string, string> }[]) {
+      const labels = exp.exp_labels ?? {};
+      if (!('node' in labels) && !PAIR_WIDE.has(c.alertname)) continue;
+      checked++;
+      assert.ok(
+        labels.cluster,
+        `${c.alertname}: an expected alert without cluster: ${JSON.stringify(labels)}`,
+      );
+    }
+  }
+  assert.ok(checked > 20, `only ${checked} expected alerts checked`);
+});
+
+test('the Alertmanager example groups notifications by pair, not by node', () => {
+  const groupBy = alertmanager.route.group_by ?? [];
+  assert.ok(groupBy.includes('cluster'), `group_by ${groupBy.join(', ')} lacks cluster`);
+  assert.ok(!groupBy.includes('node'), 'group_by node would split one pair into one notification per keeper');
+  // How a real Alertmanager groups a failover: test/e2e/monitoring.test.ts.
 });

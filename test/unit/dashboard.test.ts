@@ -1,20 +1,22 @@
 // The shipped Grafana dashboard: committed JSON in step with its generator, valid against
 // Grafana's own dashboard types, and every query on metrics that pg-keeper exports, filtered
-// by the dashboard's variables. That Prometheus parses every query, and what the key panels
-// show, is checked with promtool in test/e2e/prometheus-tools.test.ts.
+// by the dashboard's variables and naming each series' pair; the fleet overview at the top,
+// one row per pair, and its link that narrows the dashboard to one. That Prometheus parses
+// every query, and what the key panels show, is checked with promtool in
+// test/e2e/prometheus-tools.test.ts; against real pairs, in test/e2e/monitoring.test.ts.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { createGenerator } from 'ts-json-schema-generator';
 import { parse } from 'yaml';
-import { dataPanels, exprs, model, queryAnnotations } from '../support/dashboard-model.js';
+import { dataPanels, exprs, fleetPanel, model, queryAnnotations } from '../support/dashboard-model.js';
 import { exportedMetricNames } from '../support/prometheus-tools.js';
-import { DASHBOARD_FILE, renderDashboard } from '../../scripts/dashboard.js';
+import { DASHBOARD_FILE, DASHBOARD_UID, renderDashboard } from '../../scripts/dashboard.js';
 
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
 
@@ -163,7 +165,7 @@ test('the dashboard has the agreed identity and variables', () => {
   assert.ok(model.tags.includes('pg-keeper'));
 
   const vars = new Map(model.templating.list.map((v) => [v.name, v]));
-  assert.deepEqual([...vars.keys()], ['datasource', 'job', 'instance']);
+  assert.deepEqual([...vars.keys()], ['datasource', 'job', 'cluster', 'instance']);
   assert.equal(vars.get('datasource')?.type, 'datasource');
   assert.equal(vars.get('datasource')?.query, 'prometheus');
 
@@ -174,9 +176,22 @@ test('the dashboard has the agreed identity and variables', () => {
   assert.equal(job.multi, false);
   assert.deepEqual(job.datasource, DATASOURCE);
 
+  // The pairs: all of them by default, as `.*` (no regex of every name).
+  const cluster = vars.get('cluster');
+  assert.equal(cluster?.type, 'query');
+  assert.equal(cluster.query, 'label_values(pg_keeper_node_info{job="$job"}, cluster)');
+  assert.equal(cluster.multi, true);
+  assert.equal(cluster.includeAll, true);
+  assert.equal(cluster.allValue, '.*');
+  assert.deepEqual(cluster.current?.value, ['$__all']);
+  assert.deepEqual(cluster.datasource, DATASOURCE);
+
   const instance = vars.get('instance');
   assert.equal(instance?.type, 'query');
-  assert.equal(instance.query, 'label_values(pg_keeper_build_info{job="$job"}, instance)');
+  assert.equal(
+    instance.query,
+    'label_values(pg_keeper_node_info{job="$job", cluster=~"$cluster"}, instance)',
+  );
   assert.equal(instance.multi, true);
   assert.equal(instance.includeAll, true);
   assert.deepEqual(instance.datasource, DATASOURCE);
@@ -247,13 +262,24 @@ test('every rate(), irate() and increase() uses $__rate_interval', () => {
   assert.ok(calls > 10, `only ${calls} rate/increase calls found: is the lexer broken?`);
 });
 
-test('every selector filters on the job and instance variables', () => {
+const fleetExprs = new Set((fleetPanel().targets ?? []).map((t) => t.expr));
+
+test('every selector filters on the job and instance variables (the fleet overview: on the job only)', () => {
   for (const expr of exprs) {
     const found = selectors(expr);
     assert.ok(found.length > 0, `no selector found in: ${expr}`);
+    const fleet = fleetExprs.has(expr);
     for (const s of found) {
       assert.ok(s.name, `selector without a metric name in: ${expr}`);
       assert.equal(s.matchers.get('job'), '="$job"', `${s.name} not filtered by job="$job" in: ${expr}`);
+      if (fleet) {
+        // Every pair of the job, whatever is selected: the way from one pair to another.
+        assert.ok(
+          !s.matchers.has('instance') && !s.matchers.has('cluster'),
+          `fleet overview narrowed in: ${expr}`,
+        );
+        continue;
+      }
       assert.equal(
         s.matchers.get('instance'),
         '=~"$instance"',
@@ -261,6 +287,86 @@ test('every selector filters on the job and instance variables', () => {
       );
     }
   }
+});
+
+test('every expression but the fleet overview joins pg_keeper_node_info of the selected pairs', () => {
+  for (const expr of exprs) {
+    if (fleetExprs.has(expr)) continue;
+    const info = selectors(expr).filter((s) => s.name === 'pg_keeper_node_info');
+    assert.ok(info.length > 0, `not joined with pg_keeper_node_info: ${expr}`);
+    for (const s of info)
+      assert.equal(
+        s.matchers.get('cluster'),
+        '=~"$cluster"',
+        `pg_keeper_node_info not filtered by $cluster in: ${expr}`,
+      );
+    assert.match(expr, /group_left \(cluster, node\)/, `the join does not bring cluster and node: ${expr}`);
+  }
+});
+
+test('every legend, annotation text and tag names the pair', () => {
+  for (const panel of dataPanels()) {
+    if (panel.type === 'table') continue; // columns, not legends: the pair is the first column
+    for (const target of panel.targets ?? [])
+      assert.match(
+        target.legendFormat ?? '',
+        /\{\{cluster\}\}/,
+        `${panel.title}: legend ${target.legendFormat}`,
+      );
+  }
+  for (const a of queryAnnotations()) {
+    assert.match(a.textFormat ?? '', /\{\{cluster\}\}/, `annotation ${a.name}: text ${a.textFormat}`);
+    assert.deepEqual(a.tagKeys?.split(/,\s*/), ['cluster', 'node'], `annotation ${a.name}: tags`);
+  }
+});
+
+test('the fleet overview is a table at the top, one instant query per column, one row per pair', () => {
+  const first = model.panels[0];
+  assert.equal(first?.type, 'row');
+  assert.equal(first.title, 'Fleet');
+  const fleet = fleetPanel();
+  assert.equal(model.panels[1]?.id, fleet.id, 'the fleet table is the first panel, under its row');
+  assert.equal(fleet.gridPos?.w, 24);
+  const targets = fleet.targets ?? [];
+  assert.ok(targets.length >= 5, `only ${targets.length} columns`);
+  for (const t of targets) {
+    assert.equal(t.instant, true, `query ${t.refId} is not instant`);
+    assert.equal(t.format, 'table', `query ${t.refId} is not a table`);
+    // One series per pair, labelled cluster alone (the merge joins the columns on it), and a
+    // row for every pair seen within the hour, even when it has nothing to say for a column.
+    assert.match(t.expr ?? '', / by \(cluster\) /, `query ${t.refId} is not per pair`);
+    assert.match(
+      t.expr ?? '',
+      /or \(-?\d+ \* group by \(cluster\) \(last_over_time\(pg_keeper_node_info\{job="\$job"\}\[1h\]\)\)\)$/,
+      `query ${t.refId} leaves out the pairs it has no value for`,
+    );
+  }
+  assert.deepEqual(
+    (fleet.transformations ?? []).map((t) => t.id),
+    ['merge', 'organize'],
+  );
+  // Every column has a header: Grafana names the merged values `Value #<refId>`.
+  const overrides = fleet.fieldConfig?.overrides ?? [];
+  const property = (field: string, id: string): unknown =>
+    overrides
+      .find((o) => o.matcher.id === 'byName' && o.matcher.options === field)
+      ?.properties.find((p) => p.id === id)?.value;
+  for (const t of targets)
+    assert.ok(property(`Value #${t.refId}`, 'displayName'), `column ${t.refId} has no header`);
+  assert.equal(property('cluster', 'displayName'), 'Pair');
+});
+
+test("the fleet overview's pair links to this dashboard narrowed to that pair", () => {
+  const override = (fleetPanel().fieldConfig?.overrides ?? []).find((o) => o.matcher.options === 'cluster');
+  const links = override?.properties.find((p) => p.id === 'links')?.value as { url: string }[] | undefined;
+  assert.equal(links?.length, 1, 'one link on the pair column');
+  const url = new URL(links[0]?.url ?? '', 'http://grafana.invalid');
+  assert.equal(url.pathname, `/d/${DASHBOARD_UID}/pg-keeper`);
+  assert.equal(url.searchParams.get('var-cluster'), '${__value.raw}');
+  // The data source, the job and the time range stay; $instance goes back to all.
+  for (const kept of ['${datasource:queryparam}', '${job:queryparam}', '${__url_time_range}'])
+    assert.ok(url.search.includes(kept), `the link drops ${kept}`);
+  assert.ok(!url.search.includes('instance'), 'the link keeps $instance, which may belong to another pair');
 });
 
 test('every metric the dashboard reads is one pg-keeper exports', async () => {
@@ -274,17 +380,42 @@ test('every metric the dashboard reads is one pg-keeper exports', async () => {
   assert.deepEqual(unknown, [], `not exported by pg-keeper: ${unknown.join(', ')}`);
 });
 
-test('the example Prometheus configuration scrapes both keepers as job pg-keeper', () => {
-  const file = fileURLToPath(new URL('../../docs/examples/prometheus.yml', import.meta.url));
-  const config = parse(readFileSync(file, 'utf8')) as {
-    scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+test('the example Prometheus configuration scrapes many pairs in one job pg-keeper, two keepers a pair', () => {
+  interface TargetGroup {
+    targets: string[];
+    labels?: Record<string, string>;
+  }
+  const examples = new URL('../../docs/examples/', import.meta.url);
+  const read = (name: string): unknown => parse(readFileSync(fileURLToPath(new URL(name, examples)), 'utf8'));
+  const config = read('prometheus.yml') as {
+    scrape_configs: {
+      job_name: string;
+      static_configs: TargetGroup[];
+      file_sd_configs: { files: string[] }[];
+    }[];
   };
-  const job = config.scrape_configs.find((c) => c.job_name === 'pg-keeper');
   assert.deepEqual(
-    job?.static_configs.flatMap((s) => s.targets),
-    ['pg1:9754', 'pg2:9754'],
+    config.scrape_configs.map((c) => c.job_name),
+    ['pg-keeper'],
   );
-  // promtool's check of the file: test/e2e/prometheus-tools.test.ts.
+  const job = config.scrape_configs[0];
+  // Static: the pair of the compose example, whose keepers keep the default cluster_name.
+  assert.deepEqual(job?.static_configs, [
+    { targets: ['pg1:9754', 'pg2:9754'], labels: { cluster: 'default' } },
+  ]);
+  // Files: one per pair, named as the pattern says, each with both keepers and its pair's name.
+  const patterns = job.file_sd_configs.flatMap((f) => f.files);
+  assert.deepEqual(patterns, ['pg-keeper-*.targets.yml']);
+  const files = readdirSync(fileURLToPath(examples)).filter((f) => /^pg-keeper-.*\.targets\.yml$/.test(f));
+  assert.deepEqual(files.sort(), ['pg-keeper-billing.targets.yml', 'pg-keeper-orders.targets.yml']);
+  for (const f of files) {
+    const groups = read(f) as TargetGroup[];
+    const pair = /^pg-keeper-(.*)\.targets\.yml$/.exec(f)?.[1];
+    assert.equal(groups.length, 1, `${f}: one pair`);
+    assert.equal(groups[0]?.targets.length, 2, `${f}: both keepers`);
+    assert.deepEqual(groups[0]?.labels, { cluster: pair }, `${f}: labelled with its pair`);
+  }
+  // promtool's check of the files: test/e2e/prometheus-tools.test.ts.
 });
 
 test('the example Grafana provisioning loads a Prometheus data source and the dashboard folder', () => {
