@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/config.js';
 import { describeConfig, loadConfig } from './config/load.js';
+import type { ClientOptions } from './http/client.js';
 import { errorText } from './util/errors.js';
 import { VERSION } from './version.js';
 
@@ -18,15 +19,18 @@ const USAGE = `pg-keeper ${VERSION}: automatic failover for a PostgreSQL primary
 usage:
   pg-keeper run --config FILE [--node node1|node2] [--listen HOST:PORT]
   pg-keeper check-config --config FILE [--node node1|node2]
-  pg-keeper status [--url URL] [--json]
+  pg-keeper status [--url URL] [--json] [TLS and auth options]
   pg-keeper demo [--prometheus] [--once] [--dir D]
   pg-keeper demo kill primary|standby [--dir D]
   pg-keeper rejoin --config FILE [--node node1|node2] [--force]
                                       make the local server a standby of the peer (the new primary)
-  pg-keeper switchover --url URL [--to node1|node2] [--token-file FILE]
+  pg-keeper switchover --url URL [--to node1|node2] [--token-file FILE] [TLS and auth options]
                                       hand the primary over to the standby, losing no commit
   pg-keeper import-conf FILE          print pg_keeper.* settings of a postgresql.conf as YAML
   pg-keeper --version | --help
+
+TLS and auth options (for a keeper with a web_config_file):
+  --cacert FILE  --cert FILE --key FILE  --user USER --password-file FILE
 `;
 
 class UsageError extends Error {}
@@ -43,6 +47,11 @@ const OPTIONS = {
   force: { type: 'boolean' },
   to: { type: 'string' },
   'token-file': { type: 'string' },
+  cacert: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  user: { type: 'string' },
+  'password-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -79,7 +88,11 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'status': {
         const { statusCommand } = await import('./http/status-command.js');
-        return await statusCommand(values.url ?? 'http://127.0.0.1:9754', values.json ?? false);
+        return await statusCommand(
+          values.url ?? 'http://127.0.0.1:9754',
+          values.json ?? false,
+          client(values),
+        );
       }
       case 'demo': {
         const { demoCommand } = await import('./demo/demo.js');
@@ -96,7 +109,12 @@ export async function main(argv: string[]): Promise<number> {
       case 'switchover': {
         const { switchoverCommand } = await import('./lifecycle/switchover-command.js');
         if (!values.url) throw new UsageError('switchover needs --url, the address of either keeper');
-        return await switchoverCommand({ url: values.url, to: values.to, tokenFile: values['token-file'] });
+        return await switchoverCommand({
+          url: values.url,
+          to: values.to,
+          tokenFile: values['token-file'],
+          client: client(values),
+        });
       }
       case 'import-conf': {
         const { importConfCommand } = await import('./config/import-conf.js');
@@ -119,6 +137,19 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`pg-keeper: ${errorText(err)}\n`);
     return 1;
   }
+}
+
+function client(v: {
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  user?: string;
+  'password-file'?: string;
+}): ClientOptions {
+  if ((v.cert === undefined) !== (v.key === undefined)) throw new UsageError('--cert and --key go together');
+  if (v.user !== undefined && v['password-file'] === undefined)
+    throw new UsageError('--user needs --password-file (a password never goes on the command line)');
+  return { cacert: v.cacert, cert: v.cert, key: v.key, user: v.user, passwordFile: v['password-file'] };
 }
 
 function requireConfig(file: string | undefined): string {

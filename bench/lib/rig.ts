@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import type { NodeName } from '../../src/config/config.js';
 import { waitFor } from '../../src/util/wait.js';
-import { KeeperProcess } from '../../test/support/keeper-process.js';
+import { KeeperProcess, type KeeperHttp } from '../../test/support/keeper-process.js';
 import { makeDir, rmDir } from '../../test/support/temp-dir.js';
 import { TestPair } from '../../test/support/test-pair.js';
 
@@ -31,6 +31,7 @@ async function startKeeper(
   pair: TestPair,
   node: NodeName,
   settings: Record<string, unknown>,
+  http: KeeperHttp | undefined,
 ): Promise<KeeperProcess> {
   const k = await KeeperProcess.start({
     dir,
@@ -38,6 +39,7 @@ async function startKeeper(
     node1: pair.conninfo(pair.node1),
     node2: pair.conninfo(pair.node2),
     settings,
+    ...(http ? { http } : {}),
   });
   liveKeepers.add(k);
   return k;
@@ -63,8 +65,11 @@ export async function waitUntilHealthy(rig: Rig, timeoutMs = 30_000): Promise<vo
   );
 }
 
-/** A new pair (node1 primary, node2 sync standby) and both keepers, healthy. Cleans up after itself on failure. */
-export async function createRig(settings: Record<string, unknown>): Promise<Rig> {
+/**
+ * A new pair (node1 primary, node2 sync standby) and both keepers, healthy. Cleans up after
+ * itself on failure. `http`: how to reach keepers that have a web_config_file.
+ */
+export async function createRig(settings: Record<string, unknown>, http?: KeeperHttp): Promise<Rig> {
   const dir = makeDir('pgk-bench-');
   liveDirs.add(dir);
   let pair: TestPair | null = null;
@@ -72,8 +77,8 @@ export async function createRig(settings: Record<string, unknown>): Promise<Rig>
   try {
     pair = await TestPair.create({ baseDir: join(dir, 'pg') });
     livePairs.add(pair);
-    keepers.push(await startKeeper(dir, pair, 'node1', settings));
-    keepers.push(await startKeeper(dir, pair, 'node2', settings));
+    keepers.push(await startKeeper(dir, pair, 'node1', settings, http));
+    keepers.push(await startKeeper(dir, pair, 'node2', settings, http));
     const [k1, k2] = keepers as [KeeperProcess, KeeperProcess];
     const rig = { dir, pair, k1, k2 };
     await waitUntilHealthy(rig);

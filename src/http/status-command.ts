@@ -1,17 +1,27 @@
 // `pg-keeper status`: a running keeper's /status as a table a person reads at 3 a.m.
 
 import { errorText } from '../util/errors.js';
+import { keeperRequest, keeperUrl, type ClientOptions } from './client.js';
 import type { Status } from './status.js';
 
-export async function statusCommand(url: string, json: boolean): Promise<number> {
-  const target = new URL('/status', url.endsWith('/') ? url : `${url}/`);
+export async function statusCommand(url: string, json: boolean, client: ClientOptions = {}): Promise<number> {
+  let target: URL;
   let status: Status;
   try {
-    const res = await fetch(target, { signal: AbortSignal.timeout(5000) });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    status = (await res.json()) as Status;
+    target = keeperUrl(url);
   } catch (err) {
-    process.stderr.write(`pg-keeper: cannot read ${target.href}: ${errorText(err)}\n`);
+    process.stderr.write(`pg-keeper: ${errorText(err)}\n`);
+    return 2;
+  }
+  try {
+    const res = await keeperRequest(target, '/status', client);
+    if (res.status !== 200)
+      throw new Error(
+        `HTTP ${res.status}${res.status === 401 ? ' (this keeper wants --user and --password-file)' : ''}`,
+      );
+    status = res.body as Status;
+  } catch (err) {
+    process.stderr.write(`pg-keeper: cannot read ${new URL('/status', target).href}: ${errorText(err)}\n`);
     return 1;
   }
   process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));

@@ -78,7 +78,12 @@ export class Keeper {
     this.store = new StateStore(this.cfg.stateFile, deps.logger);
     this.state = { ...initialState(), ...this.store.load() };
     this.snap = initialSnapshot(this.cfg.node, this.state, this.clock.now(), this.cfg.paused);
-    this.schedule = new TickSchedule(this.clock, this.cfg.keepaliveTimeMs, () => this.safeTick());
+    this.schedule = new TickSchedule(
+      this.clock,
+      this.cfg.keepaliveTimeMs,
+      () => this.safeTick(),
+      (ms) => deps.metrics.tickDelay.observe(ms / 1000),
+    );
     this.hooks = new Hooks(deps.runHook, (d) => this.hookDone(d));
     this.tasks = new Tasks({
       server: deps.server,
