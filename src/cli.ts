@@ -40,7 +40,22 @@ const OPTIONS = {
   version: { type: 'boolean', short: 'V' },
 } as const;
 
+/**
+ * A reader that goes away (`pg-keeper check-config | head -1`) is not a failure of the
+ * command: stop at once, quietly, instead of dying on an unhandled EPIPE. `run` logs
+ * through its own stream (pino), which carries on without a reader: a keeper must not stop
+ * failing over because someone closed a pipe.
+ */
+function exitQuietlyWhenOutputCloses(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyWhenOutputCloses(process.stdout);
+  exitQuietlyWhenOutputCloses(process.stderr);
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
