@@ -116,6 +116,16 @@ test("import-conf turns pg_keeper's postgresql.conf settings into our YAML", () 
   assert.equal(cli(['check-config', '--config', yaml]).code, 0);
 });
 
+test('status --url takes HOST:PORT as people type it, and says what it accepts otherwise', () => {
+  const bare = cli(['status', '--url', '127.0.0.1:9']);
+  assert.equal(bare.code, 1, bare.err);
+  assert.match(bare.err, /cannot read http:\/\/127\.0\.0\.1:9\/status/);
+  const bad = cli(['status', '--url', 'http://']);
+  assert.equal(bad.code, 2, bad.err);
+  assert.match(bad.err, /--url "http:\/\/" is not a URL: give http:\/\/HOST:PORT, or HOST:PORT/);
+  assert.doesNotMatch(bad.err, /^Invalid URL$/m);
+});
+
 // A reader that stops early (`| head -1`) closes the pipe. Here it is closed before the
 // command writes anything (`head -c 0` exits at once, the command starts 0.3 s later), so
 // every write meets a closed pipe: the command must stop with status 0 and no stack trace.
