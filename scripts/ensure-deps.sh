@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Installs what pg-keeper's tests and demo need from the machine, from Debian's packages, when it is
 # missing: the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, postgres), Prometheus and
-# Alertmanager's amtool, and wrk for the metrics benchmark. Idempotent; silent when everything is there.
+# Alertmanager's amtool, wrk for the metrics benchmark, and systemd-analyze (package systemd) for the
+# unit's checks. Idempotent; silent when everything is there.
+#
+#   bash scripts/ensure-deps.sh               what `npm test` needs
+#   bash scripts/ensure-deps.sh --containers  also what `npm run test:package` and `npm run test:container`
+#                                             need: podman (with runc) and mmdebstrap, which build and run
+#                                             the Debian and Node.js images, and podman-compose
 #
 # Installing needs root. Not root and something missing: prints what to install and exits 1.
 #
@@ -9,7 +15,17 @@
 # starting during the install (policy-rc.d), and a cluster that runs anyway is stopped and set to manual.
 set -euo pipefail
 
-PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager wrk)
+PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager wrk systemd)
+# runc: crun refuses the hybrid cgroup layout of machines like CI's. uidmap: podman wants newuidmap.
+CONTAINER_PACKAGES=(podman runc mmdebstrap podman-compose uidmap)
+case ${1:-} in
+  '') ;;
+  --containers) PACKAGES+=("${CONTAINER_PACKAGES[@]}") ;;
+  *)
+    echo "usage: $0 [--containers]" >&2
+    exit 2
+    ;;
+esac
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -63,7 +79,9 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   echo "ensure-deps: installed, but no /usr/lib/postgresql/*/bin/initdb found" >&2
   exit 1
 fi
-for cmd in prometheus amtool; do
+commands=(prometheus amtool systemd-analyze)
+[[ ${1:-} == --containers ]] && commands+=(podman runc mmdebstrap podman-compose)
+for cmd in "${commands[@]}"; do
   if ! command -v "$cmd" >/dev/null; then
     echo "ensure-deps: installed, but $cmd is not on PATH" >&2
     exit 1
