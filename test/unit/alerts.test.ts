@@ -13,8 +13,8 @@ import { exportedMetricNames, runTool } from '../support/prometheus-tools.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RULES = 'alerts/pg-keeper.rules.yml';
-const RULE_TESTS = 'alerts/pg-keeper.rules.test.yml';
-const ALERTMANAGER = 'alerts/alertmanager.example.yml';
+const RULE_TESTS = 'alerts/tests/pg-keeper.rules.test.yml';
+const ALERTMANAGER = 'docs/examples/alertmanager.yml';
 const RUNBOOKS = 'docs/runbooks';
 const RUNBOOK_BASE = 'https://github.com/pg-keeper/pg-keeper/blob/main/docs/runbooks/';
 const SEVERITIES = new Set(['critical', 'warning', 'info']);
@@ -81,6 +81,12 @@ test('promtool accepts the rules without warnings', () => {
   const out = run('promtool', ['check', 'rules', RULES]);
   assert.match(out, new RegExp(`SUCCESS: ${alerts.length} rules found`));
   assert.doesNotMatch(out, /warn/i);
+});
+
+test('alerts/*.yml holds only rule files: `promtool check rules alerts/*.yml` passes', () => {
+  const files = readdirSync(`${ROOT}alerts`).filter((f) => f.endsWith('.yml') || f.endsWith('.yaml'));
+  assert.deepEqual(files, ['pg-keeper.rules.yml']);
+  assert.match(run('promtool', ['check', 'rules', ...files.map((f) => `alerts/${f}`)]), /SUCCESS/);
 });
 
 test('the promtool unit tests of the rules pass', () => {
