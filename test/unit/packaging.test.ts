@@ -1,15 +1,15 @@
-// What can be checked of the packaging without a Docker engine or systemd running: the files the
-// Dockerfile, the compose example and the systemd unit refer to exist, the commands they run work
-// (the entrypoint, the health check, check-config on the example configuration, the after_command
-// example in dry-run mode), and systemd's own verifier accepts the unit where it is installed.
+// What can be checked of the image and the compose example without building them: the files the
+// Dockerfile and the compose example refer to exist, the commands they run work (the entrypoint's
+// bundle, the health check, check-config on the keepers' configurations). `npm run test:container`
+// builds and runs the image itself (test/container/); deploy/ is checked in deploy.test.ts.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { KEYS } from '../../src/config/keys.js';
 import { KEEPER_NODE_FLAGS } from '../support/keeper-process.js';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
@@ -88,32 +88,50 @@ describe('Dockerfile', () => {
     }
   });
 
-  test('builds with npm ci and npm run build, and keeps only production dependencies', () => {
+  test('builds the one-file bundle with npm ci and npm run bundle, and copies only that', () => {
     const runs = dockerfile()
       .filter((i) => i.name === 'RUN')
       .map((i) => i.args);
     assert.ok(runs.some((r) => r.includes('npm ci')));
-    assert.ok(runs.some((r) => r.includes('npm run build') && r.includes('npm prune --omit=dev')));
+    assert.ok(runs.some((r) => r.includes('npm run bundle')));
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    assert.equal(pkg.scripts.bundle, 'tsx scripts/bundle.ts');
     const froms = dockerfile().filter((i) => i.name === 'FROM');
     assert.ok(froms.length >= 2, 'multi-stage');
     assert.ok(read('Dockerfile').includes('node:20-bookworm-slim'));
+    const fromBuild = dockerfile().filter((i) => i.name === 'COPY' && i.args.includes('--from=build'));
+    assert.deepEqual(
+      fromBuild.map((i) => i.args),
+      ['--from=build /app/build/pg-keeper.cjs /app/build/pg-keeper.cjs.LEGAL.txt /app/'],
+      'the runtime stage gets the bundle and its licence notices, no node_modules',
+    );
   });
 
-  test('its entrypoint is the CLI that npm run build produces, and it runs', () => {
+  test('its entrypoint runs the bundle, which is the CLI', () => {
     const entry = execForm(dockerfile().find((i) => i.name === 'ENTRYPOINT')?.args ?? '');
-    assert.deepEqual(entry, ['node', ...KEEPER_NODE_FLAGS, '/app/dist/cli.js']);
-    // /app/dist comes from the build stage's `npm run build`, which compiles src/ into dist/.
-    const build = JSON.parse(read('tsconfig.build.json')) as {
-      compilerOptions: { outDir: string; rootDir: string };
-    };
-    assert.equal(build.compilerOptions.outDir, 'dist');
-    assert.equal(build.compilerOptions.rootDir, 'src');
-    assert.ok(fs.existsSync(at('src', 'cli.ts')) && fs.existsSync(CLI));
-    const pkg = JSON.parse(read('package.json')) as { version: string; bin: Record<string, string> };
-    assert.equal(pkg.bin['pg-keeper'], 'dist/cli.js');
-    const version = cli(['--version']);
-    assert.equal(version.code, 0, version.out);
-    assert.match(version.out, new RegExp(`pg-keeper ${pkg.version.replace(/\./g, '\\.')}`));
+    assert.deepEqual(entry, ['node', ...KEEPER_NODE_FLAGS, '/app/pg-keeper.cjs']);
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pgk-bundle-')), 'pg-keeper.cjs');
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', at('scripts', 'bundle.ts'), out], { cwd: ROOT });
+      const pkg = JSON.parse(read('package.json')) as { version: string };
+      // Away from the repository: the bundle needs no package.json and no node_modules.
+      const r = spawnSync(process.execPath, [...KEEPER_NODE_FLAGS, out, '--version'], {
+        cwd: os.tmpdir(),
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), `pg-keeper ${pkg.version}`);
+      const check = spawnSync(
+        process.execPath,
+        [out, 'check-config', '--config', at('deploy', 'pg-keeper.yml.example')],
+        {
+          encoding: 'utf8',
+        },
+      );
+      assert.equal(check.status, 0, check.stderr);
+    } finally {
+      fs.rmSync(path.dirname(out), { recursive: true, force: true });
+    }
   });
 
   test('the CLI, the image and the tests start Node with the same flags', () => {
