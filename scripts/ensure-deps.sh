@@ -5,9 +5,9 @@
 # unit's checks. Idempotent; silent when everything is there.
 #
 #   bash scripts/ensure-deps.sh               what `npm test` needs
-#   bash scripts/ensure-deps.sh --containers  also what `npm run test:package` and `npm run test:container`
-#                                             need: podman (with runc) and mmdebstrap, which build and run
-#                                             the Debian and Node.js images, and podman-compose
+#   bash scripts/ensure-deps.sh --containers  also what `npm run test:package` and
+#                                             `npm run test:container` need: podman (with runc and
+#                                             catatonit), mmdebstrap, podman-compose, and strip
 #
 # Installing needs root. Not root and something missing: prints what to install and exits 1.
 #
@@ -16,8 +16,9 @@
 set -euo pipefail
 
 PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager wrk systemd)
-# runc: crun refuses the hybrid cgroup layout of machines like CI's. uidmap: podman wants newuidmap.
-CONTAINER_PACKAGES=(podman runc mmdebstrap podman-compose uidmap)
+# runc: crun refuses the hybrid cgroup layout of machines like CI's. catatonit: `podman run --init`.
+# uidmap: podman wants newuidmap. binutils: strip, for the single executable of `npm run package:deb`.
+CONTAINER_PACKAGES=(podman runc catatonit mmdebstrap podman-compose uidmap binutils)
 case ${1:-} in
   '') ;;
   --containers) PACKAGES+=("${CONTAINER_PACKAGES[@]}") ;;
@@ -80,7 +81,7 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   exit 1
 fi
 commands=(prometheus amtool systemd-analyze)
-[[ ${1:-} == --containers ]] && commands+=(podman runc mmdebstrap podman-compose)
+[[ ${1:-} == --containers ]] && commands+=(podman runc mmdebstrap podman-compose strip)
 for cmd in "${commands[@]}"; do
   if ! command -v "$cmd" >/dev/null; then
     echo "ensure-deps: installed, but $cmd is not on PATH" >&2
