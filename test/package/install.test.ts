@@ -155,7 +155,7 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
         [
           'set -e',
           'if command -v node; then echo "this Debian has a Node.js: it must not need one"; exit 1; fi',
-          `apt-get install -y -q --no-download /tmp/${DEB} >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; exit 1; }`,
+          `apt-get install -y -q /tmp/${DEB} >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; exit 1; }`,
           'echo "command: $(command -v pg-keeper)"',
           'pg-keeper --version',
           'pg-keeper check-config --config /usr/share/doc/pg-keeper/examples/pg-keeper.yml.example | head -1',
