@@ -16,6 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { freePort, PgPair } from '../../src/demo/cluster.js';
 import type { Status } from '../../src/http/status.js';
+import { onExit } from '../support/on-exit.js';
 import { Podman } from '../support/podman.js';
 import { makeDir } from '../support/setup.js';
 import { waitFor } from '../support/keeper-process.js';
@@ -39,6 +40,7 @@ interface ImageConfig {
 
 let podman: Podman | undefined;
 let dir = '';
+let forgetDir = (): void => {};
 const timings: Record<string, number> = {};
 
 function timed<T>(what: string, f: () => T): T {
@@ -70,8 +72,9 @@ function inspectImage(image: string): {
 }
 
 before(async () => {
-  podman = Podman.create();
   dir = await makeDir();
+  forgetDir = onExit(() => fs.rmSync(dir, { recursive: true, force: true }));
+  podman = Podman.create();
   timed('stand-in base image', () => buildNodeImage(p()));
   timed('image build', () =>
     p().must(
@@ -94,6 +97,7 @@ before(async () => {
 
 after(() => {
   podman?.destroySync();
+  forgetDir();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
   const shown = Object.entries(timings).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`);
   process.stdout.write(`# container test timings: ${shown.join(', ')}\n`);
@@ -135,6 +139,7 @@ describe('the image', () => {
 
 describe('a keeper in the container beside a real pair', () => {
   let pair: PgPair | undefined;
+  let forgetPair = (): void => {};
   let port = 0;
   let base = '';
   const status = async (): Promise<Status> => {
@@ -146,6 +151,8 @@ describe('a keeper in the container beside a real pair', () => {
 
   before(async () => {
     pair = await PgPair.create({ baseDir: path.join(dir, 'pg') });
+    const created = pair;
+    forgetPair = onExit(() => created.emergencyStop());
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
     const config = path.join(dir, 'pg-keeper.yml');
@@ -186,6 +193,7 @@ describe('a keeper in the container beside a real pair', () => {
 
   after(async () => {
     p().run(['rm', '--force', '--time', '1', NAME]);
+    forgetPair();
     await pair?.destroy();
   });
 

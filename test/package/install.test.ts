@@ -20,6 +20,7 @@ import { stringify } from 'yaml';
 import { freePort, PgPair } from '../../src/demo/cluster.js';
 import type { Status } from '../../src/http/status.js';
 import { waitFor } from '../support/keeper-process.js';
+import { onExit } from '../support/on-exit.js';
 import { Podman } from '../support/podman.js';
 import { makeDir } from '../support/setup.js';
 import { buildDebianImage } from '../support/stand-in-images.js';
@@ -32,6 +33,7 @@ const DEB = `pg-keeper_${VERSION}_amd64.deb`;
 
 let dir = '';
 let clone = '';
+let forgetDir = (): void => {};
 const timings: Record<string, number> = {};
 
 /** Runs a command (no shell) and fails with its output unless it exits 0. */
@@ -60,6 +62,7 @@ function sh(
 
 before(async () => {
   dir = await makeDir();
+  forgetDir = onExit(() => fs.rmSync(dir, { recursive: true, force: true }));
   clone = path.join(dir, 'pg-keeper');
   sh('git clone', 'git', ['clone', '--quiet', ROOT, clone], { cwd: dir });
   assert.ok(!fs.existsSync(path.join(clone, 'dist')), 'a clean clone has no dist/');
@@ -67,6 +70,7 @@ before(async () => {
 });
 
 after(() => {
+  forgetDir();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
   const shown = Object.entries(timings).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`);
   process.stdout.write(`# package test timings: ${shown.join(', ')}\n`);
@@ -175,6 +179,7 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
 
   describe('the installed keeper, beside a real pair', () => {
     let pair: PgPair | undefined;
+    let forgetPair = (): void => {};
     let base = '';
     const NAME = 'pgk-test-deb-keeper';
     const status = async (): Promise<Status> => {
@@ -184,6 +189,8 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
 
     before(async () => {
       pair = await PgPair.create({ baseDir: path.join(dir, 'pg') });
+      const created = pair;
+      forgetPair = onExit(() => created.emergencyStop());
       const port = await freePort();
       base = `http://127.0.0.1:${port}`;
       const config = path.join(dir, 'pg-keeper.yml');
@@ -223,6 +230,7 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
     });
     after(async () => {
       p().run(['rm', '--force', '--time', '1', NAME]);
+      forgetPair();
       await pair?.destroy();
     });
 

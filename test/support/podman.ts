@@ -11,30 +11,12 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { onExit } from './on-exit.js';
 
 export interface Run {
   code: number | null;
   out: string;
   err: string;
-}
-
-const live = new Set<Podman>();
-let hooked = false;
-
-/** Cleans up every live store if the process ends without destroy(). */
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  const cleanAll = (): void => {
-    for (const p of live) p.destroySync();
-  };
-  process.on('exit', cleanAll);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      cleanAll();
-      process.exit(128 + os.constants.signals[signal]);
-    });
-  }
 }
 
 /** This process's hard limit, from /proc/self/limits ("Max open files  20000  20000  files"). */
@@ -70,6 +52,7 @@ export class Podman {
   readonly dir: string;
   readonly env: NodeJS.ProcessEnv;
   #destroyed = false;
+  #unregister: () => void = () => {};
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -113,8 +96,7 @@ export class Podman {
   static create(): Podman {
     requirePodman();
     const p = new Podman(fs.mkdtempSync(path.join(os.tmpdir(), 'pgk-podman-')));
-    live.add(p);
-    hookExit();
+    p.#unregister = onExit(() => p.destroySync());
     const info = p.run(['info', '--format', '{{.Host.OCIRuntime.Name}}']);
     if (info.code !== 0) {
       p.destroySync();
@@ -150,7 +132,7 @@ export class Podman {
   destroySync(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    live.delete(this);
+    this.#unregister();
     this.run(['rm', '--all', '--force', '--time', '2'], { timeoutMs: 60_000 });
     this.run(['volume', 'rm', '--all', '--force'], { timeoutMs: 30_000 });
     this.run(['rmi', '--all', '--force'], { timeoutMs: 60_000 });
