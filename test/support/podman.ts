@@ -5,7 +5,9 @@
 // The configuration avoids three traps of machines like CI's (measured on Debian 12 as root):
 // podman's default ulimits fail (setrlimit RLIMIT_NOFILE: Operation not permitted), so they are set
 // to this machine's hard limits (nproc at most 32768); crun refuses a hybrid cgroup layout, so runc;
-// and there is no systemd, so cgroupfs and a file for events. Nothing under /etc is changed.
+// and there is no systemd, so cgroupfs and a file for events. Containers get the host's network
+// unless told otherwise (the default would make a bridge and firewall rules on this host). Nothing
+// under /etc is changed.
 
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
@@ -66,6 +68,8 @@ export class Podman {
         '[containers]',
         `default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]`,
         'log_driver = "k8s-file"',
+        // Host networking unless a test asks otherwise: no bridge, no firewall rules on this host.
+        'netns = "host"',
         '[engine]',
         'runtime = "runc"',
         'cgroup_manager = "cgroupfs"',

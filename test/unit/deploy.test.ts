@@ -147,9 +147,29 @@ describe('deploy/pg-keeper.yml.example', () => {
 });
 
 describe('deploy/after_command/move-vip.sh', () => {
-  /** Runs the script with only `env` and PATH (`bin` first: stand-ins such as arping). */
-  const run = (env: Record<string, string>, bin?: string): { code: number | null; out: string } =>
-    spawnOut('sh', [SCRIPT], env, bin);
+  // Every run is inside a network namespace of its own (unshare --net), with stand-ins for ssh
+  // and arping first on PATH: a script whose dry run is broken changes nothing on this host and
+  // sends nothing anywhere. (An earlier version took DRY_RUN=yes for a real run.)
+  const bin = path.join(tmp, 'bin');
+  const calls = path.join(tmp, 'calls.log');
+  before(() => {
+    assert.equal(process.getuid?.(), 0, 'these tests need root (unshare --net, ip addr add), as CI has');
+    fs.mkdirSync(bin, { recursive: true });
+    for (const [tool, failsWith] of [
+      ['arping', 'ARPING_FAILS'],
+      ['ssh', 'SSH_FAILS'],
+    ] as const) {
+      fs.writeFileSync(
+        path.join(bin, tool),
+        `#!/bin/sh\necho "${tool} $*" >> '${calls}'\n` +
+          `[ -z "\${${failsWith}:-}" ] || { echo "${tool}: failed (stand-in)" >&2; exit 2; }\n`,
+        { mode: 0o755 },
+      );
+    }
+  });
+  /** The script in a network namespace of its own, with only `env`; `setup` runs there first. */
+  const run = (env: Record<string, string>, setup = ''): { code: number | null; out: string } =>
+    spawnOut('unshare', ['--net', '--', 'sh', '-c', `${setup}\nsh "$SCRIPT"`], { ...env, SCRIPT }, bin);
   const promote = {
     PG_KEEPER_EVENT: 'promote',
     PG_KEEPER_NODE: 'node2',
@@ -175,6 +195,7 @@ describe('deploy/after_command/move-vip.sh', () => {
   });
 
   test('a dry run says what would be done, never that it was', () => {
+    fs.rmSync(calls, { force: true });
     for (const yes of ['1', 'yes', 'true', 'YES']) {
       const r = run({ ...promote, DRY_RUN: yes, VIP: '10.0.0.100/24', VIP_DEV: 'eth0', FENCE_SSH: 'p@h' });
       assert.equal(r.code, 0, `DRY_RUN=${yes}: ${r.out}`);
@@ -183,6 +204,10 @@ describe('deploy/after_command/move-vip.sh', () => {
       assert.match(r.out, /the old primary's server would be stopped/);
       assert.match(r.out, /nothing was changed; 10\.0\.0\.100 would point at node2/);
     }
+    assert.ok(
+      !fs.existsSync(calls),
+      `a dry run called ${fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8') : ''}`,
+    );
   });
 
   test('refuses a DRY_RUN it does not understand, rather than acting for real', () => {
@@ -222,8 +247,6 @@ describe('deploy/after_command/move-vip.sh', () => {
   describe('for real, in a network namespace of its own', () => {
     // 192.0.2.0/24 is TEST-NET-1, on a bridge interface that exists only in this namespace.
     const vip = { ...promote, VIP: '192.0.2.10/24', VIP_DEV: 'pgk0' };
-    const bin = path.join(tmp, 'bin');
-    const arpLog = path.join(tmp, 'arping.log');
     /** `unshare --net`, a bridge interface, the script `runs` times, then what ip shows. */
     const inNamespace = (env: Record<string, string>, runs = 1): { code: number | null; out: string } => {
       const script = [
@@ -235,26 +258,16 @@ describe('deploy/after_command/move-vip.sh', () => {
       ].join('\n');
       return spawnOut('unshare', ['--net', '--', 'sh', '-c', script], { ...env, SCRIPT }, bin);
     };
-    before(() => {
-      assert.equal(process.getuid?.(), 0, 'these tests need root (unshare --net, ip addr add), as CI has');
-      fs.mkdirSync(bin, { recursive: true });
-      // A stand-in arping that records its arguments and fails when ARPING_FAILS is set.
-      fs.writeFileSync(
-        path.join(bin, 'arping'),
-        `#!/bin/sh\necho "$*" >> '${arpLog}'\n[ -z "\${ARPING_FAILS:-}" ] || { echo "arping: socket: Address family not supported by protocol" >&2; exit 2; }\n`,
-        { mode: 0o755 },
-      );
-    });
 
     test('adds the VIP with its prefix, announces it, and a second run finds it in place', () => {
-      fs.rmSync(arpLog, { force: true });
+      fs.rmSync(calls, { force: true });
       const r = inNamespace(vip, 2);
       assert.equal(r.code, 0, r.out);
       assert.match(r.out, /inet 192\.0\.2\.10\/24 /);
       assert.equal((r.out.match(/\+ ip addr add/g) ?? []).length, 1, r.out);
       assert.match(r.out, /192\.0\.2\.10\/24 is already on pgk0/);
       assert.match(r.out, /done: 192\.0\.2\.10 now points at node2/);
-      assert.match(fs.readFileSync(arpLog, 'utf8'), /^-q -c 3 -U -I pgk0 192\.0\.2\.10$/m);
+      assert.match(fs.readFileSync(calls, 'utf8'), /^arping -q -c 3 -U -I pgk0 192\.0\.2\.10$/m);
     });
 
     test('a gratuitous ARP that fails is a failed hook (exit 5), not a shrug', () => {
