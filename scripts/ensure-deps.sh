@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what pg-keeper's tests and demo need from the machine, from Debian's packages, when it is
 # missing: the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, postgres), Prometheus and
-# Alertmanager's amtool, wrk for the metrics benchmark, and systemd-analyze (package systemd) for the
-# unit's checks. Idempotent; silent when everything is there.
+# Alertmanager's amtool, systemd's systemd-analyze (to verify the shipped unit), wrk for the metrics
+# benchmark, and etcd for the arbiter's tests. Idempotent; silent when everything is there. Debian's
+# etcd service is never started (policy-rc.d below): the tests start their own members on free ports.
 #
 #   bash scripts/ensure-deps.sh               what `npm test` needs
 #   bash scripts/ensure-deps.sh --containers  also what `npm run test:package` and
@@ -15,7 +16,7 @@
 # starting during the install (policy-rc.d), and a cluster that runs anyway is stopped and set to manual.
 set -euo pipefail
 
-PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager wrk systemd)
+PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager systemd wrk etcd-server)
 # runc: crun refuses the hybrid cgroup layout of machines like CI's. catatonit: `podman run --init`.
 # uidmap: podman wants newuidmap. binutils: strip, for the single executable of `npm run package:deb`.
 CONTAINER_PACKAGES=(podman runc catatonit mmdebstrap podman-compose uidmap binutils)
@@ -80,7 +81,7 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   echo "ensure-deps: installed, but no /usr/lib/postgresql/*/bin/initdb found" >&2
   exit 1
 fi
-commands=(prometheus amtool systemd-analyze)
+commands=(prometheus amtool systemd-analyze etcd)
 [[ ${1:-} == --containers ]] && commands+=(podman runc mmdebstrap podman-compose strip)
 for cmd in "${commands[@]}"; do
   if ! command -v "$cmd" >/dev/null; then

@@ -21,6 +21,8 @@ usage:
   pg-keeper status [--url URL] [--json]
   pg-keeper demo [--prometheus] [--once] [--dir D]
   pg-keeper demo kill primary|standby [--dir D]
+  pg-keeper rejoin --config FILE [--node node1|node2] [--force]
+                                      make the local server a standby of the peer (the new primary)
   pg-keeper import-conf FILE          print pg_keeper.* settings of a postgresql.conf as YAML
   pg-keeper --version | --help
 `;
@@ -36,6 +38,7 @@ const OPTIONS = {
   prometheus: { type: 'boolean' },
   once: { type: 'boolean' },
   dir: { type: 'string' },
+  force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -96,6 +99,10 @@ export async function main(argv: string[]): Promise<number> {
           once: values.once ?? false,
           dir: values.dir,
         });
+      }
+      case 'rejoin': {
+        const { rejoinCommand } = await import('./lifecycle/rejoin-command.js');
+        return await rejoinCommand(requireConfig(values.config), overrides(values), values.force ?? false);
       }
       case 'import-conf': {
         const { importConfCommand } = await import('./config/import-conf.js');

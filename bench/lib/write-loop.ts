@@ -14,7 +14,8 @@
 // acknowledged; it may or may not be on the new primary.
 
 import pg from 'pg';
-import type { ConnTarget } from '../../src/demo/cluster.js';
+import type { ConnTarget } from '../../src/local-pair/query.js';
+import { sleep } from '../../src/util/wait.js';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable with Date.now() and log times. */
 export function wallNow(): number {
@@ -172,10 +173,6 @@ function destroy(client: pg.Client): void {
   } catch {
     // already gone
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {

@@ -4,12 +4,12 @@
 // start, kill the primary, time the promotion, stop. Ctrl-C or SIGTERM stops everything it started.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { NodeName } from '../config/config.js';
+import { NODES, type NodeName } from '../config/config.js';
 import { formatStatus } from '../http/status-command.js';
-import { queryOnce } from './cluster.js';
+import { queryOnce } from '../local-pair/query.js';
+import { sleep } from '../util/wait.js';
 import { ensurePgBin } from './install.js';
 import { killCommand } from './kill.js';
-import { sleep } from './proc.js';
 import { Cancelled, DemoStack, KEEPALIVE_COUNT, KEEPALIVE_TIME_S } from './stack.js';
 import {
   CLEAR_SCREEN,
@@ -25,7 +25,7 @@ import {
   type HeartbeatCounts,
   type NodeSample,
 } from './view.js';
-import { NODES, readKillRecord } from './workdir.js';
+import { readKillRecord } from './workdir.js';
 
 export interface DemoOptions {
   prometheus: boolean;

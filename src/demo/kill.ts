@@ -1,11 +1,11 @@
 // `pg-keeper demo kill primary|standby`, from a second terminal: asks the running demo's keepers which
 // node has that role now, and SIGKILLs every process of that node's PostgreSQL server. The demo's own
 // terminal shows the keepers noticing and acting.
-import type { NodeName } from '../config/config.js';
+import { NODES, type NodeName } from '../config/config.js';
 import type { Status } from '../http/status.js';
+import { killServer } from '../server/procs.js';
 import { killLine } from './view.js';
-import { killServer } from './server-procs.js';
-import { NODES, isDemoAlive, readDemoState, writeKillRecord } from './workdir.js';
+import { isDemoAlive, readDemoState, writeKillRecord } from './workdir.js';
 
 export async function killCommand(
   role: 'primary' | 'standby',

@@ -5,16 +5,16 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { stringify } from 'yaml';
-import type { Config, NodeName } from '../config/config.js';
+import { NODES, type Config, type NodeName } from '../config/config.js';
 import { parseConfig } from '../config/load.js';
 import { buildStatus, type Status } from '../http/status.js';
 import { createLogger, startKeeper, type Running } from '../runtime/run.js';
-import { PgPair, freePort } from './cluster.js';
+import { freePort } from '../local-pair/free-port.js';
+import { PgPair } from '../local-pair/pair.js';
+import { killServer, releaseStaleSharedMemory } from '../server/procs.js';
 import { startMonitoring, stopDaemons, type Daemon } from './monitoring.js';
-import { waitFor } from './proc.js';
-import { killServer, releaseStaleSharedMemory } from './server-procs.js';
+import { waitFor } from '../util/wait.js';
 import {
-  NODES,
   demoFiles,
   newDemoState,
   pgBaseDirFor,
@@ -126,21 +126,25 @@ export class DemoStack {
 
   /** Resolves once node1's keeper sees a primary with a synchronous standby and node2's sees itself as that standby. */
   async waitUntilPaired(timeoutMs = 30_000): Promise<void> {
-    await waitFor(
+    // A Ctrl-C ends the wait at once: waitFor would retry a check that throws Cancelled.
+    const outcome = await waitFor(
       () => {
-        this.check();
+        if (this.opts.cancelled()) return 'cancelled';
         const [s1, s2] = NODES.map((n) => this.status(n));
-        return (
+        const paired =
           s1?.role === 'primary' &&
           s1.sync_mode === 'sync' &&
           s1.peer_reachable &&
           s2?.role === 'standby' &&
           s2.peer_reachable &&
-          s2.guards.synchronous_at_last_contact
-        );
+          s2.guards.synchronous_at_last_contact;
+        return paired && 'paired';
       },
-      { timeoutMs, intervalMs: 100, what: 'both keepers to see the primary and its synchronous standby' },
+      'both keepers to see the primary and its synchronous standby',
+      timeoutMs,
+      100,
     );
+    if (outcome === 'cancelled') throw new Cancelled();
   }
 
   /** SIGKILLs every process of a node's server, as `pg-keeper demo kill` does from another terminal. */
@@ -225,7 +229,7 @@ export class DemoStack {
       after_command_timeout: 10,
       state_file: this.files.keeperState(node),
       http_token: this.token,
-      // Promotion right after a reload would otherwise wait out the default 5 s (DESIGN.md).
+      // Promotion right after a reload would otherwise wait out the default 5 s (see the README).
       tune_wal_retrieve_retry_interval: true,
     };
     const text = `# keeper of ${node} in the pg-keeper demo (generated at every start)\n${stringify(settings)}`;

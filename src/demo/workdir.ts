@@ -9,17 +9,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { NodeName } from '../config/config.js';
-import { lookupUser } from './proc.js';
-import {
-  isSameProcessAlive,
-  killRecorded,
-  killServer,
-  processStartTime,
-  releaseStaleSharedMemory,
-} from './server-procs.js';
-
-export const NODES: readonly NodeName[] = ['node1', 'node2'];
+import { NODES, type NodeName } from '../config/config.js';
+import { lookupUser } from '../local-pair/command.js';
+import { isSameProcessAlive, killRecorded, processStartTime } from '../util/procfs.js';
+import { killServer, releaseStaleSharedMemory } from '../server/procs.js';
 
 const MARKER = '.pg-keeper-demo';
 const SUN_PATH_MAX = 107;

@@ -187,9 +187,18 @@ function roleLines(s: Status, now: number): [string, string][] {
   return [];
 }
 
+/** The etcd arbiter as Patroni shows its leader lock: who holds it, and for how long yet. */
+function arbiterLine(a: NonNullable<Status['arbiter']>): string {
+  const lease = a.holder === null ? 'nobody holds the lease' : `lease held by ${a.holder}`;
+  const left =
+    a.lease_held && a.lease_remaining_seconds !== null ? ` (${a.lease_remaining_seconds} s left)` : '';
+  const state = a.up ? 'up' : `DOWN${a.error ? `: ${a.error}` : ''}`;
+  return `etcd ${a.endpoint} ${state}; ${lease}${left}`;
+}
+
 export function formatStatus(s: Status, now: number = Date.now()): string {
   const head =
-    `pg-keeper ${s.version} on ${s.node}: ${s.state}` +
+    `pg-keeper ${s.version}, cluster ${s.cluster}, on ${s.node}: ${s.state}` +
     (s.severity && s.severity !== 'info' ? ` (${s.severity})` : '') +
     (s.alive ? '' : ', LOOP STALLED');
   const out: string[] = [];
@@ -202,7 +211,15 @@ export function formatStatus(s: Status, now: number = Date.now()): string {
     ['reason', s.reason ?? '-'],
     ['heartbeats', heartbeats(s)],
     ...roleLines(s, now),
+    ...(s.arbiter ? ([['arbiter', arbiterLine(s.arbiter)]] as [string, string][]) : []),
+    ...(s.task
+      ? ([['task', `${s.task.kind}: ${s.task.step} since ${s.task.started_at} (${s.task.detail})`]] as [
+          string,
+          string,
+        ][])
+      : []),
     ['last action', s.last_action ? `${s.last_action.kind} at ${s.last_action.at}` : '-'],
+    ...(s.last_rejoin_at ? ([['last rejoin', s.last_rejoin_at]] as [string, string][]) : []),
     ['last tick', ago(s.last_tick_at, now)],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));

@@ -17,7 +17,7 @@ import {
   peerIsAlsoPrimary,
   type LocalActionKind,
 } from '../policy/types.js';
-import type { Snapshot } from '../runtime/snapshot.js';
+import { holderName, type Snapshot } from '../runtime/snapshot.js';
 import { VERSION } from '../version.js';
 
 export interface KeeperMetrics {
@@ -80,13 +80,17 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
   family('gauge', 'pg_keeper_build_info', 'pg-keeper version; always 1', ['version'], () => [
     [{ version: VERSION }, 1],
   ]);
+  // An info metric (Prometheus' convention): the pair's name and the node's reach every view
+  // through `* on(instance) group_left(cluster, node) pg_keeper_node_info`, without a label on
+  // every series (which would multiply them by nothing, and change every query).
   family(
     'gauge',
     'pg_keeper_node_info',
-    'Which node this keeper runs beside, and its peer; always 1',
-    ['node', 'peer'],
-    (snap) => [[{ node: snap.node, peer: snap.peer }, 1]],
+    'Which pair (cluster_name) and node this keeper runs beside, and its peer; always 1',
+    ['cluster', 'node', 'peer'],
+    (snap) => [[{ cluster: config().clusterName, node: snap.node, peer: snap.peer }, 1]],
   );
+
   gauge(
     'pg_keeper_keepalive_time_seconds',
     'Configured seconds between heartbeats',
@@ -251,6 +255,103 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     'pg_keeper_standby_synchronous',
     'On a standby: 1 when it was the synchronous standby at last contact with the primary',
     (snap) => (snap.state.role === 'standby' ? (snap.state.syncAtLastContact ? 1 : 0) : null),
+  );
+
+  // The lifecycle.
+  family(
+    'counter',
+    'pg_keeper_rejoins_total',
+    "Rejoins of the local server as the new primary's standby: ok (by pg_rewind, a base backup, or a restart), failed, refused",
+    ['result', 'method'],
+    (snap) => {
+      const r = snap.counts.rejoins;
+      return [
+        [{ result: 'ok', method: 'rewind' }, r.rewind],
+        [{ result: 'ok', method: 'basebackup' }, r.basebackup],
+        [{ result: 'ok', method: 'restart' }, r.restart],
+        [{ result: 'failed', method: 'none' }, snap.counts.actions.rejoin.failed],
+        [{ result: 'refused', method: 'none' }, r.refused],
+      ];
+    },
+  );
+  gauge(
+    'pg_keeper_last_rejoin_timestamp_seconds',
+    'When the local server last rejoined as a standby (0: never)',
+    done('rejoin'),
+  );
+  gauge('pg_keeper_rejoin_in_progress', '1 while a rejoin runs', (snap) =>
+    snap.task?.kind === 'rejoin' ? 1 : 0,
+  );
+
+  // The arbiter (etcd): no sample in two-node mode.
+  const arbiter = (snap: Snapshot) => snap.arbiter;
+  gauge('pg_keeper_arbiter_up', '1 when the last call to etcd succeeded within the lease TTL', (snap) => {
+    const a = arbiter(snap);
+    return a === null ? null : a.up ? 1 : 0;
+  });
+  gauge('pg_keeper_arbiter_lease_held', "1 when this keeper holds the primary's key in etcd", (snap) => {
+    const a = arbiter(snap);
+    return a === null ? null : a.leaseRemainingMs !== null ? 1 : 0;
+  });
+  gauge(
+    'pg_keeper_arbiter_lease_remaining_seconds',
+    "Time left on this keeper's lease by its own clock, from the send time of the last renewal that succeeded",
+    (snap) => {
+      const left = arbiter(snap)?.leaseRemainingMs;
+      return left === null || left === undefined ? null : left / 1000;
+    },
+  );
+  family(
+    'gauge',
+    'pg_keeper_arbiter_lease_holder',
+    "Who holds the primary's key, as etcd said at the last tick: 1 for the holder (none: nobody)",
+    ['holder'],
+    (snap) => {
+      const view = snap.observation?.arbiter;
+      if (!arbiter(snap) || !view?.reachable) return [];
+      return [[{ holder: holderName(snap) ?? 'none' }, 1]];
+    },
+  );
+  gauge(
+    'pg_keeper_arbiter_replication_synchronous',
+    'What etcd records about replication: 1 sync, 0 async (no sample: no record yet)',
+    (snap) => {
+      const r = snap.observation?.arbiter?.replication;
+      return !arbiter(snap) || r === null || r === undefined ? null : r === 'sync' ? 1 : 0;
+    },
+  );
+  gauge('pg_keeper_arbiter_lease_ttl_seconds', 'Configured etcd_lease_ttl', () =>
+    config().etcdEndpoints.length > 0 ? config().etcdLeaseTtlMs / 1000 : null,
+  );
+  family(
+    'counter',
+    'pg_keeper_arbiter_lease_renewals_total',
+    'Lease renewals etcd acknowledged',
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.renewals]];
+    },
+  );
+  family(
+    'counter',
+    'pg_keeper_arbiter_lease_renewal_failures_total',
+    'Lease renewals that failed or timed out',
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.renewalFailures]];
+    },
+  );
+  family(
+    'counter',
+    'pg_keeper_arbiter_leases_lost_total',
+    'Leases this keeper lost without giving them up (not renewed in time, or expired in etcd)',
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.leasesLost]];
+    },
   );
 
   const heartbeatDuration = new Histogram({

@@ -36,7 +36,8 @@ SELECT r.in_recovery,
             'name', application_name, 'state', state, 'syncState', sync_state,
             'replayLagBytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8,
             'replayLagSeconds', extract(epoch FROM replay_lag)::float8,
-            'replyAgeMs', (extract(epoch FROM clock_timestamp() - reply_time) * 1000)::float8)), '[]')
+            'replyAgeMs', (extract(epoch FROM clock_timestamp() - reply_time) * 1000)::float8,
+            'flushLsn', flush_lsn::text)), '[]')
             FROM pg_stat_replication WHERE pid IS NOT NULL)
        END AS standbys,
        CASE WHEN r.in_recovery THEN
@@ -108,11 +109,11 @@ export class LocalServer {
   }
 
   /**
-   * Put `value` back. When the configuration files already give it once the keeper's
+   * Put `value` back, and return the WAL position once it is back. When the configuration files already give it once the keeper's
    * override is reset, reset rather than pin it in postgresql.auto.conf, so that a later
    * edit of postgresql.conf still takes effect.
    */
-  async restoreSync(value: string, timeoutMs: number): Promise<void> {
+  async restoreSync(value: string, timeoutMs: number): Promise<string> {
     await this.session.query('ALTER SYSTEM RESET synchronous_standby_names', [], timeoutMs);
     const [fromFiles] = await this.session.query<{ setting: string | null }>(
       `SELECT (SELECT setting FROM pg_file_settings WHERE name = 'synchronous_standby_names' AND error IS NULL
@@ -128,6 +129,14 @@ export class LocalServer {
       );
     }
     await this.session.query('SELECT pg_reload_conf()', [], timeoutMs);
+    // Every commit acknowledged before the reload lies before this point; once a synchronous
+    // standby has flushed past it, none of them can be missing there (the arbiter's record).
+    const [at] = await this.session.query<{ lsn: string }>(
+      'SELECT pg_current_wal_lsn()::text AS lsn',
+      [],
+      timeoutMs,
+    );
+    return at?.lsn ?? '0/0';
   }
 
   /**

@@ -14,20 +14,25 @@ import {
   type Decision,
   type KeeperState,
   type LocalAction,
+  type Observation,
   type Outcome,
   type PeerObservation,
   type Rule,
+  type ServerView,
+  type TaskView,
 } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
 import { systemClock, type Clock } from './clock.js';
 import { TickSchedule } from './schedule.js';
-import { countAction, countHeartbeat, countHook, countReload, countVeto } from './counts.js';
+import { countAction, countHeartbeat, countHook, countRejoin, countReload, countVeto } from './counts.js';
 import { DecisionLog } from './decision-log.js';
 import { EVENT_HISTORY, initialSnapshot, type KeeperEvent, type Snapshot } from './snapshot.js';
-import type { KeeperDeps } from './ports.js';
+import type { ArbiterPort, KeeperDeps } from './ports.js';
 import { StateStore } from './state-file.js';
 
 const PROMOTE_WAIT_S = 30;
+/** The first wait after a failed rejoin; doubled at each failure in a row. */
+const REJOIN_BACKOFF_MS = 10_000;
 const ACTION_TIMEOUT_MS = 10_000;
 
 export class Keeper {
@@ -41,6 +46,8 @@ export class Keeper {
   private readonly decisions = new DecisionLog();
   private stopped = false;
   private busySince: number | null = null;
+  /** A rejoin running beside the loop. */
+  private task: TaskView | null = null;
 
   constructor(private readonly deps: KeeperDeps) {
     this.cfg = deps.config;
@@ -50,6 +57,11 @@ export class Keeper {
     this.snap = initialSnapshot(this.cfg.node, this.state, this.clock.now(), this.cfg.paused);
     this.schedule = new TickSchedule(this.clock, this.cfg.keepaliveTimeMs, () => this.safeTick());
     this.hooks = new Hooks(deps.runHook, (d) => this.hookDone(d));
+    // A failed renewal or a lost lease may call for going back to sync before the next tick.
+    deps.arbiter?.onChange(() => {
+      this.update({ arbiter: deps.arbiter?.status() ?? null });
+      this.schedule.soon();
+    });
   }
 
   get config(): Config {
@@ -94,6 +106,7 @@ export class Keeper {
     this.store.save(this.state, true);
     this.deps.local.close();
     this.deps.peer.close();
+    this.deps.arbiter?.close();
     if (this.hooks.count > 0) {
       this.log().warn(
         { event: 'stop', hooks_running: this.hooks.count },
@@ -138,15 +151,26 @@ export class Keeper {
   /** One observe-decide-act-record cycle. Public so tests can drive the loop without a timer. */
   async tick(): Promise<void> {
     const timeout = this.cfg.heartbeatTimeoutMs;
-    const [peer, local] = await Promise.all([
+    const [peer, local, arbiter] = await Promise.all([
       this.deps.peer.heartbeat(timeout),
       this.deps.local.observe(timeout),
+      this.deps.arbiter?.observe(timeout),
     ]);
-    const decision = decide(this.state, { local, peer }, this.clock.now(), this.rule());
+    // The data directory says what a server that does not answer is (its timeline, its state).
+    const server = !local.up && this.deps.server ? await this.serverState(timeout) : undefined;
+    const seen: Observation = {
+      local,
+      peer,
+      ...(arbiter ? { arbiter } : {}),
+      ...(server ? { server } : {}),
+      ...(this.task ? { task: this.task } : {}),
+    };
+    const decision = decide(this.state, seen, this.clock.now(), this.rule());
     this.noteHeartbeat(peer, decision.state.failures);
-    this.noteDecision(decision, { local, peer });
+    this.noteDecision(decision, seen);
     await this.act(decision);
     this.store.save(this.state);
+    if (this.deps.arbiter) this.update({ arbiter: this.deps.arbiter.status() });
     this.update({ lastTickAt: this.clock.now(), ticks: this.snap.ticks + 1 });
   }
 
@@ -203,6 +227,8 @@ export class Keeper {
         d.reason,
       );
     }
+    if (d.situation === 'rejoin-refused' && previous?.situation !== 'rejoin-refused')
+      this.update({ counts: countRejoin(this.snap.counts, 'refused') });
     if (d.veto) {
       this.update({ counts: countVeto(this.snap.counts, d.veto) });
       this.record({ event: 'veto', outcome: 'vetoed', detail: `${d.veto}: ${d.reason}` }, 'warn');
@@ -216,11 +242,16 @@ export class Keeper {
         this.startHook(action, d.reason);
         continue;
       }
+      if (action.kind === 'rejoin') {
+        this.startRejoin(d.reason);
+        continue;
+      }
       const started = this.clock.monotonic();
       this.busySince = this.clock.now();
       let error: string | undefined;
+      let lsn: string | undefined;
       try {
-        await this.perform(action);
+        lsn = (await this.perform(action)) ?? undefined;
       } catch (err) {
         error = errorText(err);
       } finally {
@@ -232,14 +263,17 @@ export class Keeper {
         at: this.clock.now(),
         durationMs: this.clock.monotonic() - started,
         ...(error === undefined ? {} : { error }),
+        ...(lsn === undefined ? {} : { lsn }),
       };
       this.settled(outcome, d.reason);
       if (!outcome.ok) return;
     }
   }
 
-  private perform(action: LocalAction): Promise<void> {
+  /** Carries out one action; restore-sync returns the WAL position once sync is back. */
+  private perform(action: Exclude<LocalAction, { kind: 'rejoin' }>): Promise<string | void> {
     const local = this.deps.local;
+    const arbiterTimeout = this.cfg.heartbeatTimeoutMs;
     switch (action.kind) {
       case 'switch-to-async':
         return local.switchToAsync(ACTION_TIMEOUT_MS);
@@ -249,15 +283,85 @@ export class Keeper {
         return local.restoreSync(action.value, ACTION_TIMEOUT_MS);
       case 'tune-wal-retrieve-retry-interval':
         return local.setWalRetrieveRetryInterval(action.ms, ACTION_TIMEOUT_MS);
+      case 'claim-lease':
+        return this.arbiter().claim(action.replicationRevision, action.recordAsync, arbiterTimeout);
+      case 'release-lease':
+        return this.arbiter().release(arbiterTimeout);
+      case 'record-replication':
+        return this.arbiter().record(action.mode, arbiterTimeout);
       default:
         return assertNever(action);
     }
   }
 
+  private async serverState(timeoutMs: number): Promise<ServerView | undefined> {
+    try {
+      return await this.deps.server?.state(Math.max(timeoutMs, 2000));
+    } catch (err) {
+      this.log().debug(
+        { event: 'server-state-failed', error: errorText(err) },
+        `cannot read the data directory: ${errorText(err)}`,
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * A rejoin runs beside the loop (a base backup may take minutes): the loop goes on
+   * heartbeating, its progress is in /status, and its outcome goes back to the policy.
+   */
+  private startRejoin(reason: string): void {
+    const server = this.deps.server;
+    if (!server || this.task) return;
+    const startedAt = this.clock.now();
+    const began = this.clock.monotonic();
+    this.setTask({ kind: 'rejoin', step: 'checking', detail: 'starting', startedAt });
+    this.record({ event: 'rejoin-start', outcome: 'info', detail: reason }, 'warn');
+    const progress = (step: string, detail: string): void => {
+      this.setTask({ kind: 'rejoin', step, detail, startedAt });
+      this.log().info({ event: 'rejoin-step', step, detail }, `rejoin: ${step}: ${detail}`);
+    };
+    void server
+      .rejoin(progress)
+      .then(
+        ({ method }): Outcome => ({
+          action: { kind: 'rejoin' },
+          ok: true,
+          at: this.clock.now(),
+          durationMs: this.clock.monotonic() - began,
+          method,
+        }),
+        (err: unknown): Outcome => ({
+          action: { kind: 'rejoin' },
+          ok: false,
+          at: this.clock.now(),
+          durationMs: this.clock.monotonic() - began,
+          error: errorText(err),
+        }),
+      )
+      .then((outcome) => {
+        this.setTask(null);
+        this.settled(outcome, reason);
+        this.store.save(this.state);
+        this.schedule.soon();
+      });
+  }
+
+  private setTask(task: TaskView | null): void {
+    this.task = task;
+    this.update({ task });
+  }
+
+  private arbiter(): ArbiterPort {
+    if (!this.deps.arbiter) throw new Error('no arbiter is configured (etcd_endpoints)');
+    return this.deps.arbiter;
+  }
+
   /** An action's outcome, recorded once: the policy's state, the counts, the events and the log. */
   private settled(o: Outcome, reason: string): void {
     this.state = settle(this.state, o);
-    this.update({ state: this.state, counts: countAction(this.snap.counts, o.action.kind, o.ok) });
+    const counted = countAction(this.snap.counts, o.action.kind, o.ok);
+    this.update({ state: this.state, counts: o.ok && o.method ? countRejoin(counted, o.method) : counted });
     const kind = o.action.kind;
     if (!o.ok) {
       this.record(
@@ -312,6 +416,11 @@ export class Keeper {
       maxContactGapMs: 2 * this.cfg.keepaliveTimeMs + this.cfg.heartbeatTimeoutMs,
       syncRestoreMaxLagBytes: this.cfg.syncRestoreMaxLagBytes,
       tuneWalRetrieveRetryInterval: this.cfg.tuneWalRetrieveRetryInterval,
+      arbiter: this.deps.arbiter
+        ? { ttlMs: this.cfg.etcdLeaseTtlMs, marginMs: arbiterMarginMs(this.cfg) }
+        : null,
+      autoRejoin: this.cfg.autoRejoin && this.deps.server !== undefined,
+      rejoinBackoffMs: REJOIN_BACKOFF_MS,
       paused: this.snap.paused,
     };
   }
@@ -335,6 +444,15 @@ export class Keeper {
   }
 }
 
+/**
+ * How much lease a primary must have left to be asynchronous: a tick and a heartbeat
+ * timeout (the next chance to go back to sync), at most half the TTL. The arbiter also
+ * wakes the loop when a renewal fails, so a long keepalive_time does not wait a whole tick.
+ */
+export function arbiterMarginMs(cfg: Config): number {
+  return Math.min(cfg.keepaliveTimeMs + cfg.heartbeatTimeoutMs, cfg.etcdLeaseTtlMs / 2);
+}
+
 function outcomeDetail(o: Outcome, reason: string): string {
   const a = o.action;
   switch (a.kind) {
@@ -346,6 +464,16 @@ function outcomeDetail(o: Outcome, reason: string): string {
       return `wal_retrieve_retry_interval set to ${a.ms} ms (${reason})`;
     case 'switch-to-async':
       return reason;
+    case 'claim-lease':
+      return a.recordAsync
+        ? `took the lease, recorded "async" in etcd (${reason})`
+        : `took the lease (${reason})`;
+    case 'release-lease':
+      return `gave the lease up (${reason})`;
+    case 'record-replication':
+      return `recorded "${a.mode}" in etcd (${reason})`;
+    case 'rejoin':
+      return `now a standby of the new primary, by ${o.method ?? '?'}, in ${Math.round(o.durationMs / 100) / 10} s (${reason})`;
     default:
       return assertNever(a);
   }

@@ -13,16 +13,21 @@ import { heartbeat } from '../postgres/peer.js';
 import { describeEndpoint, toPgClientConfig } from '../postgres/client-config.js';
 import { PgSession } from '../postgres/session.js';
 import { errorText } from '../util/errors.js';
+import { EtcdArbiter } from '../arbiter/etcd.js';
+import { systemClock } from './clock.js';
 import { Keeper } from './keeper.js';
+import type { ServerPort } from './ports.js';
+import { rejoin } from '../lifecycle/rejoin.js';
+import { ServerControl } from '../server/control.js';
 
 /** pg-keeper's log: JSON lines with structured fields, to stdout unless `destination` is given. */
 export function createLogger(
-  cfg: Pick<Config, 'node' | 'logLevel'>,
+  cfg: Pick<Config, 'node' | 'logLevel' | 'clusterName'>,
   destination?: DestinationStream,
 ): Logger {
   const options: LoggerOptions = {
     level: cfg.logLevel,
-    base: { node: cfg.node },
+    base: { cluster: cfg.clusterName, node: cfg.node },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Defence in depth: nothing should log these, and if something does, it is masked.
     redact: {
@@ -42,6 +47,23 @@ function session(cfg: Config, node: NodeName): PgSession {
   );
 }
 
+/** The etcd arbiter of this keeper's configuration (etcd_endpoints set). */
+function arbiterOf(cfg: Config, logger: Logger): EtcdArbiter {
+  return new EtcdArbiter({
+    endpoints: cfg.etcdEndpoints,
+    tls: { ca: cfg.etcdCaCert, cert: cfg.etcdCert, key: cfg.etcdKey },
+    auth:
+      cfg.etcdUser !== null && cfg.etcdPassword !== null
+        ? { user: cfg.etcdUser, password: cfg.etcdPassword }
+        : null,
+    node: cfg.node,
+    prefix: cfg.etcdPrefix,
+    ttlMs: cfg.etcdLeaseTtlMs,
+    clock: systemClock,
+    log: logger,
+  });
+}
+
 export interface Running {
   keeper: Keeper;
   server: Server;
@@ -49,7 +71,42 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+/** The local server's processes and files, when the configuration says where (data_directory). */
+function serverOf(cfg: Config): ServerPort | null {
+  if (cfg.dataDirectory === null) return null;
+  const control = new ServerControl({
+    dataDir: cfg.dataDirectory,
+    binDir: cfg.pgBinDir,
+    startCommand: cfg.serverStartCommand,
+    stopCommand: cfg.serverStopCommand,
+  });
+  const owner = control.ownerProblem();
+  if (owner) throw new Error(owner);
+  return {
+    state: (timeoutMs) => control.state(timeoutMs),
+    rejoin: async (progress) => {
+      // Sessions of its own: the loop's heartbeat and observation go on beside it.
+      const peer = session(cfg, peerOf(cfg.node));
+      const local = session(cfg, cfg.node);
+      try {
+        return await rejoin({
+          node: cfg.node,
+          control,
+          peer,
+          local,
+          peerConninfo: conninfoOf(cfg, peerOf(cfg.node)),
+          progress,
+        });
+      } finally {
+        peer.close();
+        local.close();
+      }
+    },
+  };
+}
+
 export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Promise<Running> {
+  const dataDir = serverOf(cfg);
   const peerSession = session(cfg, peerOf(cfg.node));
   const local = new LocalServer(session(cfg, cfg.node));
   let keeper: Keeper | null = null;
@@ -65,6 +122,8 @@ export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Prom
     logger,
     metrics,
     runHook,
+    ...(cfg.etcdEndpoints.length > 0 ? { arbiter: arbiterOf(cfg, logger) } : {}),
+    ...(dataDir ? { server: dataDir } : {}),
   });
   const server = await listen(
     createApp({ keeper, registry: metrics.registry, logger }),

@@ -11,6 +11,7 @@ export class TickSchedule {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = true;
+  private again = false;
 
   constructor(
     private readonly clock: Clock,
@@ -28,6 +29,19 @@ export class TickSchedule {
     if (period === this.period) return;
     this.period = period;
     if (!this.stopped) this.restartAt(this.clock.monotonic());
+  }
+
+  /** A tick as soon as possible (right after the one running, if any), without moving the schedule. */
+  soon(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.slot = Math.max(0, this.slot - 1);
+    this.run();
   }
 
   /** Stop; wait (at most `graceMs`) for a tick in progress. */
@@ -53,15 +67,17 @@ export class TickSchedule {
     this.slot = Math.max(this.slot, Math.ceil((now - this.epoch - 1) / this.period));
     const due = this.epoch + this.slot * this.period;
     this.slot += 1;
-    this.timer = setTimeout(
-      () => {
-        this.timer = null;
-        this.running = this.tick().finally(() => {
-          this.running = null;
-          this.next();
-        });
-      },
-      Math.max(0, due - now),
-    );
+    this.timer = setTimeout(() => this.run(), Math.max(0, due - now));
+  }
+
+  private run(): void {
+    this.timer = null;
+    this.running = this.tick().finally(() => {
+      this.running = null;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.run();
+      } else this.next();
+    });
   }
 }

@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import { check, eras } from './checker.js';
 import type { PlannedFault } from './schedule.js';
 import type { FaultRecord } from './types.js';
-import type { NodeName, WriteRecord } from './workload.js';
+import type { NodeName } from '../../src/config/config.js';
+import type { WriteRecord } from './workload.js';
 
 let nextId = 1;
 function w(node: NodeName, timeline: number, sentAt: number, ackAt: number | null): WriteRecord {

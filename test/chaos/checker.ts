@@ -16,9 +16,10 @@
 
 import { readFileSync } from 'node:fs';
 import type { Topology } from './topology.js';
-import { NODES, keeperExited } from './topology.js';
+import { NODES, type NodeName } from '../../src/config/config.js';
+import { keeperExited } from './topology.js';
 import type { Anomaly, FaultRecord, PartitionMeasurement } from './types.js';
-import type { NodeName, WriteRecord } from './workload.js';
+import type { WriteRecord } from './workload.js';
 
 export interface Era {
   node: NodeName;

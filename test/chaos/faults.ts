@@ -3,11 +3,11 @@
 
 import { describeFault, type PlannedFault } from './schedule.js';
 import { heal } from './operator.js';
-import { NODES, keeperExited, otherNode, Topology } from './topology.js';
+import { keeperExited, Topology } from './topology.js';
 import { anomaly, pause, type FaultRecord, type RunContext } from './types.js';
-import type { NodeName } from './workload.js';
-import type { PgNode } from '../../src/demo/cluster.js';
-import { waitFor } from '../support/keeper-process.js';
+import { NODES, peerOf, type NodeName } from '../../src/config/config.js';
+import { waitFor } from '../../src/util/wait.js';
+import type { PgNode } from '../support/test-pair.js';
 
 /** The node that is the primary now (the pair is healthy between faults, so there is exactly one). */
 async function currentPrimary(ctx: RunContext): Promise<NodeName> {
@@ -67,7 +67,7 @@ export async function runFault(ctx: RunContext, planned: PlannedFault, total: nu
     planned.target === 'primary'
       ? primaryBefore
       : planned.target === 'standby'
-        ? otherNode(primaryBefore)
+        ? peerOf(primaryBefore)
         : null;
   const rec: FaultRecord = {
     planned,
@@ -168,7 +168,7 @@ function checkFailover(ctx: RunContext, rec: FaultRecord): void {
     anomaly(
       ctx,
       'no-failover',
-      `${rec.node} was gone for ${durationMs} ms (${kind}) and ${otherNode(rec.node ?? 'node1')} was not promoted`,
+      `${rec.node} was gone for ${durationMs} ms (${kind}) and ${peerOf(rec.node ?? 'node1')} was not promoted`,
     );
   }
 }
@@ -181,7 +181,7 @@ function checkFailover(ctx: RunContext, rec: FaultRecord): void {
 async function hungHook(ctx: RunContext, rec: FaultRecord): Promise<void> {
   const { topo } = ctx;
   const primary = rec.node as NodeName;
-  const standby = otherNode(primary);
+  const standby = peerOf(primary);
   const marker = `${topo.hookMarker}-hung`;
   await topo.reconfigureKeeper(standby, { after_command: `sleep 3600; : ${marker}` });
   const k = topo.keepers[standby];
@@ -250,7 +250,7 @@ async function hungHook(ctx: RunContext, rec: FaultRecord): Promise<void> {
 async function cascadeKill(ctx: RunContext, rec: FaultRecord): Promise<void> {
   const { topo, workload } = ctx;
   const primary = rec.primaryBefore;
-  const standby = otherNode(primary);
+  const standby = peerOf(primary);
   const variant = rec.planned.variant ?? 'server';
   if (variant === 'host') await topo.killKeeper(standby);
   if (variant === 'frozen-host') {

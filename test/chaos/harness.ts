@@ -9,10 +9,12 @@ import { checkEnd, check, type CheckResult } from './checker.js';
 import { runFault } from './faults.js';
 import { NotHealed, heal } from './operator.js';
 import { describeFault, makeSchedule } from './schedule.js';
-import { NODES, Topology } from './topology.js';
+import { NODES, type NodeName } from '../../src/config/config.js';
+import { Topology } from './topology.js';
 import { pause, type Anomaly, type FaultRecord, type RunContext } from './types.js';
-import { Workload, type NodeName } from './workload.js';
-import { CLI, waitFor } from '../support/keeper-process.js';
+import { Workload } from './workload.js';
+import { waitFor } from '../../src/util/wait.js';
+import { CLI } from '../support/keeper-process.js';
 
 export interface RunOptions {
   seed: number;

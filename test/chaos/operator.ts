@@ -16,10 +16,10 @@
 //
 // Everything is bounded by a deadline; failing it is the anomaly `not-healed`.
 
-import { readProcStat } from '../../src/demo/proc.js';
-import { NODES, keeperExited, otherNode, type ServerView } from './topology.js';
+import { readProcStat } from '../../src/util/procfs.js';
+import { NODES, peerOf, type NodeName } from '../../src/config/config.js';
+import { keeperExited, type ServerView } from './topology.js';
 import { anomaly, pause, type RunContext } from './types.js';
-import type { NodeName } from './workload.js';
 
 export class NotHealed extends Error {
   override name = 'NotHealed';
@@ -110,7 +110,7 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
   for (const n of NODES) {
     const v = views[n];
     if (v.running) continue;
-    const o = views[otherNode(n)];
+    const o = views[peerOf(n)];
     if (o.up && o.inRecovery === false && (!v.standbySignal || p.startFailures[n] >= 2)) {
       act(`${n} is down and ${o.node} is the primary: rebuilding ${n} as its standby`);
       await rebuild(ctx, p, n, o.node, act);
@@ -151,7 +151,7 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
   p.bothStandbysSince = null;
 
   const primary: NodeName = v1?.inRecovery === false ? 'node1' : 'node2';
-  const standby = otherNode(primary);
+  const standby = peerOf(primary);
   if ((await topo.primaryConninfoPort(standby)) !== topo.proxyTo[primary].port) {
     await topo.repoint(standby, primary);
     act(`pointed ${standby}'s WAL receiver at the proxy in front of ${primary}`);
@@ -190,7 +190,7 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
 /** Null when both keepers report what the servers are, with sync replication and nobody in doubt. */
 async function keepersAgree(ctx: RunContext, primary: NodeName): Promise<string | null> {
   const { topo } = ctx;
-  const standby = otherNode(primary);
+  const standby = peerOf(primary);
   const kp = topo.keepers[primary];
   const ks = topo.keepers[standby];
   for (const k of [kp, ks]) {
@@ -245,7 +245,7 @@ async function resolveTwoPrimaries(
       workload.records.filter((r) => r.node === n && r.ackAt !== null && r.sentAt >= since).length;
     loser = count('node1') < count('node2') ? 'node1' : 'node2';
   }
-  const winner = otherNode(loser);
+  const winner = peerOf(loser);
   const loserTl = views[loser].timeline;
   const ackedOnLoser = workload.records
     .filter((r) => r.node === loser && r.ackAt !== null && r.timeline === loserTl)

@@ -3,7 +3,8 @@
 
 import type { Topology } from './topology.js';
 import type { CutMode, FaultKind, PlannedFault } from './schedule.js';
-import type { NodeName, Workload } from './workload.js';
+import type { NodeName } from '../../src/config/config.js';
+import type { Workload } from './workload.js';
 
 export const ANOMALY_KINDS = [
   /** An acknowledged write is not on the final primary (outside a partition). */

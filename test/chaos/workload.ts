@@ -17,9 +17,8 @@
 
 import net from 'node:net';
 import pg from 'pg';
-import type { ConnTarget } from '../../src/demo/cluster.js';
-
-export type NodeName = 'node1' | 'node2';
+import type { NodeName } from '../../src/config/config.js';
+import type { ConnTarget } from '../../src/local-pair/query.js';
 
 export interface WriteRecord {
   id: number;

@@ -14,12 +14,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { freePort, PgPair } from '../../src/demo/cluster.js';
+import { freePort } from '../../src/local-pair/free-port.js';
+import { waitFor } from '../../src/util/wait.js';
 import type { Status } from '../../src/http/status.js';
-import { onExit } from '../support/on-exit.js';
 import { Podman } from '../support/podman.js';
-import { makeDir } from '../support/setup.js';
-import { waitFor } from '../support/keeper-process.js';
+import { makeDir, rmDir } from '../support/temp-dir.js';
+import { TestPair } from '../support/test-pair.js';
 import { NODE_IMAGE, buildNodeImage } from '../support/stand-in-images.js';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
@@ -40,7 +40,6 @@ interface ImageConfig {
 
 let podman: Podman | undefined;
 let dir = '';
-let forgetDir = (): void => {};
 const timings: Record<string, number> = {};
 
 function timed<T>(what: string, f: () => T): T {
@@ -72,8 +71,7 @@ function inspectImage(image: string): {
 }
 
 before(async () => {
-  dir = await makeDir();
-  forgetDir = onExit(() => fs.rmSync(dir, { recursive: true, force: true }));
+  dir = makeDir();
   podman = Podman.create();
   timed('stand-in base image', () => buildNodeImage(p()));
   timed('image build', () =>
@@ -97,8 +95,7 @@ before(async () => {
 
 after(() => {
   podman?.destroySync();
-  forgetDir();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  if (dir) rmDir(dir);
   const shown = Object.entries(timings).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`);
   process.stdout.write(`# container test timings: ${shown.join(', ')}\n`);
 });
@@ -138,8 +135,7 @@ describe('the image', () => {
 });
 
 describe('a keeper in the container beside a real pair', () => {
-  let pair: PgPair | undefined;
-  let forgetPair = (): void => {};
+  let pair: TestPair | undefined;
   let port = 0;
   let base = '';
   const status = async (): Promise<Status> => {
@@ -150,9 +146,7 @@ describe('a keeper in the container beside a real pair', () => {
     p().must(['volume', 'inspect', '--format', '{{.Mountpoint}}', VOLUME]).trim();
 
   before(async () => {
-    pair = await PgPair.create({ baseDir: path.join(dir, 'pg') });
-    const created = pair;
-    forgetPair = onExit(() => created.emergencyStop());
+    pair = await TestPair.create({ baseDir: path.join(dir, 'pg') });
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
     const config = path.join(dir, 'pg-keeper.yml');
@@ -193,7 +187,6 @@ describe('a keeper in the container beside a real pair', () => {
 
   after(async () => {
     p().run(['rm', '--force', '--time', '1', NAME]);
-    forgetPair();
     await pair?.destroy();
   });
 
@@ -222,7 +215,7 @@ describe('a keeper in the container beside a real pair', () => {
   });
 
   test('fails a SIGKILLed primary over, and runs after_command once, as uid 10001', async () => {
-    const a = pair as PgPair;
+    const a = pair as TestPair;
     await a.kill(a.node1, 'SIGKILL');
     const s = await waitFor(
       async () => {

@@ -4,10 +4,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { killServer, releaseStaleSharedMemory } from '../../src/demo/server-procs.js';
+import { NODES } from '../../src/config/config.js';
+import { readDemoState } from '../../src/demo/workdir.js';
+import { onExit } from '../../src/local-pair/exit-hook.js';
+import { isProcessAlive, listPids, readProcCmdline, readProcCwd } from '../../src/util/procfs.js';
+import { killServer, killServerSync, releaseStaleSharedMemory } from '../../src/server/procs.js';
+import { sleep } from '../../src/util/wait.js';
+import { makeDir, rmDir } from '../support/temp-dir.js';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -15,6 +20,9 @@ const CLI = path.join(ROOT, 'dist', 'cli.js');
 before(() => {
   if (!fs.existsSync(CLI)) execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
 });
+
+/** Every CLI process started here, to be killed should a test leave one running. */
+const started: Cli[] = [];
 
 /** A `node dist/cli.js ...` process with its output (stdout and stderr, interleaved) collected. */
 class Cli {
@@ -36,7 +44,11 @@ class Cli {
 
   static start(args: string[]): Cli {
     // Piped output: not a terminal, so the demo prints a line per change instead of redrawing.
-    return new Cli(spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const cli = new Cli(
+      spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+    started.push(cli);
+    return cli;
   }
 
   async waitFor(pattern: RegExp, timeoutMs: number): Promise<void> {
@@ -45,7 +57,7 @@ class Cli {
       if (this.code !== null)
         assert.fail(`exited (${this.code}) before printing ${pattern}:\n${this.output}`);
       if (Date.now() > deadline) assert.fail(`no ${pattern} within ${timeoutMs} ms:\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
 
@@ -79,26 +91,22 @@ async function runCli(args: string[], timeoutMs: number): Promise<Cli> {
 function processesOf(dir: string): string[] {
   const real = fs.realpathSync(dir);
   const found: string[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2))) continue;
-      const cmdline = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      let cwd = '';
-      try {
-        cwd = fs.readlinkSync(`/proc/${name}/cwd`);
-      } catch {
-        // not ours to look at
-      }
-      if (cwd === real || cwd.startsWith(`${real}/`) || cmdline.includes(real) || cmdline.includes(dir)) {
-        found.push(`${name} (cwd ${cwd}): ${cmdline}`);
-      }
-    } catch {
-      // gone meanwhile
+  for (const pid of listPids()) {
+    if (pid === process.pid || !isProcessAlive(pid)) continue;
+    const cmdline = readProcCmdline(pid)?.join(' ').trim();
+    if (cmdline === undefined) continue; // gone meanwhile
+    const cwd = readProcCwd(pid) ?? '';
+    if (cwd === real || cwd.startsWith(`${real}/`) || cmdline.includes(real) || cmdline.includes(dir)) {
+      found.push(`${pid} (cwd ${cwd}): ${cmdline}`);
     }
   }
   return found;
+}
+
+/** The data directories of the demo in `dir`, where its state.json says they are (else where they go). */
+function dataDirsOf(dir: string): string[] {
+  const state = readDemoState(dir);
+  return NODES.map((n) => state?.nodes[n].dataDir ?? path.join(dir, 'pg', n, 'data'));
 }
 
 function assertNothingRunsIn(dir: string): void {
@@ -109,22 +117,29 @@ function assertNothingRunsIn(dir: string): void {
 
 describe('pg-keeper demo', { timeout: 120_000 }, () => {
   let dir: string;
-  const started: Cli[] = [];
+
+  let removeExitHook = (): void => {};
 
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgk-demo-'));
-    fs.chmodSync(dir, 0o755); // as root, PostgreSQL runs as postgres and must reach <dir>/pg
+    // Searchable by all: as root, PostgreSQL runs as postgres and must reach <dir>/pg.
+    dir = makeDir('pgk-demo-');
+    // Should this process be interrupted, the demos it started must not outlive it, nor the
+    // servers of a demo it killed with SIGKILL (after() does the same when the tests end).
+    removeExitHook = onExit(() => {
+      for (const cli of started) if (cli.code === null) cli.child.kill('SIGKILL');
+      for (const dataDir of dataDirsOf(dir)) killServerSync(dataDir);
+    });
   });
 
   after(async () => {
     for (const cli of started) if (cli.code === null) cli.child.kill('SIGKILL');
     // A failed test may have left servers behind: never leave them running.
-    for (const node of ['node1', 'node2']) {
-      const dataDir = path.join(dir, 'pg', node, 'data');
+    for (const dataDir of dataDirsOf(dir)) {
       await killServer(dataDir).catch(() => []);
       releaseStaleSharedMemory(dataDir);
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeExitHook();
+    rmDir(dir);
   });
 
   test('--once fails the primary over to the standby, times it, and leaves nothing running', async () => {
@@ -147,7 +162,6 @@ describe('pg-keeper demo', { timeout: 120_000 }, () => {
 
   test('a second run in the same directory, failed over by `demo kill primary`, stops on SIGINT', async () => {
     const demo = Cli.start(['demo', '--dir', dir]);
-    started.push(demo);
     await demo.waitFor(/^ready: /m, 40_000);
     assert.match(demo.output, /demo kill primary --dir /, 'it says how to cause a failover');
 
@@ -169,7 +183,6 @@ describe('pg-keeper demo', { timeout: 120_000 }, () => {
 
   test('a run after a demo killed with SIGKILL stops what that one left running', async () => {
     const demo = Cli.start(['demo', '--dir', dir]);
-    started.push(demo);
     await demo.waitFor(/^ready: /m, 40_000);
     demo.child.kill('SIGKILL');
     await demo.exit(5000);
@@ -183,7 +196,7 @@ describe('pg-keeper demo', { timeout: 120_000 }, () => {
   });
 
   test('refuses a non-empty directory it did not make, and deletes nothing in it', async () => {
-    const other = fs.mkdtempSync(path.join(os.tmpdir(), 'pgk-demo-'));
+    const other = makeDir('pgk-demo-');
     try {
       fs.writeFileSync(path.join(other, 'precious'), 'x');
       const run = await runCli(['demo', '--once', '--dir', other], 20_000);
@@ -191,7 +204,7 @@ describe('pg-keeper demo', { timeout: 120_000 }, () => {
       assert.match(run.output, /not empty and was not made by pg-keeper demo/);
       assert.deepEqual(fs.readdirSync(other), ['precious']);
     } finally {
-      fs.rmSync(other, { recursive: true, force: true });
+      rmDir(other);
     }
   });
 });

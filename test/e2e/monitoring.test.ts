@@ -6,19 +6,16 @@
 // (scripts/ensure-deps.sh); fails, rather than skips, without them.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { buildDashboard, dashboardExpressions } from '../../scripts/dashboard.js';
-import { waitFor } from '../support/keeper-process.js';
+import { waitFor } from '../../src/util/wait.js';
 import {
   ALERTMANAGER_BIN,
   Prometheus,
   PROMETHEUS_BIN,
-  removeOnExit,
   requireBinary,
   startAlertmanager,
   WebhookReceiver,
@@ -26,7 +23,8 @@ import {
   type PromAlert,
   type PromSeries,
 } from '../support/prometheus-server.js';
-import { eventTime, setUp, tearDown, type Setup } from '../support/setup.js';
+import { setUp, tearDown, waitForEvent, type Setup } from '../support/setup.js';
+import { makeDir, rmDir } from '../support/temp-dir.js';
 
 const RULES = fileURLToPath(new URL('../../alerts/pg-keeper.rules.yml', import.meta.url));
 const JOB = 'pg-keeper';
@@ -106,10 +104,8 @@ describe('Prometheus and Alertmanager watching a real failover', () => {
     async () => {
       requireBinary(PROMETHEUS_BIN);
       requireBinary(ALERTMANAGER_BIN);
-      dir = mkdtempSync(join(tmpdir(), 'pgk-mon-'));
-      removeOnExit(dir);
+      dir = makeDir('pgk-mon-');
       s = await setUp({ settings: { after_command: 'true' } });
-      removeOnExit(s.dir); // the keepers' files, should the run be interrupted before after()
       webhook = await WebhookReceiver.start();
       alertmanager = await startAlertmanager({ dir, webhookUrl: webhook.url });
       const targets = [s.k1.url, s.k2.url].map((u) => new URL(u).host);
@@ -136,7 +132,7 @@ describe('Prometheus and Alertmanager watching a real failover', () => {
     async () => {
       await Promise.all([prometheus?.stop(), alertmanager?.stop(), webhook?.stop()]);
       await tearDown(s);
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      if (dir) rmDir(dir);
     },
     { timeout: 60_000 },
   );
@@ -168,9 +164,9 @@ describe('Prometheus and Alertmanager watching a real failover', () => {
         60_000,
         100,
       );
-      const promotedAt = eventTime(k2, 'promote');
+      const promotedAt = await waitForEvent(k2, 'promote');
       t.diagnostic(
-        `kill → promoted ${promotedAt === null ? '?' : promotedAt - killedAt} ms; ` +
+        `kill → promoted ${promotedAt - killedAt} ms; ` +
           `kill → webhook ${failover.receivedAt - killedAt} ms`,
       );
       assert.equal(failover.labels.severity, 'critical');
@@ -198,7 +194,7 @@ describe('Prometheus and Alertmanager watching a real failover', () => {
     const { pair, k1, k2 } = s as Setup;
     const prom = prometheus as Prometheus;
     await pair.rebuildAsStandby(pair.node1, pair.node2);
-    await waitFor(() => eventTime(k2, 'restore-sync'), 'node2’s keeper to restore sync', 60_000);
+    await waitForEvent(k2, 'restore-sync', 60_000);
     // Prometheus has seen the pair whole again: node1 a standby streaming from node2, sync back.
     await waitFor(
       async () =>

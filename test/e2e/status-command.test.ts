@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { Status } from '../../src/http/status.js';
-import { CLI, waitFor, type KeeperProcess } from '../support/keeper-process.js';
+import { waitFor } from '../../src/util/wait.js';
+import { CLI, type KeeperProcess } from '../support/keeper-process.js';
 import { setUp, tearDown, type Setup } from '../support/setup.js';
 
 function status(k: KeeperProcess, ...args: string[]): string {

@@ -17,12 +17,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { freePort, PgPair } from '../../src/demo/cluster.js';
+import { freePort } from '../../src/local-pair/free-port.js';
+import { waitFor } from '../../src/util/wait.js';
 import type { Status } from '../../src/http/status.js';
-import { waitFor } from '../support/keeper-process.js';
-import { onExit } from '../support/on-exit.js';
 import { Podman } from '../support/podman.js';
-import { makeDir } from '../support/setup.js';
+import { makeDir, rmDir } from '../support/temp-dir.js';
+import { TestPair } from '../support/test-pair.js';
 import { buildDebianImage } from '../support/stand-in-images.js';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
@@ -33,7 +33,6 @@ const DEB = `pg-keeper_${VERSION}_amd64.deb`;
 
 let dir = '';
 let clone = '';
-let forgetDir = (): void => {};
 const timings: Record<string, number> = {};
 
 /** Runs a command (no shell) and fails with its output unless it exits 0. */
@@ -61,8 +60,7 @@ function sh(
 }
 
 before(async () => {
-  dir = await makeDir();
-  forgetDir = onExit(() => fs.rmSync(dir, { recursive: true, force: true }));
+  dir = makeDir();
   clone = path.join(dir, 'pg-keeper');
   sh('git clone', 'git', ['clone', '--quiet', ROOT, clone], { cwd: dir });
   assert.ok(!fs.existsSync(path.join(clone, 'dist')), 'a clean clone has no dist/');
@@ -70,8 +68,7 @@ before(async () => {
 });
 
 after(() => {
-  forgetDir();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  if (dir) rmDir(dir);
   const shown = Object.entries(timings).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(1)} s`);
   process.stdout.write(`# package test timings: ${shown.join(', ')}\n`);
 });
@@ -178,8 +175,7 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
   });
 
   describe('the installed keeper, beside a real pair', () => {
-    let pair: PgPair | undefined;
-    let forgetPair = (): void => {};
+    let pair: TestPair | undefined;
     let base = '';
     const NAME = 'pgk-test-deb-keeper';
     const status = async (): Promise<Status> => {
@@ -188,9 +184,7 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
     };
 
     before(async () => {
-      pair = await PgPair.create({ baseDir: path.join(dir, 'pg') });
-      const created = pair;
-      forgetPair = onExit(() => created.emergencyStop());
+      pair = await TestPair.create({ baseDir: path.join(dir, 'pg') });
       const port = await freePort();
       base = `http://127.0.0.1:${port}`;
       const config = path.join(dir, 'pg-keeper.yml');
@@ -230,7 +224,6 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
     });
     after(async () => {
       p().run(['rm', '--force', '--time', '1', NAME]);
-      forgetPair();
       await pair?.destroy();
     });
 
@@ -253,7 +246,7 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
     });
 
     test('fails a SIGKILLed primary over and runs after_command once, as postgres, without the flag', async () => {
-      const a = pair as PgPair;
+      const a = pair as TestPair;
       await a.kill(a.node1, 'SIGKILL');
       await waitFor(
         async () => {

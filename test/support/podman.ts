@@ -13,7 +13,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { onExit } from './on-exit.js';
+import { onExit } from '../../src/local-pair/exit-hook.js';
 
 export interface Run {
   code: number | null;

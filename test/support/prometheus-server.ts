@@ -5,22 +5,13 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  accessSync,
-  closeSync,
-  constants,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from '../../src/demo/cluster.js';
-import { waitFor } from './keeper-process.js';
+import { onExit } from '../../src/local-pair/exit-hook.js';
+import { freePort } from '../../src/local-pair/free-port.js';
+import { waitFor } from '../../src/util/wait.js';
 
 export const PROMETHEUS_BIN = '/usr/bin/prometheus';
 export const ALERTMANAGER_BIN = '/usr/bin/prometheus-alertmanager';
@@ -37,36 +28,6 @@ export function requireBinary(file: string): void {
 }
 
 // ---- daemons, killed by pid whatever happens to the test ----
-
-const live = new Set<ChildProcess>();
-const dirsToRemove = new Set<string>();
-
-/** Removes `dir` when the process exits, after its daemons are killed (after() normally does it first). */
-export function removeOnExit(dir: string): void {
-  dirsToRemove.add(dir);
-}
-
-function cleanUpAtExit(): void {
-  for (const child of live) {
-    if (child.exitCode === null && child.signalCode === null && child.pid) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  for (const dir of dirsToRemove) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-}
-
-process.on('exit', cleanUpAtExit);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    // Nobody else handles it: exit as the signal would, but through process.exit() so that the
-    // 'exit' hooks run (this one, and PgPair's, which stops the PostgreSQL servers).
-    if (process.listenerCount(signal) === 0) process.exit(128 + osConstants.signals[signal]);
-  });
-}
 
 export class Daemon {
   private readonly exited: Promise<void>;
@@ -111,8 +72,10 @@ export class Daemon {
       const child = spawn(bin, args(port), { stdio: ['ignore', fd, fd] });
       closeSync(fd);
       child.on('error', () => {}); // seen as an exit below
-      live.add(child);
-      child.once('exit', () => live.delete(child));
+      const removeExitHook = onExit(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
+      child.once('exit', removeExitHook);
       const daemon = new Daemon(name, child, `http://127.0.0.1:${port}`, logFile);
       const outcome = await waitFor(
         async () => {

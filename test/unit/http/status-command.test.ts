@@ -11,6 +11,7 @@ const NOW = Date.parse('2026-01-01T00:00:10.000Z');
 function status(over: Partial<Status> = {}): Status {
   return {
     version: '0.1.0',
+    cluster: 'main',
     node: 'node1',
     peer: 'node2',
     role: 'primary',
@@ -33,6 +34,7 @@ function status(over: Partial<Status> = {}): Status {
           replayLagBytes: 2048,
           replayLagSeconds: 0.25,
           replyAgeMs: 100,
+          flushLsn: null,
         },
       ],
     },
@@ -55,6 +57,9 @@ function status(over: Partial<Status> = {}): Status {
       saved_synchronous_standby_names: null,
     },
     last_action: null,
+    task: null,
+    last_rejoin_at: null,
+    arbiter: null,
     events: [],
     config: {
       node1_conninfo: 'host=pg1 port=5432 dbname=postgres user=keeper password=********',
@@ -166,7 +171,7 @@ test('after a failover with a dead peer: the peer is unreachable and unknown, th
     }),
     NOW,
   );
-  assert.match(text, /^pg-keeper 0\.1\.0 on node2: primary-lost-standby \(warn\)$/m);
+  assert.match(text, /^pg-keeper 0\.1\.0, cluster main, on node2: primary-lost-standby \(warn\)$/m);
   assert.deepEqual(row(text, 'node2').slice(2, 5), ['primary', 'running, replication ASYNCHRONOUS', '2']);
   assert.deepEqual(row(text, 'node1').slice(2, 4), ['?', 'UNREACHABLE: connect ECONNREFUSED 10.0.0.11:5432']);
   assert.match(text, /^heartbeats +30 failed in a row, keepalive_count \(3\) reached/m);
@@ -196,4 +201,27 @@ test('--url takes a URL, HOST:PORT or a bare host (port 9754)', () => {
   assert.equal(statusUrl('https://pg1.example.com/').href, 'https://pg1.example.com/status');
   assert.throws(() => statusUrl('http://'), /--url "http:\/\/" is not a URL: give http:\/\/HOST:PORT/);
   assert.throws(() => statusUrl('ftp://pg1'), /http:\/\/ or https:\/\//);
+});
+
+test('with the etcd arbiter: who holds the lease and for how long, like Patroni shows its leader lock', () => {
+  const text = formatStatus(
+    status({
+      arbiter: {
+        up: true,
+        reachable: true,
+        endpoint: 'http://127.0.0.1:2379',
+        error: null,
+        holder: 'node1',
+        lease_held: true,
+        lease_remaining_seconds: 2.5,
+        lease_ttl: 3,
+        replication: null,
+        renewals: 10,
+        renewal_failures: 0,
+        leases_lost: 0,
+      },
+    }),
+    NOW,
+  );
+  assert.match(text, /^arbiter +etcd http:\/\/127\.0\.0\.1:2379 up; lease held by node1 \(2\.5 s left\)$/m);
 });

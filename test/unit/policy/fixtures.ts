@@ -21,6 +21,9 @@ export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<R
     maxContactGapMs: keepaliveTimeMs * 2 + keepaliveTimeMs * 0.8,
     syncRestoreMaxLagBytes: 1024 * 1024,
     tuneWalRetrieveRetryInterval: false,
+    arbiter: null,
+    autoRejoin: false,
+    rejoinBackoffMs: 10_000,
     paused: false,
     ...extra,
   };
@@ -34,6 +37,7 @@ export function standbyView(extra: Partial<StandbyView> = {}): StandbyView {
     replayLagBytes: 0,
     replayLagSeconds: 0,
     replyAgeMs: 50,
+    flushLsn: '0/3000000',
     ...extra,
   };
 }
@@ -72,12 +76,14 @@ export const peerStandby: PeerObservation = {
   reachable: true,
   inRecovery: true,
   synchronousStandbys: [],
+  timeline: null,
   rttMs: 1,
 };
 export const peerPrimary = (sync: string[] = ['node2']): PeerObservation => ({
   reachable: true,
   inRecovery: false,
   synchronousStandbys: sync,
+  timeline: 1,
   rttMs: 1,
 });
 export const peerDown: PeerObservation = { reachable: false, error: 'connect ECONNREFUSED 127.0.0.1:5551' };

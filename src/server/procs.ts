@@ -1,6 +1,6 @@
-// The processes of a PostgreSQL server known only by its data directory, and of other programs known
-// only by a pid written down earlier: for `pg-keeper demo kill` (second terminal) and for cleaning up
-// after a demo whose process was killed. Linux only (/proc).
+// The processes of a PostgreSQL server known only by its data directory: for the pair's own
+// teardown, for `pg-keeper demo kill` (second terminal) and for cleaning up after a demo whose
+// process was killed. Linux only (/proc).
 //
 // A server's processes are its postmaster (from postmaster.pid, checked to be a `postgres` process whose
 // working directory is the data directory, so a reused pid does not count), the postmaster's children,
@@ -9,7 +9,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { listPids, readProcCwd, readProcStat, sleep, trySignal } from './proc.js';
+import { sleep, sleepSync } from '../util/wait.js';
+import { isProcessAlive, listPids, readProcCwd, readProcStat, trySignal } from '../util/procfs.js';
 
 function realDir(dir: string): string {
   try {
@@ -19,7 +20,8 @@ function realDir(dir: string): string {
   }
 }
 
-function pidFileLines(dataDir: string): string[] | null {
+/** The lines of the data directory's postmaster.pid, or null when there is none. */
+export function pidFileLines(dataDir: string): string[] | null {
   try {
     return fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n');
   } catch {
@@ -27,17 +29,11 @@ function pidFileLines(dataDir: string): string[] | null {
   }
 }
 
-const alive = (pid: number): boolean => {
-  const st = readProcStat(pid);
-  return st !== null && st.state !== 'Z' && st.state !== 'X';
-};
-
 /** The live postmaster of the server in `dataDir` (a stale postmaster.pid or a reused pid does not count). */
 export function postmasterPid(dataDir: string): number | null {
   const pid = Number(pidFileLines(dataDir)?.[0]);
   if (!Number.isInteger(pid) || pid <= 0) return null;
-  const st = readProcStat(pid);
-  if (!st || !alive(pid) || st.comm !== 'postgres') return null;
+  if (!isProcessAlive(pid) || readProcStat(pid)?.comm !== 'postgres') return null;
   return readProcCwd(pid) === realDir(dataDir) ? pid : null;
 }
 
@@ -64,14 +60,31 @@ export async function killServer(dataDir: string, timeoutMs = 10_000): Promise<n
   const signalled = new Set<number>();
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const pids = serverPids(dataDir);
-    if (pids.length === 0) return [...signalled];
-    if (Date.now() > deadline) {
-      throw new Error(`processes ${pids.join(' ')} of the server in ${dataDir} survived SIGKILL`);
-    }
-    for (const pid of pids) if (trySignal(pid, 'SIGKILL')) signalled.add(pid);
+    if (killRound(dataDir, signalled)) return [...signalled];
+    if (Date.now() > deadline) throw survivors(dataDir);
     await sleep(10);
   }
+}
+
+/** killServer for exit handlers, where nothing asynchronous runs any more. Best effort: never throws. */
+export function killServerSync(dataDir: string, timeoutMs = 2000): void {
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (!killRound(dataDir, new Set()) && Date.now() <= deadline) sleepSync(10);
+  } catch {
+    // the process is exiting: nothing more can be done
+  }
+}
+
+/** One SIGKILL to each process of the server; true when there was none left to signal. */
+function killRound(dataDir: string, signalled: Set<number>): boolean {
+  const pids = serverPids(dataDir);
+  for (const pid of pids) if (trySignal(pid, 'SIGKILL')) signalled.add(pid);
+  return pids.length === 0;
+}
+
+function survivors(dataDir: string): Error {
+  return new Error(`processes ${serverPids(dataDir).join(' ')} of the server in ${dataDir} survived SIGKILL`);
 }
 
 /**
@@ -100,29 +113,38 @@ export function releaseStaleSharedMemory(dataDir: string): boolean {
 }
 
 /**
- * When the process started (clock ticks since boot, /proc/<pid>/stat field 22), or null when it is gone.
- * A pid and its start time name one process for good: a pid alone may be reused.
+ * PostgreSQL treats its lock files as stale only when the pid in them no longer exists. A
+ * SIGKILLed postmaster is reparented to init, and where init does not reap (some containers
+ * and sandboxes) it stays a zombie for ever, so the server could never start again. When no
+ * process of the server is alive, the locks are stale: release the shared memory they name,
+ * and remove postmaster.pid and the socket's lock file (in `socketDir`, or the one
+ * postmaster.pid names). Returns what it removed, for the log.
  */
-export function processStartTime(pid: number): number | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
+export function clearStaleLocks(dataDir: string, socketDir?: string, port?: number): string[] {
+  if (serverPids(dataDir).length > 0) return [];
+  const removed: string[] = [];
+  const lines = pidFileLines(dataDir);
+  if (lines) {
+    releaseStaleSharedMemory(dataDir);
+    fs.rmSync(path.join(dataDir, 'postmaster.pid'), { force: true });
+    removed.push(`postmaster.pid (pid ${lines[0]} is gone)`);
   }
-  // Fields after "(comm)" start at field 3 (state); starttime is field 22.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const start = Number(fields[19]);
-  return Number.isFinite(start) ? start : null;
-}
-
-/** True while the process that had `pid` and `startTime` still runs (not a zombie, not a reused pid). */
-export function isSameProcessAlive(pid: number, startTime: number | null): boolean {
-  if (!alive(pid)) return false;
-  return startTime === null || processStartTime(pid) === startTime;
-}
-
-/** SIGKILLs a process recorded earlier, if it is still that process. Returns whether it was signalled. */
-export function killRecorded(pid: number, startTime: number | null): boolean {
-  return isSameProcessAlive(pid, startTime) && trySignal(pid, 'SIGKILL');
+  // The socket lock file names the same pid and is refused the same way; it outlives a data
+  // directory that a rebuild deleted, so it is checked on its own.
+  const dir = socketDir ?? lines?.[4]?.trim();
+  const p = Number(lines?.[3]) || port;
+  if (dir && p) {
+    const lock = path.join(dir, `.s.PGSQL.${p}.lock`);
+    let owner = NaN;
+    try {
+      owner = Number(fs.readFileSync(lock, 'utf8').split('\n')[0]);
+    } catch {
+      // no lock file
+    }
+    if (Number.isInteger(owner) && owner > 0 && !isProcessAlive(owner)) {
+      fs.rmSync(lock, { force: true });
+      removed.push(path.basename(lock));
+    }
+  }
+  return removed;
 }
