@@ -20,6 +20,8 @@ usage:
   pg-keeper run --config FILE [--node node1|node2] [--listen HOST:PORT]
   pg-keeper check-config --config FILE [--node node1|node2]
   pg-keeper status [--url URL] [--json] [TLS and auth options]
+  pg-keeper health [--url URL] [TLS and auth options]
+                                      exit 0 when the keeper's /health answers 200 (the image's HEALTHCHECK)
   pg-keeper demo [--prometheus] [--once] [--dir D]
   pg-keeper demo kill primary|standby [--dir D]
   pg-keeper rejoin --config FILE [--node node1|node2] [--force]
@@ -56,7 +58,22 @@ const OPTIONS = {
   version: { type: 'boolean', short: 'V' },
 } as const;
 
+/**
+ * A reader that goes away (`pg-keeper check-config | head -1`) is not a failure of the
+ * command: stop at once, quietly, instead of dying on an unhandled EPIPE. `run` logs
+ * through its own stream (pino), which carries on without a reader: a keeper must not stop
+ * failing over because someone closed a pipe.
+ */
+function exitQuietlyWhenOutputCloses(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyWhenOutputCloses(process.stdout);
+  exitQuietlyWhenOutputCloses(process.stderr);
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -93,6 +110,10 @@ export async function main(argv: string[]): Promise<number> {
           values.json ?? false,
           client(values),
         );
+      }
+      case 'health': {
+        const { healthCommand, healthOptionsFromEnv } = await import('./http/health-command.js');
+        return await healthCommand(healthOptionsFromEnv(process.env, { url: values.url, ...client(values) }));
       }
       case 'demo': {
         const { demoCommand } = await import('./demo/demo.js');

@@ -36,9 +36,11 @@ export class BasicAuth {
   /** bcrypt comparisons made (the cache's hits make none). */
   comparisons = 0;
 
+  /** `failed`: the worker could not run (every login is refused meanwhile): said, not swallowed. */
   constructor(
     private users: ReadonlyMap<string, string>,
     private readonly now: () => number = () => Date.now(),
+    private readonly failed: (why: string) => void = () => {},
   ) {
     this.dummy = dummyHash(users);
   }
@@ -125,7 +127,10 @@ export class BasicAuth {
       this.pending.delete(m.id);
       done?.(m.ok);
     });
-    w.on('error', () => this.failAll());
+    w.on('error', (err) => {
+      this.failed(`the bcrypt worker failed: ${err.message}`);
+      this.failAll();
+    });
     w.on('exit', () => {
       if (this.worker === w) this.worker = null;
       this.failAll();
@@ -142,12 +147,16 @@ export class BasicAuth {
   }
 }
 
+declare const PG_KEEPER_BCRYPT_WORKER: string | undefined;
+
 /**
- * dist/http/bcrypt-worker.js beside this file once built; from the TypeScript sources (the
- * tests run them through tsx, which a worker thread does not inherit) the worker registers
- * tsx first.
+ * The worker: in the single-file bundle (scripts/bundle.ts) its code is written in, as
+ * PG_KEEPER_BCRYPT_WORKER, and runs from that string; once built with tsc it is
+ * dist/http/bcrypt-worker.js beside this file; from the TypeScript sources (the tests run
+ * them through tsx, which a worker thread does not inherit) it registers tsx first.
  */
 function startWorker(): Worker {
+  if (typeof PG_KEEPER_BCRYPT_WORKER === 'string') return new Worker(PG_KEEPER_BCRYPT_WORKER, { eval: true });
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./bcrypt-worker.js', import.meta.url));
   const tsx = import.meta.resolve('tsx/esm/api');
   const file = new URL('./bcrypt-worker.ts', import.meta.url).href;

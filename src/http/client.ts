@@ -32,15 +32,27 @@ export class ClientError extends Error {
   override name = 'ClientError';
 }
 
-/** A keeper's address as an operator types it: http(s)://host:port, or host:port (http). */
-export function keeperUrl(text: string): URL {
+/**
+ * A keeper's address as an operator types it: a URL (http://host:9754, https://...), or
+ * HOST:PORT or HOST (http, port 9754). Throws an error that says what is accepted.
+ */
+export function keeperUrl(given: string): URL {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i;
+  const hostPart = given.replace(scheme, '').replace(/\/.*$/, '');
+  const text = scheme.test(given) ? given : `http://${given}${/:\d+$/.test(hostPart) ? '' : ':9754'}`;
+  let url: URL;
   try {
-    return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
+    url = new URL(text);
   } catch {
     throw new ClientError(
-      `--url must be a keeper's address such as http://pg1:9754 or pg1:9754, got ${JSON.stringify(text)}`,
+      `--url "${given}" is not a URL: give http://HOST:PORT, or HOST:PORT (e.g. 127.0.0.1:9754)`,
     );
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ClientError(
+      `--url "${given}": the keeper answers on http:// or https://, not ${url.protocol}//`,
+    );
+  return url;
 }
 
 export async function keeperRequest(

@@ -119,7 +119,8 @@ export function buildStatus(keeper: Keeper): Status {
     node: snap.node,
     peer: snap.peer,
     role: snap.state.role,
-    peer_role: snap.state.peerRole,
+    // What the peer was at its last answer is not what it is now: unreachable means unknown.
+    peer_role: peer?.reachable ? snap.state.peerRole : 'unknown',
     state: snap.decision?.situation ?? 'starting',
     sync_mode: local ? syncModeOf(local) : 'unknown',
     paused: snap.paused,

@@ -15,8 +15,12 @@ export class WebSecurity {
   private auth: BasicAuth | null;
   private headers: Readonly<Record<string, string>>;
 
-  constructor(private config: WebConfig | null) {
-    this.auth = config?.users ? new BasicAuth(config.users) : null;
+  /** `failed`: basic authentication cannot verify passwords (its worker failed). */
+  constructor(
+    private config: WebConfig | null,
+    private readonly failed: (why: string) => void = () => {},
+  ) {
+    this.auth = config?.users ? new BasicAuth(config.users, Date.now, failed) : null;
     this.headers = config?.headers ?? {};
   }
 
@@ -68,7 +72,7 @@ export class WebSecurity {
     }
     if (next.users) {
       if (this.auth) this.auth.replace(next.users);
-      else this.auth = new BasicAuth(next.users);
+      else this.auth = new BasicAuth(next.users, Date.now, this.failed);
     } else {
       this.auth?.close();
       this.auth = null;

@@ -179,7 +179,11 @@ export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Prom
     signals: signalsOf(cfg),
     ...(dataDir ? { server: dataDir } : {}),
   });
-  const web = cfg.webConfigFile ? new WebSecurity(loadWebConfig(cfg.webConfigFile)) : undefined;
+  const web = cfg.webConfigFile
+    ? new WebSecurity(loadWebConfig(cfg.webConfigFile), (why) =>
+        logger.error({ event: 'auth-failed', error: why }, `basic authentication refuses everyone: ${why}`),
+      )
+    : undefined;
   const server = await listen(
     createApp({ keeper, registry: metrics.registry, logger, ...(web ? { web } : {}) }),
     cfg.listen.host,

@@ -241,6 +241,24 @@ describe('the HTTP port under a web_config_file', () => {
       assert.ok(!r.stdout.includes(PASSWORD) && !r.stderr.includes(PASSWORD));
   });
 
+  test("pg-keeper health (the image's HEALTHCHECK) takes its TLS and user from the environment", () => {
+    const health = (env: Record<string, string>) =>
+      spawnSync(process.execPath, [...KEEPER_NODE_FLAGS, CLI, 'health'], {
+        encoding: 'utf8',
+        timeout: 15_000,
+        env: { ...process.env, PG_KEEPER_HEALTH_URL: `${s().k1.url}/health`, ...env },
+      });
+    const ok = health({
+      PG_KEEPER_HEALTH_CACERT: ca.cert,
+      PG_KEEPER_HEALTH_USER: 'prometheus',
+      PG_KEEPER_HEALTH_PASSWORD_FILE: passwordFile,
+    });
+    assert.equal(ok.status, 0, ok.stderr);
+    const without = health({ PG_KEEPER_HEALTH_CACERT: ca.cert });
+    assert.equal(without.status, 1);
+    assert.match(without.stderr, /\/health: HTTP 401/);
+  });
+
   test('RequireAndVerifyClientCert: only a certificate signed by client_ca_file gets through', async () => {
     const port = portOf(s().k2);
     assert.ok('error' in (await handshake(port)), 'no client certificate');
