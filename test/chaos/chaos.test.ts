@@ -73,7 +73,8 @@ const ROUNDS: Round[] = [
 function diagnostics(t: TestContext, summary: Summary): void {
   for (const p of summary.partitions) {
     t.diagnostic(
-      `${p.kind} (${p.mode}, cut ${p.cutMs} ms): standby promoted after ${p.promotedAfterMs ?? '-'} ms; ` +
+      `${p.kind} (${p.mode}, cut ${p.cutMs} ms): ` +
+        (p.promotedAfterMs === null ? 'no promotion; ' : `standby promoted after ${p.promotedAfterMs} ms; `) +
         `both servers accepted writes for ${p.bothAcceptedMs} ms; ${p.lostAcked} acknowledged writes lost`,
     );
   }

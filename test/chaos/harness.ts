@@ -30,6 +30,8 @@ export interface RunOptions {
   logsDir?: string;
   /** The etcd arbiter: members, and the lease's TTL in seconds. Absent: two-node mode. */
   arbiter?: { members: 1 | 3; ttl: number };
+  /** A client that cancels writes unanswered after this long (workload.ts, the cancel loop). */
+  cancelAfterMs?: number;
 }
 
 export interface RunResult {
@@ -48,6 +50,8 @@ export interface RunResult {
   /** Keeper and server logs, kept when the run found an anomaly or failed. */
   logs: string | null;
   arbiter: { members: 1 | 3; ttl: number } | null;
+  /** The cancel loop's delay, when the run had one. */
+  cancelAfterMs: number | null;
   /** The keepers' timing the availability checks were derived from (null if the run never started). */
   timing: Timing | null;
 }
@@ -63,7 +67,8 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
   const mode = o.arbiter
     ? `arbiter: etcd with ${o.arbiter.members} member(s), lease TTL ${o.arbiter.ttl} s`
     : 'two-node';
-  o.log(`[seed ${o.seed}] ${mode}; ${schedule.length} faults planned:`);
+  const cancel = o.cancelAfterMs === undefined ? '' : `; a client cancels writes after ${o.cancelAfterMs} ms`;
+  o.log(`[seed ${o.seed}] ${mode}${cancel}; ${schedule.length} faults planned:`);
   for (const f of schedule) o.log(`    ${f.index}. ${f.kind}: ${describeFault(f)}`);
   const result: RunResult = {
     seed: o.seed,
@@ -78,6 +83,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     build: buildInfo(),
     logs: null,
     arbiter: o.arbiter ?? null,
+    cancelAfterMs: o.cancelAfterMs ?? null,
     timing: null,
   };
   const topo = await Topology.create(o.log, o.arbiter ? { arbiter: o.arbiter } : {});
@@ -92,6 +98,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
   const workload = new Workload({
     targets: { node1: topo.pair.target(topo.pair.node1), node2: topo.pair.target(topo.pair.node2) },
     first: 'node1',
+    cancelAfterMs: o.cancelAfterMs,
   });
   const ctx: RunContext = {
     seed: o.seed,

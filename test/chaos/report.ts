@@ -45,8 +45,10 @@ export function summarize(results: RunResult[]): Summary {
   const s: Summary = {
     runs: results.length,
     seeds: results.map((r) => r.seed),
-    modes: results.map((r) =>
-      r.arbiter ? `arbiter (${r.arbiter.members} etcd member(s), TTL ${r.arbiter.ttl} s)` : 'two-node',
+    modes: results.map(
+      (r) =>
+        (r.arbiter ? `arbiter (${r.arbiter.members} etcd member(s), TTL ${r.arbiter.ttl} s)` : 'two-node') +
+        (r.cancelAfterMs === null ? '' : `, a client cancelling writes after ${r.cancelAfterMs} ms`),
     ),
     faultsByKind: Object.fromEntries((arbiter ? ALL_FAULT_KINDS : FAULT_KINDS).map((k) => [k, 0])),
     faultsByVariant: {},

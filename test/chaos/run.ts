@@ -13,6 +13,8 @@
 //   --members N   etcd members, 1 or 3 (default: 3 for odd seeds, 1 for even ones, so that a series
 //                 of runs covers both and a seed replays with its own)
 //   --ttl S       the lease's TTL in seconds (default 3; etcd's minimum is 2)
+//   --cancel      add a client that cancels (pg_cancel_backend) any write unanswered after 500 ms,
+//                 as a driver's query timeout does; what the server then answers counts
 //
 // Needs the built CLI (`npm run build`) and PostgreSQL binaries. Exit status: 0 no anomaly, 1 an
 // anomaly outside a partition (or the harness failed), 2 bad usage, 130 interrupted.
@@ -26,7 +28,7 @@ import { destroyAll } from './topology.js';
 function usage(msg: string): never {
   process.stderr.write(
     `${msg}\nusage: npm run chaos -- [--seed N] [--faults N] [--runs N] [--duration S] [--scale X] [--json FILE] [--logs DIR]\n` +
-      `                        [--arbiter [--members 1|3] [--ttl S]]\n`,
+      `                        [--arbiter [--members 1|3] [--ttl S]] [--cancel]\n`,
   );
   process.exit(2);
 }
@@ -53,6 +55,7 @@ async function main(): Promise<number> {
         arbiter: { type: 'boolean' },
         members: { type: 'string' },
         ttl: { type: 'string' },
+        cancel: { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -114,6 +117,7 @@ async function main(): Promise<number> {
       stopFaultsAt: stopAt,
       logsDir: args.logs,
       arbiter: arbiterOf(seed + i),
+      cancelAfterMs: args.cancel ? 500 : undefined,
     });
     results.push(r);
     log(formatRun(r));
@@ -124,6 +128,7 @@ async function main(): Promise<number> {
     const runsOut = results.map((r) => ({
       seed: r.seed,
       arbiter: r.arbiter,
+      cancelAfterMs: r.cancelAfterMs,
       timing: r.timing,
       planned: r.planned,
       durationMs: r.durationMs,
