@@ -230,11 +230,22 @@ export const latencyOf = (a: Ack | null): number => (a === null ? 0 : Math.round
  */
 export async function quiesce(rig: Rig, primary: NodeName, standby: NodeName): Promise<void> {
   await Promise.all([rig.writers.node1.stop(), rig.writers.node2.stop()]);
+  // The primary's keeper writes a WAL message at every tick: wait for this position, not for no lag.
+  const target = rig.topo.pair.target(rig.topo.node(primary));
+  const [at] = await queryOnce<{ lsn: string }>(target, 'SELECT pg_current_wal_lsn()::text AS lsn', [], 5000);
   await waitFor(
-    async () => (await rig.topo.replicationOf(standby, primary))?.lagBytes === 0,
+    async () => {
+      const [r] = await queryOnce<{ done: boolean }>(
+        target,
+        'SELECT pg_wal_lsn_diff(replay_lsn, $1::pg_lsn) >= 0 AS done FROM pg_stat_replication WHERE application_name = $2',
+        [at?.lsn, standby],
+        5000,
+      );
+      return r?.done === true;
+    },
     `${standby} to replay everything ${primary} wrote`,
     30_000,
-    20,
+    50,
   );
 }
 
