@@ -34,8 +34,12 @@ export interface DemoState {
   /** PgPair's baseDir: `<dir>/pg`, or a directory under the system's temp directory (see pgBaseDirFor). */
   pgBaseDir: string;
   nodes: Record<NodeName, { dataDir: string; port: number | null; keeperUrl: string | null }>;
-  /** Prometheus and Alertmanager, when started. */
+  /** The keepers, and etcd, Prometheus and Alertmanager when started. */
   children: RecordedProcess[];
+  /** etcd's client URL with --arbiter, else null. */
+  arbiter: string | null;
+  /** The path between the nodes, once its proxies run: what `demo partition` and `demo heal` wait for. */
+  network: { state: 'connected' | 'partitioned'; changedAt: number; request: number | null } | null;
 }
 
 /** What `pg-keeper demo kill` writes, so that the running demo can show the kill and time the failover. */
@@ -51,11 +55,15 @@ export function demoFiles(dir: string) {
     marker: path.join(dir, MARKER),
     state: path.join(dir, 'state.json'),
     kill: path.join(dir, 'kill.json'),
+    networkRequest: path.join(dir, 'network.json'),
     afterCommandScript: path.join(dir, 'after_command.sh'),
     afterCommandLog: path.join(dir, 'after_command.log'),
-    config: (node: NodeName) => path.join(dir, `${node}.yml`),
     log: (node: NodeName) => path.join(dir, `${node}.log`),
-    keeperState: (node: NodeName) => path.join(dir, `${node}.state.json`),
+    // The keepers' own files, in a directory of the OS user they run as (postgres, when the demo is root).
+    keepers: path.join(dir, 'keepers'),
+    config: (node: NodeName) => path.join(dir, 'keepers', `${node}.yml`),
+    keeperState: (node: NodeName) => path.join(dir, 'keepers', `${node}.state.json`),
+    tokenFile: path.join(dir, 'keepers', 'http_token'),
   };
 }
 
@@ -90,6 +98,8 @@ export function newDemoState(dir: string, pgBaseDir: string): DemoState {
     pgBaseDir,
     nodes: { node1: node('node1'), node2: node('node2') },
     children: [],
+    arbiter: null,
+    network: null,
   };
 }
 
@@ -151,7 +161,10 @@ export async function prepareDemoDir(dir: string, say: (line: string) => void): 
   );
 }
 
-/** Kills what a demo that did not stop cleanly left running: its PostgreSQL servers and its children. */
+/**
+ * Kills what a demo that did not stop cleanly left running: its children first (keepers, which would
+ * otherwise act on what follows, and etcd, Prometheus, Alertmanager), then its PostgreSQL servers.
+ */
 async function stopLeftovers(previous: DemoState, say: (line: string) => void): Promise<void> {
   for (const child of previous.children) {
     if (killRecorded(child.pid, child.start))
