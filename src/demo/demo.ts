@@ -126,7 +126,11 @@ async function runDemo(dir: string, opts: DemoOptions): Promise<number> {
     ].join(', ');
     out(`${signalled ? `${signalled}: ` : ''}stopping ${what}...`);
     await stack.stop();
-    out(`stopped; nothing is left running. Configurations and logs are kept in ${dir}`);
+    out(
+      stack.tempRoot
+        ? `stopped; nothing is left running. Logs are kept in ${dir}; the keepers' configurations went with ${stack.tempRoot}`
+        : `stopped; nothing is left running. Configurations and logs are kept in ${dir}`,
+    );
   }
   for (const s of signals) process.off(s, onSignal);
   process.stdout.off('error', ignore);

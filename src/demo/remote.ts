@@ -123,7 +123,7 @@ export async function demoSwitchoverCommand(dir: string, out: Say): Promise<numb
     );
     return 1;
   }
-  const tokenFile = demoFiles(dir).tokenFile;
+  const tokenFile = demoFiles(dir, state.keepersDir).tokenFile;
   out(`$ pg-keeper switchover --url ${url} --token-file ${tokenFile}`);
   return switchoverCommand({ url, to: undefined, tokenFile }, (line) => out(`pg-keeper switchover: ${line}`));
 }

@@ -21,7 +21,7 @@ import { CREATE_WRITES_TABLE, Writer } from './writer.js';
 import {
   demoFiles,
   newDemoState,
-  pgBaseDirFor,
+  placementFor,
   prepareDemoDir,
   writeDemoState,
   writeKillRecord,
@@ -56,7 +56,9 @@ export class Cancelled extends Error {
 export class DemoStack {
   /** Bearer token for the keepers' POST /pause, /resume and /switchover (also in files.tokenFile). */
   readonly token = randomBytes(16).toString('hex');
-  readonly files: ReturnType<typeof demoFiles>;
+  files: ReturnType<typeof demoFiles>;
+  /** Where the servers and the keepers' files are, when not in the demo directory (removed at the end). */
+  tempRoot: string | null = null;
   pair: PgPair | null = null;
   network: DemoNetwork | null = null;
   etcd: Daemon | null = null;
@@ -66,6 +68,7 @@ export class DemoStack {
   private readonly keepers = new Map<NodeName, KeeperChild>();
   private state: DemoState | null = null;
   private watcher: NodeJS.Timeout | null = null;
+  private applying = false;
   private stopping: Promise<void> | null = null;
   private readonly removeExitHooks: (() => void)[] = [];
 
@@ -76,10 +79,14 @@ export class DemoStack {
   async start(): Promise<void> {
     const { dir, say } = this.opts;
     await prepareDemoDir(dir, say);
-    const { baseDir, why } = await pgBaseDirFor(dir);
-    if (why) say(`PostgreSQL data goes to ${baseDir}: ${why}`);
+    const place = await placementFor(dir);
+    const baseDir = place.pgBaseDir;
+    this.tempRoot = place.tempRoot;
+    this.files = demoFiles(dir, place.keepersDir);
+    if (place.why)
+      say(`PostgreSQL data and the keepers' files go to ${place.tempRoot ?? baseDir}: ${place.why}`);
     // Written before anything starts, so that a run killed midway is cleaned up by the next one.
-    const state = newDemoState(dir, baseDir);
+    const state = newDemoState(dir, place);
     this.state = state;
     writeDemoState(state);
     this.check();
@@ -216,6 +223,8 @@ export class DemoStack {
       await step('PostgreSQL', () => pair.destroy());
       for (const node of NODES) releaseStaleSharedMemory(pair[node].dataDir);
     }
+    const tempRoot = this.tempRoot;
+    if (tempRoot) await step(tempRoot, () => fs.promises.rm(tempRoot, { recursive: true, force: true }));
     for (const remove of this.removeExitHooks) remove();
     // Gone with the processes it lists: `demo kill` and the next run then know that none runs.
     await step('state.json', () => fs.promises.rm(this.files.state, { force: true }));
@@ -336,7 +345,6 @@ export class DemoStack {
   }
 
   /** Applies the last `demo partition` / `demo heal` request once, and records it in state.json. */
-  private applying = false;
   private async applyNetworkRequest(): Promise<void> {
     const network = this.network;
     const state = this.state;

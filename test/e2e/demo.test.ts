@@ -365,7 +365,10 @@ describe('pg-keeper demo', { timeout: 600_000 }, () => {
     assert.match(out, /^REJOINED: node1 is node2's standby again, \d+ ms after the kill$/m);
     assert.match(out, /^SYNC: the pair is whole again, \d+ ms after the kill$/m);
     assert.match(out, /^after_command: ok/m);
-    assert.match(fs.readFileSync(path.join(dir, 'after_command.log'), 'utf8'), /^PG_KEEPER_EVENT=promote$/m);
+    assert.match(
+      fs.readFileSync(path.join(dir, 'keepers', 'after_command.log'), 'utf8'),
+      /^PG_KEEPER_EVENT=promote$/m,
+    );
     // The superuser's password is in the generated configs (mode 0600), never in the output.
     const password = serverOf(dir, 'node1').password;
     assert.ok(password && !out.includes(password), 'the password is not printed');
