@@ -133,7 +133,11 @@ export function renderScreen(screen: Screen, width: number, height: number, p: P
     const color = NOTE_COLOR.find(([re]) => re.test(n))?.[1] ?? 'red';
     return p[color](n);
   });
-  const room = Math.max(3, height - lines.length - screen.footer.length - notes.length - 3);
+  const MIN_EVENTS = 3;
+  // A short terminal keeps the footer's last lines (how to make something happen), not the first.
+  const footerRoom = Math.max(0, height - lines.length - notes.length - MIN_EVENTS - 4);
+  const footer = screen.footer.slice(Math.max(0, screen.footer.length - footerRoom));
+  const room = Math.max(MIN_EVENTS, height - lines.length - footer.length - notes.length - 4);
   lines.push(p.bold('events'));
   const events = screen.tracker.events.slice(-room);
   if (events.length === 0) lines.push(p.dim('  (none yet)'));
@@ -142,7 +146,7 @@ export function renderScreen(screen: Screen, width: number, height: number, p: P
     lines.push(e.outcome === 'failed' ? p.red(line) : e.outcome === 'vetoed' ? p.yellow(line) : line);
   }
   if (notes.length > 0) lines.push('', ...notes);
-  lines.push('', ...screen.footer);
+  lines.push('', ...footer);
   return lines.map((l) => fit(l, width)).join('\n');
 }
 
