@@ -266,7 +266,7 @@ export function report(
       );
     }
     out.push(
-      "  WAL MB: the new primary's pg_wal at the kill, which pg_rewind (PostgreSQL 15) copies in full besides the changed blocks",
+      "  WAL MB: the new primary's pg_wal at the kill, which pg_rewind copies in full besides the changed blocks",
       '',
     );
   }
