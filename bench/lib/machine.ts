@@ -67,3 +67,13 @@ function cpuinfoMHz(): number {
     return 0;
   }
 }
+
+/** "3.4.23", from the etcd binary the arbiter's benchmark runs; 'unknown' without it. */
+export function etcdVersion(bin = '/usr/bin/etcd'): string {
+  try {
+    const out = execFileSync(bin, ['--version'], { encoding: 'utf8' });
+    return /etcd Version: (\S+)/.exec(out)?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import type { NodeName } from '../../src/config/config.js';
 import { waitFor } from '../../src/util/wait.js';
-import { KeeperProcess } from '../../test/support/keeper-process.js';
+import { KeeperProcess, type KeeperHttp } from '../../test/support/keeper-process.js';
 import { makeDir, rmDir } from '../../test/support/temp-dir.js';
 import { TestPair, type PairOptions } from '../../test/support/test-pair.js';
 
@@ -41,6 +41,7 @@ async function startKeeper(
   pair: TestPair,
   node: NodeName,
   settings: Record<string, unknown>,
+  http: KeeperHttp | undefined,
   o: RigOptions,
 ): Promise<KeeperProcess> {
   const k = await KeeperProcess.start({
@@ -49,6 +50,7 @@ async function startKeeper(
     node1: pair.conninfo(pair.node1),
     node2: pair.conninfo(pair.node2),
     settings: { ...settings, ...o.settingsOf?.(pair, node) },
+    ...(http ? { http } : {}),
     ...(o.osUser ? { osUser: o.osUser } : {}),
   });
   liveKeepers.add(k);
@@ -75,8 +77,16 @@ export async function waitUntilHealthy(rig: Rig, timeoutMs = 30_000): Promise<vo
   );
 }
 
-/** A new pair (node1 primary, node2 sync standby) and both keepers, healthy. Cleans up after itself on failure. */
-export async function createRig(settings: Record<string, unknown>, o: RigOptions = {}): Promise<Rig> {
+/**
+ * A new pair (node1 primary, node2 sync standby) and both keepers, healthy. Cleans up after
+ * itself on failure. `http`: how to reach keepers that have a web_config_file; `o`: keepers
+ * that control their servers.
+ */
+export async function createRig(
+  settings: Record<string, unknown>,
+  http?: KeeperHttp,
+  o: RigOptions = {},
+): Promise<Rig> {
   const dir = makeDir('pgk-bench-');
   liveDirs.add(dir);
   let pair: TestPair | null = null;
@@ -84,8 +94,8 @@ export async function createRig(settings: Record<string, unknown>, o: RigOptions
   try {
     pair = await TestPair.create({ ...o.pairOptions, baseDir: join(dir, 'pg') });
     livePairs.add(pair);
-    keepers.push(await startKeeper(dir, pair, 'node1', settings, o));
-    keepers.push(await startKeeper(dir, pair, 'node2', settings, o));
+    keepers.push(await startKeeper(dir, pair, 'node1', settings, http, o));
+    keepers.push(await startKeeper(dir, pair, 'node2', settings, http, o));
     const [k1, k2] = keepers as [KeeperProcess, KeeperProcess];
     const rig = { dir, pair, k1, k2 };
     await waitUntilHealthy(rig);

@@ -40,6 +40,7 @@ export function lifecyclePair(
       http_token: TOKEN,
       auto_rejoin: o.autoRejoin,
     },
+    undefined,
     {
       osUser: 'postgres',
       pairOptions: { extraConf: conf },

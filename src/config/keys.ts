@@ -8,7 +8,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { toPgClientConfig } from '../postgres/client-config.js';
 import { errnoCode, errorText } from '../util/errors.js';
-import { NODES, type NodeName } from './config.js';
+import { loadWebConfig } from '../http/web-config.js';
+import { ConfigError, NODES, type NodeName } from './config.js';
 import { ConninfoError, maskConninfo, parseConninfo, type Conninfo } from './conninfo.js';
 
 /** A value that could not be used: what is allowed, and what was given. */
@@ -174,6 +175,19 @@ function readableFile(v: unknown): string | null | Invalid {
     readFileSync(file);
   } catch (err) {
     return new Invalid(`cannot read ${file}: ${errnoCode(err) ?? errorText(err)}`);
+  }
+  return file;
+}
+
+/** A web configuration file that loads: its own problems are named with the file. */
+function webConfigFile(v: unknown): string | null | Invalid {
+  const file = optionalString(v);
+  if (file === null || file instanceof Invalid) return file;
+  try {
+    loadWebConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) return new Invalid(`${err.file}: ${err.problems.join('; ')}`);
+    throw err;
   }
   return file;
 }
@@ -453,6 +467,14 @@ export const KEYS = {
     parse: bool,
     default: { value: false },
     show: same,
+  }),
+  web_config_file: key({
+    field: 'webConfigFile',
+    reloadable: false,
+    doc: "the HTTP port's TLS, client certificates, basic authentication (bcrypt) and headers, in the Prometheus exporter toolkit's web configuration format; re-read on SIGHUP",
+    parse: webConfigFile,
+    default: { value: null },
+    show: showText,
   }),
   etcd_endpoints: key({
     field: 'etcdEndpoints',

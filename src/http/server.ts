@@ -2,18 +2,22 @@
 // for HAProxy, /status for people, and the token-protected pause/resume. Every answer is
 // computed from the keeper's snapshot: no request ever waits for a database.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { sameSecret } from './auth.js';
 import { buildStatus, checkView, checks, type CheckName } from './status.js';
+import { WebSecurity } from './web-security.js';
 import { syncModeOf } from '../policy/types.js';
 import type { Keeper } from '../runtime/keeper.js';
 
 export interface HttpDeps {
   keeper: Keeper;
   registry: Registry;
+  /** TLS, basic authentication and headers of web_config_file; absent: plain HTTP, open. */
+  web?: WebSecurity;
   /** Where a 500 is reported: the client only sees "internal error". */
   logger?: Pick<Logger, 'error'>;
 }
@@ -30,10 +34,11 @@ const CHECK_PATHS: Record<string, CheckName> = {
   '/asynchronous': 'async',
 };
 
-export function createApp({ keeper, registry, logger }: HttpDeps): express.Express {
+export function createApp({ keeper, registry, logger, web }: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  if (web) app.use(web.middleware());
 
   const render = sharedRendering(
     () => registry.metrics(),
@@ -84,7 +89,12 @@ export function createApp({ keeper, registry, logger }: HttpDeps): express.Expre
       });
       return;
     }
-    const given = /^Bearer\s+(.+)$/i.exec(req.get('authorization') ?? '')?.[1]?.trim() ?? '';
+    // With basic authentication the Authorization header carries the user: the token then
+    // comes in X-Pg-Keeper-Token (accepted always).
+    const given =
+      req.get('x-pg-keeper-token')?.trim() ??
+      /^Bearer\s+(.+)$/i.exec(req.get('authorization') ?? '')?.[1]?.trim() ??
+      '';
     if (!sameSecret(given, expected)) {
       res.set('WWW-Authenticate', 'Bearer').status(401).json({ error: 'missing or wrong bearer token' });
       return;
@@ -192,15 +202,17 @@ export function sharedRendering<T>(
   };
 }
 
-/** Constant-time comparison that does not leak the token's length either. */
-function sameSecret(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b) && given.length > 0;
-}
-
-export async function listen(app: express.Express, host: string, port: number): Promise<Server> {
-  const server = createServer({ maxHeaderSize: 16 * 1024 }, app);
+export async function listen(
+  app: express.Express,
+  host: string,
+  port: number,
+  web?: WebSecurity,
+): Promise<Server> {
+  const tls = web?.serverOptions() ?? null;
+  const server: Server = tls
+    ? createHttpsServer({ ...tls, maxHeaderSize: 16 * 1024 }, app)
+    : createServer({ maxHeaderSize: 16 * 1024 }, app);
+  if (tls && web) web.guard(server);
   // A slow or idle client must not hold sockets open for long.
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;

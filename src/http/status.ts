@@ -119,7 +119,8 @@ export function buildStatus(keeper: Keeper): Status {
     node: snap.node,
     peer: snap.peer,
     role: snap.state.role,
-    peer_role: snap.state.peerRole,
+    // What the peer was at its last answer is not what it is now: unreachable means unknown.
+    peer_role: peer?.reachable ? snap.state.peerRole : 'unknown',
     state: snap.decision?.situation ?? 'starting',
     sync_mode: local ? syncModeOf(local) : 'unknown',
     paused: snap.paused,
@@ -209,8 +210,12 @@ export interface CheckView {
   walReceiverStatus: string | null;
   synchronousAtLastContact: boolean;
   peerReachable: boolean;
-  /** Arbiter: who etcd said holds the lease at the last tick; 'unknown' in two-node mode or when not read. */
-  leaseHolder: 'self' | 'peer' | 'nobody' | 'unknown';
+  /**
+   * Arbiter: who etcd said holds the lease at the last tick; 'lost' when etcd does not answer
+   * and this keeper's own lease has run out (or it had none); 'unknown' in two-node mode or
+   * when not read.
+   */
+  leaseHolder: 'self' | 'peer' | 'nobody' | 'lost' | 'unknown';
 }
 
 export function checkView(snap: Snapshot): CheckView {
@@ -230,18 +235,21 @@ function leaseHolderOf(snap: Snapshot): CheckView['leaseHolder'] {
   const a = snap.observation?.arbiter;
   if (!a) return 'unknown';
   if (a.reachable) return a.holder ?? 'nobody';
-  return a.leaseRemainingMs !== null ? 'self' : 'unknown';
+  return a.leaseRemainingMs !== null ? 'self' : 'lost';
 }
 
 /**
  * A primary that clients may write to: up, and not a second primary, unless the arbiter says
- * it is the one holding the lease; never one whose lease the peer holds (an etcd outage alone
- * changes nothing: the lease holder is then unknown, and a lone primary stays a primary).
+ * it is the one holding the lease; never one whose lease the peer holds, nor one cut off from
+ * both etcd and its peer after its lease ran out (the standby may have taken over: the load
+ * balancer must stop sending clients to it). An etcd outage alone changes nothing: the peer
+ * still answers, and a lone primary stays a primary.
  */
 const writablePrimary = (v: CheckView): boolean =>
   v.role === 'primary' &&
   v.localUp &&
   v.leaseHolder !== 'peer' &&
+  !(v.leaseHolder === 'lost' && !v.peerReachable) &&
   (!v.peerIsPrimary || v.leaseHolder === 'self');
 const streamingStandby = (v: CheckView): boolean =>
   v.role === 'standby' && v.localUp && v.walReceiverStatus === 'streaming';

@@ -4,6 +4,7 @@
 // switchover is refused or fails (exit 1, with the reason). Progress on stderr.
 
 import { readFileSync } from 'node:fs';
+import { keeperRequest, keeperUrl, type ClientOptions } from '../http/client.js';
 import type { Status } from '../http/status.js';
 import { errorText } from '../util/errors.js';
 import { sleep } from '../util/wait.js';
@@ -12,6 +13,8 @@ export interface SwitchoverOptions {
   url: string;
   to: string | undefined;
   tokenFile: string | undefined;
+  /** TLS and basic authentication, for a keeper with a web_config_file. */
+  client?: ClientOptions;
   timeoutMs?: number;
 }
 
@@ -25,9 +28,9 @@ export async function switchoverCommand(
   }
   let base: URL;
   try {
-    base = new URL(/^[a-z]+:\/\//i.test(o.url) ? o.url : `http://${o.url}`);
-  } catch {
-    say(`--url must be a keeper's address such as http://pg1:9754, got ${JSON.stringify(o.url)}`);
+    base = keeperUrl(o.url);
+  } catch (err) {
+    say(errorText(err));
     return 2;
   }
   let token: string | null = null;
@@ -39,9 +42,11 @@ export async function switchoverCommand(
       return 2;
     }
   }
+  const client: ClientOptions = { ...o.client, token };
   const get = async (): Promise<Status> => {
-    const r = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(3000) });
-    return (await r.json()) as Status;
+    const r = await keeperRequest(base, '/status', client, 'GET', 3000);
+    if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+    return r.body as Status;
   };
 
   let before: Status;
@@ -53,16 +58,14 @@ export async function switchoverCommand(
   }
   const target = o.to ?? (before.role === 'primary' ? before.peer : before.node);
   const started = Date.now();
-  const post = await fetch(new URL(`/switchover${o.to ? `?to=${o.to}` : ''}`, base), {
-    method: 'POST',
-    headers: token === null ? {} : { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(5000),
-  }).catch((err: unknown) => err as Error);
-  if (post instanceof Error) {
-    say(`cannot reach the keeper: ${errorText(post)}`);
+  let post: { status: number; body: unknown };
+  try {
+    post = await keeperRequest(base, `/switchover${o.to ? `?to=${o.to}` : ''}`, client, 'POST');
+  } catch (err) {
+    say(`cannot reach the keeper: ${errorText(err)}`);
     return 1;
   }
-  const answer = (await post.json().catch(() => ({}))) as { id?: string; error?: string };
+  const answer = (post.body ?? {}) as { id?: string; error?: string };
   if (post.status !== 202 || !answer.id) {
     say(`refused (HTTP ${post.status}): ${answer.error ?? 'no reason given'}`);
     return 1;

@@ -24,6 +24,7 @@ export interface KeeperMetrics {
   registry: Registry;
   heartbeatDuration: Histogram<'peer'>;
   hookDuration: Histogram<'hook'>;
+  tickDelay: Histogram;
 }
 
 type Labels = Record<string, string>;
@@ -387,9 +388,15 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: r,
   });
+  const tickDelay = new Histogram({
+    name: 'pg_keeper_tick_delay_seconds',
+    help: 'How late each scheduled tick started after its slot (a starved event loop shows here)',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: r,
+  });
   heartbeatDuration.zero({ peer });
   for (const hook of HOOK_NAMES) hookDuration.zero({ hook });
-  return { registry, heartbeatDuration, hookDuration };
+  return { registry, heartbeatDuration, hookDuration, tickDelay };
 }
 
 /** The largest of a value over the local primary's standbys; null on a standby or with none. */

@@ -2,64 +2,41 @@
 // record what happened (log, snapshot, state file). Nothing here decides: what to do is
 // decide()'s, and what an action's outcome means is settle()'s (src/policy/decide.ts).
 
-import type { Logger } from 'pino';
-import { randomBytes } from 'node:crypto';
 import type { Config, NodeName } from '../config/config.js';
 import { reloadedConfig } from '../config/reload.js';
-import { Hooks, hookEnv, type HookDone } from '../hooks/hooks.js';
-import { decide, settle, commentOf } from '../policy/decide.js';
+import { decide, settle } from '../policy/decide.js';
 import {
-  assertNever,
   initialState,
-  signalText,
   type Action,
   type Decision,
   type KeeperState,
-  type LocalAction,
-  type Observation,
   type Outcome,
   type PeerObservation,
-  type Rule,
-  type ServerView,
   type Signal,
-  type SwitchoverRequest,
 } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
+import { outcomeDetail, perform, PROMOTE_WAIT_S, type LoopAction } from './act.js';
 import { systemClock, type Clock } from './clock.js';
+import { countAction, countHeartbeat, countRejoin, countReload, countVeto } from './counts.js';
+import { DecisionLog, logHeartbeat } from './decision-log.js';
+import { HookRuns } from './hook-runs.js';
+import { Journal } from './journal.js';
+import { checkGrants, observe } from './observe.js';
+import type { KeeperDeps } from './ports.js';
+import { ruleOf } from './rule.js';
 import { TickSchedule } from './schedule.js';
-import {
-  countAction,
-  countHeartbeat,
-  countHook,
-  countRejoin,
-  countReload,
-  countSwitchover,
-  countVeto,
-} from './counts.js';
-import { DecisionLog } from './decision-log.js';
-import {
-  EVENT_HISTORY,
-  initialSnapshot,
-  type KeeperEvent,
-  type Snapshot,
-  type SwitchoverReport,
-} from './snapshot.js';
-import type { ArbiterPort, KeeperDeps } from './ports.js';
+import { initialSnapshot, type Snapshot } from './snapshot.js';
 import { StateStore } from './state-file.js';
+import { Switchovers } from './switchovers.js';
 import { Tasks } from './tasks.js';
-
-const PROMOTE_WAIT_S = 30;
-/** The first wait after a failed rejoin; doubled at each failure in a row. */
-const REJOIN_BACKOFF_MS = 10_000;
-const ACTION_TIMEOUT_MS = 10_000;
 
 export class Keeper {
   private cfg: Config;
   private state: KeeperState;
-  private snap: Snapshot;
+  private readonly j: Journal;
   private readonly clock: Clock;
   private readonly schedule: TickSchedule;
-  private readonly hooks: Hooks;
+  private readonly hooks: HookRuns;
   private readonly store: StateStore;
   private readonly decisions = new DecisionLog();
   private stopped = false;
@@ -67,8 +44,7 @@ export class Keeper {
   /** A rejoin or switchover running beside the loop, and the decision's reason that started it. */
   private readonly tasks: Tasks;
   private taskReason = '';
-  /** A switchover asked of this keeper, until the policy takes or refuses it. */
-  private request: SwitchoverRequest | null = null;
+  private readonly switchovers: Switchovers;
   /** The signal this keeper holds on the peer's server. */
   private held: Signal | null = null;
 
@@ -77,19 +53,29 @@ export class Keeper {
     this.clock = deps.clock ?? systemClock;
     this.store = new StateStore(this.cfg.stateFile, deps.logger);
     this.state = { ...initialState(), ...this.store.load() };
-    this.snap = initialSnapshot(this.cfg.node, this.state, this.clock.now(), this.cfg.paused);
-    this.schedule = new TickSchedule(this.clock, this.cfg.keepaliveTimeMs, () => this.safeTick());
-    this.hooks = new Hooks(deps.runHook, (d) => this.hookDone(d));
+    this.j = new Journal(
+      initialSnapshot(this.cfg.node, this.state, this.clock.now(), this.cfg.paused),
+      this.clock,
+      deps.logger,
+    );
+    this.schedule = new TickSchedule(
+      this.clock,
+      this.cfg.keepaliveTimeMs,
+      () => this.safeTick(),
+      (ms) => deps.metrics.tickDelay.observe(ms / 1000),
+    );
+    this.hooks = new HookRuns(this.j, deps.runHook, deps.metrics, this.clock, () => this.stopped);
+    this.switchovers = new Switchovers(this.j, this.clock);
     this.tasks = new Tasks({
       server: deps.server,
       clock: this.clock,
       log: deps.logger,
-      changed: (task) => this.update({ task }),
+      changed: (task) => this.j.update({ task }),
       ended: (o) => this.taskEnded(o),
     });
     // A failed renewal or a lost lease may call for going back to sync before the next tick.
     deps.arbiter?.onChange(() => {
-      this.update({ arbiter: deps.arbiter?.status() ?? null });
+      this.j.update({ arbiter: deps.arbiter?.status() ?? null });
       this.schedule.soon();
     });
   }
@@ -99,29 +85,29 @@ export class Keeper {
   }
 
   snapshot(): Snapshot {
-    return this.snap;
+    return this.j.snapshot;
   }
 
   /** True while the loop completes ticks (or carries out an action that may take a while). */
   alive(now = this.clock.now()): boolean {
     if (this.stopped) return false;
     if (this.busySince !== null) return now - this.busySince < (PROMOTE_WAIT_S + 15) * 1000;
-    const last = this.snap.lastTickAt ?? this.snap.startedAt;
+    const last = this.j.snapshot.lastTickAt ?? this.j.snapshot.startedAt;
     return now - last < Math.max(5 * this.cfg.keepaliveTimeMs, 3000);
   }
 
   start(): void {
-    this.log().info(
+    this.j.log.info(
       {
         event: 'start',
         keepalive_time: this.cfg.keepaliveTimeMs / 1000,
         keepalive_count: this.cfg.keepaliveCount,
         state_file: this.cfg.stateFile,
       },
-      `pg-keeper started on ${this.cfg.node}; watching ${this.snap.peer} every ${this.cfg.keepaliveTimeMs / 1000} s`,
+      `pg-keeper started on ${this.cfg.node}; watching ${this.j.snapshot.peer} every ${this.cfg.keepaliveTimeMs / 1000} s`,
     );
     if (this.cfg.stateFile === null) {
-      this.log().warn(
+      this.j.log.warn(
         { event: 'no-state-file' },
         'state_file is not set: after a restart the keeper forgets that it saw the primary, and will not promote until it sees it again',
       );
@@ -139,12 +125,12 @@ export class Keeper {
     this.deps.arbiter?.close();
     this.deps.signals?.close();
     if (this.hooks.count > 0) {
-      this.log().warn(
+      this.j.log.warn(
         { event: 'stop', hooks_running: this.hooks.count },
         'stopping while a hook still runs; it is left to finish',
       );
     }
-    this.log().info({ event: 'stop' }, 'pg-keeper stopped');
+    this.j.log.info({ event: 'stop' }, 'pg-keeper stopped');
   }
 
   /** SIGHUP: take the reloadable settings from `next`, keep the rest, and say which is which. */
@@ -154,11 +140,11 @@ export class Keeper {
     this.deps.logger.level = config.logLevel;
     this.setPaused(config.paused, 'configuration');
     this.schedule.setPeriod(config.keepaliveTimeMs);
-    this.update({ counts: countReload(this.snap.counts, true) });
+    this.j.count((c) => countReload(c, true));
     const what = changed.length > 0 ? `changed: ${changed.map((c) => c.text).join(', ')}` : 'nothing changed';
     const restart =
       kept.length > 0 ? `; these need a restart and were kept: ${kept.map((c) => c.text).join(', ')}` : '';
-    this.log().info(
+    this.j.log.info(
       { event: 'reload', changed: changed.map((c) => c.key), ignored: kept.map((c) => c.key) },
       `configuration reloaded: ${what}${restart}`,
     );
@@ -166,222 +152,17 @@ export class Keeper {
 
   /** SIGHUP with a file that does not load: the running configuration stays. */
   reloadFailed(why: string): void {
-    this.update({ counts: countReload(this.snap.counts, false) });
-    this.log().error(
+    this.j.count((c) => countReload(c, false));
+    this.j.log.error(
       { event: 'reload-failed', file: this.cfg.file, error: why },
       `configuration not reloaded, keeping the old one: ${why}`,
     );
   }
 
   setPaused(paused: boolean, by: string): void {
-    if (this.snap.paused === paused) return;
-    this.update({ paused });
-    this.record({ event: paused ? 'pause' : 'resume', outcome: 'info', detail: `by ${by}` }, 'warn');
-  }
-
-  /** One observe-decide-act-record cycle. Public so tests can drive the loop without a timer. */
-  async tick(): Promise<void> {
-    const timeout = this.cfg.heartbeatTimeoutMs;
-    const [peer, local, arbiter] = await Promise.all([
-      this.deps.peer.heartbeat(timeout),
-      this.deps.local.observe(timeout),
-      this.deps.arbiter?.observe(timeout),
-    ]);
-    // The data directory says what a server that does not answer is (its timeline, its state).
-    const server = !local.up && this.deps.server ? await this.serverState(timeout) : undefined;
-    const seen: Observation = {
-      local,
-      peer,
-      ...(arbiter ? { arbiter } : {}),
-      ...(server ? { server } : {}),
-      ...(this.tasks.running ? { task: this.tasks.running } : {}),
-      ...(this.request ? { request: this.request } : {}),
-      ...(this.held ? { held: this.held } : {}),
-    };
-    const decision = decide(this.state, seen, this.clock.now(), this.rule());
-    this.noteHeartbeat(peer, decision.state.failures);
-    this.noteDecision(decision, seen);
-    await this.act(decision);
-    this.store.save(this.state);
-    if (local.up && this.snap.missingGrants === null) await this.checkGrants();
-    if (this.deps.arbiter) this.update({ arbiter: this.deps.arbiter.status() });
-    this.update({ lastTickAt: this.clock.now(), ticks: this.snap.ticks + 1 });
-  }
-
-  /**
-   * Once, when the local server first answers: the rights the keeper's role lacks, each
-   * named with the statement that grants it (a missing one otherwise shows up late, as a
-   * failed action or a server that seems down).
-   */
-  private async checkGrants(): Promise<void> {
-    const check = this.deps.local.missingGrants;
-    if (!check) return;
-    try {
-      const missing = await check.call(
-        this.deps.local,
-        this.deps.server !== undefined,
-        this.cfg.heartbeatTimeoutMs * 4,
-      );
-      this.update({ missingGrants: missing });
-      for (const m of missing) this.log().error({ event: 'missing-grant', grant: m }, m);
-    } catch (err) {
-      this.log().debug(
-        { event: 'grant-check-failed', error: errorText(err) },
-        `cannot check the role's rights: ${errorText(err)}`,
-      );
-    }
-  }
-
-  private async safeTick(): Promise<void> {
-    try {
-      await this.tick();
-    } catch (err) {
-      this.log().error({ event: 'tick-failed', error: errorText(err) }, `tick failed: ${errorText(err)}`);
-    }
-  }
-
-  private noteHeartbeat(peer: PeerObservation, failures: number): void {
-    const before = this.state.failures;
-    this.update({ counts: countHeartbeat(this.snap.counts, peer.reachable) });
-    const name = this.snap.peer;
-    if (peer.reachable) {
-      this.deps.metrics.heartbeatDuration.observe({ peer: name }, peer.rttMs / 1000);
-      if (before > 0)
-        this.log().info(
-          { event: 'heartbeat-ok', peer: name, after: before },
-          `${name} answers heartbeats again after ${before} failed`,
-        );
-      return;
-    }
-    // The first failure of a run is news; the count that follows is in /status and the metrics.
-    this.log()[failures === 1 ? 'warn' : 'debug'](
-      { event: 'heartbeat-failed', peer: name, count: failures, error: peer.error },
-      `heartbeat to ${name} failed (${failures} in a row): ${peer.error}`,
-    );
-  }
-
-  /** The decision becomes the snapshot's, and is logged when it is news (decision-log.ts). */
-  private noteDecision(d: Decision, seen: Snapshot['observation']): void {
-    const previous = this.snap.decision;
-    this.state = d.state;
-    const now = this.clock.now();
-    this.update({
-      state: this.state,
-      observation: seen,
-      decision: { reason: d.reason, severity: d.severity, situation: d.situation, at: now },
-    });
-    const { log, reminder } = this.decisions.consider(d, now);
-    if (log) {
-      this.log()[d.severity](
-        {
-          event: 'decision',
-          situation: d.situation,
-          ...(previous && previous.situation !== d.situation ? { previous: previous.situation } : {}),
-          comment: commentOf(d.situation),
-          reason: d.reason,
-          count: d.state.failures,
-          ...(reminder ? { reminder: true } : {}),
-        },
-        d.reason,
-      );
-    }
-    if (d.switchover && this.request?.id === d.switchover.id) {
-      const { id, refused } = d.switchover;
-      this.request = null;
-      if (refused !== null) {
-        this.report({ id, phase: 'refused', result: 'refused', reason: refused, ended: true });
-        this.update({ counts: countSwitchover(this.snap.counts, 'refused') });
-        this.record({ event: 'switchover', outcome: 'failed', detail: `refused: ${refused}` }, 'warn');
-      } else if (!this.tasks.running) {
-        this.report({ id, phase: 'taken', result: 'running', reason: d.reason });
-      }
-    } else if (d.switchover && d.switchover.refused !== null) {
-      // A request signalled by the standby's keeper: it learns of the refusal by its timeout.
-      this.update({ counts: countSwitchover(this.snap.counts, 'refused') });
-      this.record(
-        { event: 'switchover', outcome: 'failed', detail: `refused: ${d.switchover.refused}` },
-        'warn',
-      );
-    }
-    if (d.situation === 'rejoin-refused' && previous?.situation !== 'rejoin-refused')
-      this.update({ counts: countRejoin(this.snap.counts, 'refused') });
-    if (d.veto) {
-      this.update({ counts: countVeto(this.snap.counts, d.veto) });
-      this.record({ event: 'veto', outcome: 'vetoed', detail: `${d.veto}: ${d.reason}` }, 'warn');
-    }
-  }
-
-  /** The actions in order; a failure ends the list (after_command never follows a failed promotion). */
-  private async act(d: Decision): Promise<void> {
-    for (const action of d.actions) {
-      if (action.kind === 'run-hook') {
-        this.startHook(action, d.reason);
-        continue;
-      }
-      if (action.kind === 'rejoin' || action.kind === 'switchover') {
-        this.startTask(action, d.reason);
-        continue;
-      }
-      const started = this.clock.monotonic();
-      this.busySince = this.clock.now();
-      let error: string | undefined;
-      let lsn: string | undefined;
-      try {
-        lsn = (await this.perform(action)) ?? undefined;
-      } catch (err) {
-        error = errorText(err);
-      } finally {
-        this.busySince = null;
-      }
-      const outcome: Outcome = {
-        action,
-        ok: error === undefined,
-        at: this.clock.now(),
-        durationMs: this.clock.monotonic() - started,
-        ...(error === undefined ? {} : { error }),
-        ...(lsn === undefined ? {} : { lsn }),
-      };
-      this.settled(outcome, d.reason);
-      if (!outcome.ok) return;
-    }
-  }
-
-  /** Carries out one action; restore-sync returns the WAL position once sync is back. */
-  private perform(action: Exclude<LocalAction, { kind: 'rejoin' | 'switchover' }>): Promise<string | void> {
-    const local = this.deps.local;
-    const arbiterTimeout = this.cfg.heartbeatTimeoutMs;
-    switch (action.kind) {
-      case 'switch-to-async':
-        return local.switchToAsync(ACTION_TIMEOUT_MS);
-      case 'promote':
-        return local.promote(PROMOTE_WAIT_S, (PROMOTE_WAIT_S + 5) * 1000);
-      case 'restore-sync':
-        return local.restoreSync(action.value, ACTION_TIMEOUT_MS);
-      case 'tune-wal-retrieve-retry-interval':
-        return local.setWalRetrieveRetryInterval(action.ms, ACTION_TIMEOUT_MS);
-      case 'claim-lease':
-        return this.arbiter().claim(action.replicationRevision, action.recordAsync, arbiterTimeout);
-      case 'release-lease':
-        return this.arbiter().release(arbiterTimeout);
-      case 'record-replication':
-        return this.arbiter().record(action.mode, arbiterTimeout);
-      case 'signal':
-        return this.hold(action.signal);
-      default:
-        return assertNever(action);
-    }
-  }
-
-  private async serverState(timeoutMs: number): Promise<ServerView | undefined> {
-    try {
-      return await this.deps.server?.state(Math.max(timeoutMs, 2000));
-    } catch (err) {
-      this.log().debug(
-        { event: 'server-state-failed', error: errorText(err) },
-        `cannot read the data directory: ${errorText(err)}`,
-      );
-      return undefined;
-    }
+    if (this.j.snapshot.paused === paused) return;
+    this.j.update({ paused });
+    this.j.record({ event: paused ? 'pause' : 'resume', outcome: 'info', detail: `by ${by}` }, 'warn');
   }
 
   /**
@@ -389,54 +170,99 @@ export class Keeper {
    * that the standby is synchronous and caught up). The answer is in /status (`switchover`).
    */
   requestSwitchover(to: NodeName | null): { id: string } | { refused: string } {
-    if (
-      this.request ||
-      this.tasks.running?.kind === 'switchover' ||
-      this.snap.switchover?.result === 'running'
-    )
-      return { refused: 'a switchover is already in progress' };
-    const id = randomBytes(4).toString('hex');
-    this.request = { id, to, at: this.clock.now() };
-    this.report({
-      id,
-      phase: 'requested',
-      result: 'running',
-      reason: `to ${to ?? 'the other node'}`,
-      started: true,
-    });
-    this.record(
-      { event: 'switchover-request', outcome: 'info', detail: `${id}, to ${to ?? 'the peer'}` },
-      'warn',
-    );
-    this.schedule.soon();
-    return { id };
+    const answer = this.switchovers.ask(to, this.tasks.running?.kind === 'switchover');
+    if ('id' in answer) this.schedule.soon();
+    return answer;
   }
 
-  /** A task ended: its outcome goes back to the policy, and a switchover's report says how it went. */
-  private taskEnded(o: Outcome): void {
-    this.settled(o, this.taskReason);
-    if (o.action.kind === 'switchover') {
-      this.report({
-        id: o.action.id,
-        phase: o.ok ? 'done' : 'failed',
-        result: o.ok ? 'ok' : 'failed',
-        reason: o.error ?? `${this.snap.peer} is the primary; this node is its standby`,
-        ended: true,
-      });
-    }
+  /** One observe-decide-act-record cycle. Public so tests can drive the loop without a timer. */
+  async tick(): Promise<void> {
+    const own = { task: this.tasks.running, request: this.switchovers.request, held: this.held };
+    const seen = await observe(this.deps, this.cfg.heartbeatTimeoutMs, own, this.j);
+    const decision = decide(this.state, seen, this.clock.now(), this.rule());
+    this.noteHeartbeat(seen.peer, decision.state.failures);
+    this.noteDecision(decision, seen);
+    await this.act(decision);
     this.store.save(this.state);
-    this.schedule.soon();
+    if (seen.local.up && this.j.snapshot.missingGrants === null)
+      await checkGrants(this.deps, this.cfg.heartbeatTimeoutMs * 4, this.j);
+    if (this.deps.arbiter) this.j.update({ arbiter: this.deps.arbiter.status() });
+    this.j.update({ lastTickAt: this.clock.now(), ticks: this.j.snapshot.ticks + 1 });
   }
 
-  private startTask(action: Extract<Action, { kind: 'rejoin' | 'switchover' }>, reason: string): void {
-    this.taskReason = reason;
-    const started =
-      action.kind === 'rejoin'
-        ? this.tasks.rejoin()
-        : this.tasks.switchover(action.id, (phase, detail) =>
-            this.report({ id: action.id, phase, result: 'running', reason: detail }),
-          );
-    if (started) this.record({ event: `${action.kind}-start`, outcome: 'info', detail: reason }, 'warn');
+  private async safeTick(): Promise<void> {
+    try {
+      await this.tick();
+    } catch (err) {
+      this.j.log.error({ event: 'tick-failed', error: errorText(err) }, `tick failed: ${errorText(err)}`);
+    }
+  }
+
+  private noteHeartbeat(peer: PeerObservation, failures: number): void {
+    this.j.count((c) => countHeartbeat(c, peer.reachable));
+    const name = this.j.snapshot.peer;
+    if (peer.reachable) this.deps.metrics.heartbeatDuration.observe({ peer: name }, peer.rttMs / 1000);
+    logHeartbeat(this.j.log, name, peer, this.state.failures, failures);
+  }
+
+  /** The decision becomes the snapshot's, and is logged when it is news (decision-log.ts). */
+  private noteDecision(d: Decision, seen: Snapshot['observation']): void {
+    const previous = this.j.snapshot.decision?.situation ?? null;
+    this.state = d.state;
+    const now = this.clock.now();
+    this.j.update({
+      state: this.state,
+      observation: seen,
+      decision: { reason: d.reason, severity: d.severity, situation: d.situation, at: now },
+    });
+    this.decisions.note(d, previous, now, this.j.log);
+    this.switchovers.decided(d, this.tasks.running !== null);
+    if (d.situation === 'rejoin-refused' && previous !== 'rejoin-refused')
+      this.j.count((c) => countRejoin(c, 'refused'));
+    if (d.veto) {
+      const veto = d.veto;
+      this.j.count((c) => countVeto(c, veto));
+      this.j.record({ event: 'veto', outcome: 'vetoed', detail: `${veto}: ${d.reason}` }, 'warn');
+    }
+  }
+
+  /** The actions in order; a failure ends the list (after_command never follows a failed promotion). */
+  private async act(d: Decision): Promise<void> {
+    for (const action of d.actions) {
+      if (action.kind === 'run-hook') {
+        this.hooks.start(action, this.cfg, d.reason);
+        continue;
+      }
+      if (action.kind === 'rejoin' || action.kind === 'switchover') {
+        this.startTask(action, d.reason);
+        continue;
+      }
+      const outcome = await this.carryOut(action);
+      this.settled(outcome, d.reason);
+      if (!outcome.ok) return;
+    }
+  }
+
+  private async carryOut(action: LoopAction): Promise<Outcome> {
+    const started = this.clock.monotonic();
+    this.busySince = this.clock.now();
+    let error: string | undefined;
+    let lsn: string | undefined;
+    try {
+      lsn = (await perform(action, this.deps, this.cfg, (s) => this.hold(s))) ?? undefined;
+    } catch (err) {
+      error = errorText(err);
+    } finally {
+      this.busySince = null;
+    }
+    return {
+      action,
+      ok: error === undefined,
+      at: this.clock.now(),
+      durationMs: this.clock.monotonic() - started,
+      ...(error === undefined ? {} : { error }),
+      ...(lsn === undefined ? {} : { lsn }),
+    };
   }
 
   private async hold(signal: Signal | null): Promise<void> {
@@ -446,47 +272,39 @@ export class Keeper {
     this.held = signal;
   }
 
-  private report(r: {
-    id: string;
-    phase: string;
-    result: SwitchoverReport['result'];
-    reason: string;
-    started?: boolean;
-    ended?: boolean;
-  }): void {
-    const now = this.clock.now();
-    const prev = this.snap.switchover?.id === r.id ? this.snap.switchover : null;
-    this.update({
-      switchover: {
-        id: r.id,
-        phase: r.phase,
-        result: r.result,
-        reason: r.reason,
-        startedAt: prev?.startedAt ?? now,
-        endedAt: r.ended ? now : null,
-      },
-    });
+  private startTask(action: Extract<Action, { kind: 'rejoin' | 'switchover' }>, reason: string): void {
+    this.taskReason = reason;
+    const started =
+      action.kind === 'rejoin'
+        ? this.tasks.rejoin()
+        : this.tasks.switchover(action.id, (phase, detail) =>
+            this.switchovers.report({ id: action.id, phase, result: 'running', reason: detail }),
+          );
+    if (started) this.j.record({ event: `${action.kind}-start`, outcome: 'info', detail: reason }, 'warn');
   }
 
-  private arbiter(): ArbiterPort {
-    if (!this.deps.arbiter) throw new Error('no arbiter is configured (etcd_endpoints)');
-    return this.deps.arbiter;
+  /** A task ended: its outcome goes back to the policy, and a switchover's report says how it went. */
+  private taskEnded(o: Outcome): void {
+    this.settled(o, this.taskReason);
+    this.switchovers.ended(o, this.j.snapshot.peer);
+    this.store.save(this.state);
+    this.schedule.soon();
   }
 
   /** An action's outcome, recorded once: the policy's state, the counts, the events and the log. */
   private settled(o: Outcome, reason: string): void {
     this.state = settle(this.state, o);
-    const counted = countAction(this.snap.counts, o.action.kind, o.ok);
-    this.update({ state: this.state, counts: o.ok && o.method ? countRejoin(counted, o.method) : counted });
+    const counted = countAction(this.j.snapshot.counts, o.action.kind, o.ok);
+    this.j.update({ state: this.state, counts: o.ok && o.method ? countRejoin(counted, o.method) : counted });
     const kind = o.action.kind;
     if (!o.ok) {
-      this.record(
+      this.j.record(
         { event: kind, outcome: 'failed', detail: `${o.error ?? ''}; will retry at the next tick` },
         'error',
       );
       return;
     }
-    this.record(
+    this.j.record(
       { event: kind, outcome: 'ok', detail: outcomeDetail(o, reason) },
       kind === 'promote' || kind === 'switch-to-async' ? 'warn' : 'info',
     );
@@ -494,117 +312,11 @@ export class Keeper {
     this.store.save(this.state);
   }
 
-  private startHook(action: Extract<Action, { kind: 'run-hook' }>, reason: string): void {
-    const command = action.hook === 'after_command' ? this.cfg.afterCommand : this.cfg.afterAsyncCommand;
-    if (command === null) return;
-    this.log().info({ event: 'hook-start', hook: action.hook }, `running ${action.hook}`);
-    this.hooks.start(
-      action.hook,
-      command,
-      hookEnv(this.cfg, action.event, reason, new Date(this.clock.now())),
-      this.cfg.afterCommandTimeoutMs,
-    );
-  }
-
-  private hookDone(d: HookDone): void {
-    // A hook that ends after the keeper stopped is counted, but not logged: the log's
-    // destination may be closed by then (the demo closes its files at Ctrl-C).
-    if (this.stopped) {
-      this.update({ counts: countHook(this.snap.counts, d.hook, d.result) });
-      return;
-    }
-    this.update({ counts: countHook(this.snap.counts, d.hook, d.result) });
-    this.deps.metrics.hookDuration.observe({ hook: d.hook }, d.r.durationMs / 1000);
-    this.log()[d.ok ? 'info' : 'error'](
-      {
-        event: 'hook-done',
-        hook: d.hook,
-        result: d.result,
-        exit_code: d.r.exitCode,
-        duration_ms: Math.round(d.r.durationMs),
-        output: d.r.output,
-      },
-      `${d.hook} ${d.ok ? 'succeeded' : 'failed'}: ${d.status}`,
-    );
-    this.record({ event: d.hook, outcome: d.ok ? 'ok' : 'failed', detail: d.status }, null);
-  }
-
-  private rule(): Rule {
-    return {
-      keepaliveTimeMs: this.cfg.keepaliveTimeMs,
-      keepaliveCount: this.cfg.keepaliveCount,
-      streamTimeoutMs: this.cfg.streamTimeoutMs,
-      failoverRequiresSync: this.cfg.failoverRequiresSync,
-      maxContactGapMs: 2 * this.cfg.keepaliveTimeMs + this.cfg.heartbeatTimeoutMs,
-      syncRestoreMaxLagBytes: this.cfg.syncRestoreMaxLagBytes,
-      tuneWalRetrieveRetryInterval: this.cfg.tuneWalRetrieveRetryInterval,
-      arbiter: this.deps.arbiter
-        ? { ttlMs: this.cfg.etcdLeaseTtlMs, marginMs: arbiterMarginMs(this.cfg) }
-        : null,
-      autoRejoin: this.cfg.autoRejoin && this.deps.server !== undefined,
-      rejoinBackoffMs: REJOIN_BACKOFF_MS,
-      self: this.cfg.node,
-      managesServer: this.deps.server !== undefined,
-      paused: this.snap.paused,
-    };
-  }
-
-  private update(patch: Partial<Snapshot>): void {
-    this.snap = { ...this.snap, ...patch };
-  }
-
-  private record(e: Omit<KeeperEvent, 'at'>, level: 'info' | 'warn' | 'error' | null): void {
-    const event: KeeperEvent = { at: this.clock.now(), ...e };
-    this.update({ events: [...this.snap.events, event].slice(-EVENT_HISTORY) });
-    if (level)
-      this.log()[level](
-        { event: e.event, outcome: e.outcome, reason: e.detail },
-        `${e.event}: ${e.outcome}: ${e.detail}`,
-      );
-  }
-
-  private log(): Logger {
-    return this.deps.logger;
-  }
-}
-
-/**
- * How much lease a primary must have left to be asynchronous: a tick and a heartbeat
- * timeout (the next chance to go back to sync), at most half the TTL. The arbiter also
- * wakes the loop when a renewal fails, so a long keepalive_time does not wait a whole tick.
- */
-export function arbiterMarginMs(cfg: Config): number {
-  return Math.min(cfg.keepaliveTimeMs + cfg.heartbeatTimeoutMs, cfg.etcdLeaseTtlMs / 2);
-}
-
-function outcomeDetail(o: Outcome, reason: string): string {
-  const a = o.action;
-  switch (a.kind) {
-    case 'promote':
-      return `${reason}; promoted in ${Math.round(o.durationMs)} ms`;
-    case 'restore-sync':
-      return `synchronous_standby_names = '${a.value}'; ${reason}`;
-    case 'tune-wal-retrieve-retry-interval':
-      return `wal_retrieve_retry_interval set to ${a.ms} ms (${reason})`;
-    case 'switch-to-async':
-      return reason;
-    case 'claim-lease':
-      return a.recordAsync
-        ? `took the lease, recorded "async" in etcd (${reason})`
-        : `took the lease (${reason})`;
-    case 'release-lease':
-      return `gave the lease up (${reason})`;
-    case 'record-replication':
-      return `recorded "${a.mode}" in etcd (${reason})`;
-    case 'rejoin':
-      return `now a standby of the new primary, by ${o.method ?? '?'}, in ${Math.round(o.durationMs / 100) / 10} s (${reason})`;
-    case 'switchover':
-      return `handed the primary over in ${Math.round(o.durationMs / 100) / 10} s; this node is a standby again (${reason})`;
-    case 'signal':
-      return a.signal === null
-        ? 'withdrew the signal to the peer'
-        : `signalled the peer: ${signalText(a.signal)}`;
-    default:
-      return assertNever(a);
+  private rule() {
+    return ruleOf(this.cfg, {
+      arbiter: this.deps.arbiter !== undefined,
+      server: this.deps.server !== undefined,
+      paused: this.j.snapshot.paused,
+    });
   }
 }

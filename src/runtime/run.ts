@@ -7,6 +7,8 @@ import { ConfigError, conninfoOf, peerOf, type Config, type NodeName } from '../
 import { loadConfig, type Overrides } from '../config/load.js';
 import { runHook } from '../hooks/run.js';
 import { createApp, listen } from '../http/server.js';
+import { loadWebConfig } from '../http/web-config.js';
+import { WebSecurity } from '../http/web-security.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { LocalServer } from '../postgres/local.js';
 import { heartbeat } from '../postgres/peer.js';
@@ -71,6 +73,8 @@ export interface Running {
   keeper: Keeper;
   server: Server;
   logger: Logger;
+  /** SIGHUP: re-read web_config_file (certificates, users, headers); a file that does not load keeps the old one. */
+  reloadWeb(): void;
   stop(): Promise<void>;
 }
 
@@ -175,16 +179,23 @@ export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Prom
     signals: signalsOf(cfg),
     ...(dataDir ? { server: dataDir } : {}),
   });
+  const web = cfg.webConfigFile
+    ? new WebSecurity(loadWebConfig(cfg.webConfigFile), (why) =>
+        logger.error({ event: 'auth-failed', error: why }, `basic authentication refuses everyone: ${why}`),
+      )
+    : undefined;
   const server = await listen(
-    createApp({ keeper, registry: metrics.registry, logger }),
+    createApp({ keeper, registry: metrics.registry, logger, ...(web ? { web } : {}) }),
     cfg.listen.host,
     cfg.listen.port,
+    web,
   );
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.listen.port;
   logger.info(
     { event: 'listen', host: cfg.listen.host, port },
-    `HTTP on ${cfg.listen.host}:${port} (/metrics, /status, /health)`,
+    `${web?.tls ? 'HTTPS' : 'HTTP'} on ${cfg.listen.host}:${port} (/metrics, /status, /health)` +
+      (cfg.webConfigFile ? `, as ${cfg.webConfigFile} says` : ''),
   );
   keeper.start();
   const k = keeper;
@@ -192,8 +203,28 @@ export async function startKeeper(cfg: Config, logger = createLogger(cfg)): Prom
     keeper: k,
     server,
     logger,
+    reloadWeb() {
+      const file = cfg.webConfigFile;
+      if (!web || !file) return;
+      try {
+        const result = web.reload(loadWebConfig(file), server);
+        if (result === 'restart')
+          logger.warn(
+            { event: 'web-reload', file },
+            `${file}: turning TLS on or off needs a restart; kept the running one`,
+          );
+        else logger.info({ event: 'web-reload', file }, `${file} reloaded: certificates, users and headers`);
+      } catch (err) {
+        const why = err instanceof ConfigError ? err.problems.join('; ') : errorText(err);
+        logger.error(
+          { event: 'web-reload-failed', file, error: why },
+          `${file} not reloaded, keeping the old one: ${why}`,
+        );
+      }
+    },
     async stop() {
       await k.stop();
+      web?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -227,6 +258,7 @@ export async function runCommand(file: string, overrides: Overrides): Promise<nu
       return;
     }
     running.keeper.reload(next);
+    running.reloadWeb();
   });
   return new Promise<number>((resolve) => {
     const shutdown = (signal: string): void => {

@@ -13,10 +13,12 @@ export class TickSchedule {
   private stopped = true;
   private again = false;
 
+  /** `late`: how many ms after its slot a scheduled tick started (a starved event loop shows here). */
   constructor(
     private readonly clock: Clock,
     private period: number,
     private readonly tick: () => Promise<void>,
+    private readonly late: (ms: number) => void = () => {},
   ) {}
 
   start(): void {
@@ -67,7 +69,13 @@ export class TickSchedule {
     this.slot = Math.max(this.slot, Math.ceil((now - this.epoch - 1) / this.period));
     const due = this.epoch + this.slot * this.period;
     this.slot += 1;
-    this.timer = setTimeout(() => this.run(), Math.max(0, due - now));
+    this.timer = setTimeout(
+      () => {
+        this.late(Math.max(0, this.clock.monotonic() - due));
+        this.run();
+      },
+      Math.max(0, due - now),
+    );
   }
 
   private run(): void {

@@ -160,8 +160,12 @@ describe('arbiter: partitions', () => {
       promotedAt - cutAt < TTL_S * 1000 + WINDOW_MS + 1000 + SLACK_MS,
       `promoted ${promotedAt - cutAt} ms after the cut`,
     );
-    // The isolated old primary never went async: it kept its commits waiting.
+    // The isolated old primary never went async: it kept its commits waiting. Its lease ran
+    // out while it reached neither etcd nor its peer: it no longer tells HAProxy it is the
+    // primary, so clients go to node2 alone, even before the network heals.
     assert.equal((await status(t, 'node1')).sync_mode, 'sync');
+    assert.equal((await t.keepers.node1.get('/primary')).status, 503, 'the isolated old primary');
+    assert.equal((await t.keepers.node2.get('/primary')).status, 200);
     await waitFor(
       () => w.current === 'node2' && w.acked().some((r) => r.node === 'node2'),
       'writes on node2',

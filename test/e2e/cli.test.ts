@@ -115,3 +115,37 @@ test("import-conf turns pg_keeper's postgresql.conf settings into our YAML", () 
   writeFileSync(yaml, r.out);
   assert.equal(cli(['check-config', '--config', yaml]).code, 0);
 });
+
+test('status --url takes HOST:PORT as people type it, and says what it accepts otherwise', () => {
+  const bare = cli(['status', '--url', '127.0.0.1:9']);
+  assert.equal(bare.code, 1, bare.err);
+  assert.match(bare.err, /cannot read http:\/\/127\.0\.0\.1:9\/status/);
+  const bad = cli(['status', '--url', 'http://']);
+  assert.equal(bad.code, 2, bad.err);
+  assert.match(bad.err, /--url "http:\/\/" is not a URL: give http:\/\/HOST:PORT, or HOST:PORT/);
+  assert.doesNotMatch(bad.err, /^Invalid URL$/m);
+});
+
+// A reader that stops early (`| head -1`) closes the pipe. Here it is closed before the
+// command writes anything (`head -c 0` exits at once, the command starts 0.3 s later), so
+// every write meets a closed pipe: the command must stop with status 0 and no stack trace.
+for (const [what, args] of [
+  ['check-config', ['check-config', '--config', 'FILE', '--node', 'node1']],
+  ['--help', ['--help']],
+  ['import-conf', ['import-conf', 'FILE']],
+] as const) {
+  test(`${what} into a closed pipe exits 0 without a stack trace`, () => {
+    const file = join(dir, 'closed-pipe.conf');
+    const conf = "pg_keeper.node1_conninfo = 'host=a'\npg_keeper.node2_conninfo = 'host=b'\n";
+    writeFileSync(file, what === 'import-conf' ? conf : GOOD);
+    const argv = [process.execPath, CLI, ...args.map((a) => (a === 'FILE' ? file : a))]
+      .map((a) => `'${a}'`)
+      .join(' ');
+    const r = spawnSync('bash', ['-o', 'pipefail', '-c', `{ sleep 0.3; ${argv}; } | head -c 0`], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+  });
+}

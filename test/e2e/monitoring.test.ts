@@ -1,7 +1,7 @@
 // The monitoring that pg-keeper ships, proven on a small fleet: two real pairs, `orders` (with
 // the etcd arbiter) and `billing` (two-node mode), four real servers and four keepers, scraped
 // every second by one real Prometheus with alerts/pg-keeper.rules.yml, which sends its alerts to
-// a real Alertmanager grouping them as alerts/alertmanager.example.yml does, which posts them to
+// a real Alertmanager grouping them as docs/examples/alertmanager.yml does, which posts them to
 // a webhook of this test. The dashboard's fleet overview must show one row per pair with the
 // right primary, before and after orders fails over; the failover must reach the webhook as one
 // notification naming orders and its new primary, and nothing may arrive about billing; orders'
@@ -37,7 +37,7 @@ import { setUp, tearDown, waitForEvent, type Setup } from '../support/setup.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
 
 const RULES = fileURLToPath(new URL('../../alerts/pg-keeper.rules.yml', import.meta.url));
-const ALERTMANAGER_EXAMPLE = fileURLToPath(new URL('../../alerts/alertmanager.example.yml', import.meta.url));
+const ALERTMANAGER_EXAMPLE = fileURLToPath(new URL('../../docs/examples/alertmanager.yml', import.meta.url));
 const JOB = 'pg-keeper';
 /** $__rate_interval: at least 4 scrape intervals (1 s), as Grafana computes it. */
 const RATE_INTERVAL = '1m';

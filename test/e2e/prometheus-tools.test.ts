@@ -6,7 +6,7 @@
 // test/unit/alerts.test.ts and test/unit/dashboard.test.ts.
 
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,8 @@ import { makeDir, rmDir } from '../support/temp-dir.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RULES = 'alerts/pg-keeper.rules.yml';
-const RULE_TESTS = 'alerts/pg-keeper.rules.test.yml';
-const ALERTMANAGER = 'alerts/alertmanager.example.yml';
+const RULE_TESTS = 'alerts/tests/pg-keeper.rules.test.yml';
+const ALERTMANAGER = 'docs/examples/alertmanager.yml';
 
 interface RulesFile {
   groups: { name: string; rules: { alert: string; labels?: Record<string, string> }[] }[];
@@ -39,6 +39,12 @@ describe('alerts/', () => {
     const out = run('promtool', ['check', 'rules', RULES]);
     assert.match(out, new RegExp(`SUCCESS: ${alerts.length} rules found`));
     assert.doesNotMatch(out, /warn/i);
+  });
+
+  test('alerts/*.yml holds only rule files: `promtool check rules alerts/*.yml` passes', () => {
+    const files = readdirSync(`${ROOT}alerts`).filter((f) => f.endsWith('.yml') || f.endsWith('.yaml'));
+    assert.deepEqual(files, ['pg-keeper.rules.yml']);
+    assert.match(run('promtool', ['check', 'rules', ...files.map((f) => `alerts/${f}`)]), /SUCCESS/);
   });
 
   test('the promtool unit tests of the rules pass', () => {
@@ -314,11 +320,16 @@ describe('the dashboard', () => {
     assert.match(promtool(['test', 'rules', file]), /SUCCESS/);
   });
 
-  test('the example Prometheus configuration loads, with the shipped alert rules and target files it points at', () => {
-    const file = fileURLToPath(new URL('../../docs/examples/prometheus.yml', import.meta.url));
-    const out = promtool(['check', 'config', file]);
-    assert.match(out, /SUCCESS: \S*prometheus\.yml is valid/);
-    // A file_sd pattern that matches no file is only a warning.
-    assert.doesNotMatch(out, /warn/i);
+  test('the example Prometheus configurations load, with the shipped alert rules and target files they point at', () => {
+    for (const example of [
+      '../../docs/examples/prometheus.yml',
+      '../../docs/examples/compose/prometheus.yml',
+    ]) {
+      const file = fileURLToPath(new URL(example, import.meta.url));
+      const out = promtool(['check', 'config', file]);
+      assert.match(out, /SUCCESS: \S*prometheus\.yml is valid/);
+      // A file_sd pattern that matches no file is only a warning.
+      assert.doesNotMatch(out, /warn/i);
+    }
   });
 });

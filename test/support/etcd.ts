@@ -111,6 +111,8 @@ export class EtcdCluster {
       if (!child) continue;
       m.child = null;
       m.frozen = false;
+      // A member that died by itself has already said so: do not wait for an exit that came.
+      if (child.exitCode !== null || child.signalCode !== null) continue;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGCONT');
       child.kill('SIGKILL');

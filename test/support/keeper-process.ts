@@ -7,6 +7,7 @@ import { chownSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { NodeName } from '../../src/config/config.js';
+import { keeperRequest, type ClientOptions } from '../../src/http/client.js';
 import type { Status } from '../../src/http/status.js';
 import { onExit } from '../../src/local-pair/exit-hook.js';
 import { freePort } from '../../src/local-pair/free-port.js';
@@ -36,6 +37,12 @@ export interface KeeperOptions {
    * readable and writable by that user.
    */
   osUser?: string;
+  /** A keeper with a web_config_file: HTTPS or not, and the credentials status() and get() present. */
+  http?: KeeperHttp;
+}
+
+export interface KeeperHttp extends ClientOptions {
+  tls: boolean;
 }
 
 export class KeeperProcess {
@@ -50,6 +57,7 @@ export class KeeperProcess {
     readonly child: ChildProcess,
     readonly url: string,
     readonly configFile: string,
+    readonly http: KeeperHttp | null = null,
   ) {
     let buf = '';
     const take = (chunk: Buffer): void => {
@@ -112,7 +120,8 @@ export class KeeperProcess {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: { ...process.env, PGPASSWORD: '' },
         });
-    const k = new KeeperProcess(o.node, child, `http://127.0.0.1:${port}`, configFile);
+    const scheme = o.http?.tls ? 'https' : 'http';
+    const k = new KeeperProcess(o.node, child, `${scheme}://127.0.0.1:${port}`, configFile, o.http ?? null);
     await waitFor(
       () => k.exitCode === null && k.lines.some((l) => l.event === 'listen'),
       `keeper ${o.node} to listen`,
@@ -125,12 +134,19 @@ export class KeeperProcess {
   }
 
   async status(): Promise<Status> {
-    const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(2000) });
+    const res = await this.get('/status');
     return (await res.json()) as Status;
   }
 
+  /** fetch() on the keeper's port; through the test's client options when it has a web_config_file. */
   async get(path: string, init: RequestInit = {}): Promise<Response> {
-    return fetch(`${this.url}${path}`, { signal: AbortSignal.timeout(2000), ...init });
+    if (!this.http) return fetch(`${this.url}${path}`, { signal: AbortSignal.timeout(2000), ...init });
+    const method = init.method === 'POST' ? 'POST' : 'GET';
+    const headers = Object.fromEntries(new Headers(init.headers).entries());
+    const r = await keeperRequest(new URL(this.url), path, this.http, method, 2000, headers);
+    const answer = new Headers();
+    for (const [k, v] of Object.entries(r.headers)) if (typeof v === 'string') answer.set(k, v);
+    return new Response(r.text, { status: r.status, headers: answer });
   }
 
   events(name: string): LogLine[] {

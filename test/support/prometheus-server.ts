@@ -244,6 +244,10 @@ export interface PrometheusOptions {
   /** Absolute paths. */
   ruleFiles: string[];
   alertmanagerUrl?: string;
+  /** More of the main job's scrape configuration (scheme, tls_config, basic_auth). */
+  scrape?: Record<string, unknown>;
+  /** Further scrape configurations, as prometheus.yml spells them. */
+  moreJobs?: Record<string, unknown>[];
 }
 
 /** A series of an instant (`value`) or range (`values`) query. */
@@ -301,7 +305,10 @@ export class Prometheus {
               },
             }
           : {}),
-        scrape_configs: [{ job_name: o.job, static_configs: [{ targets: o.targets }] }],
+        scrape_configs: [
+          { job_name: o.job, static_configs: [{ targets: o.targets }], ...o.scrape },
+          ...(o.moreJobs ?? []),
+        ],
       }),
     );
     const daemon = await Daemon.start(
@@ -354,6 +361,15 @@ export class Prometheus {
     return data.result;
   }
 
+  /** The scrape targets: their health and the last scrape's error. */
+  async targets(): Promise<{ labels: Record<string, string>; health: string; lastError: string }[]> {
+    return (
+      await this.api<{
+        activeTargets: { labels: Record<string, string>; health: string; lastError: string }[];
+      }>('/api/v1/targets')
+    ).activeTargets;
+  }
+
   async ruleGroups(): Promise<PromRuleGroup[]> {
     return (await this.api<{ groups: PromRuleGroup[] }>('/api/v1/rules')).groups;
   }
@@ -369,7 +385,16 @@ export class Prometheus {
       const r = await this.query(`min(timestamp(up{job="${job}"}))`);
       return Number(r[0]?.value?.[1] ?? NaN);
     };
-    const from = await oldest();
+    // Before the first scrape there is no `up` yet: wait for one.
+    const from = await waitFor(
+      async () => {
+        const t = await oldest();
+        return Number.isNaN(t) ? null : t;
+      },
+      `a first scrape of job ${job}`,
+      timeoutMs,
+      200,
+    );
     // Scrapes of one target are one interval apart, give or take a few milliseconds.
     await waitFor(
       async () => (await oldest()) >= from + n - 0.5,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import type { NodeName } from '../../src/config/config.js';
 import { waitFor } from '../../src/util/wait.js';
-import { KeeperProcess } from './keeper-process.js';
+import { KeeperProcess, type KeeperHttp } from './keeper-process.js';
 import { makeDir, rmDir } from './temp-dir.js';
 import { TestPair, type PairOptions } from './test-pair.js';
 
@@ -40,6 +40,8 @@ export interface SetupOptions {
   settingsOf?: (pair: TestPair, node: NodeName) => Record<string, unknown>;
   /** Run the keepers as this OS user (the data directories' owner, for the lifecycle). */
   osUser?: string;
+  /** Per node, how the tests reach a keeper with a web_config_file (HTTPS, credentials). */
+  httpOf?: (node: NodeName) => KeeperHttp;
 }
 
 /** A pair and both keepers, for the tests of the enclosing suite: set up before them, torn down after. */
@@ -78,6 +80,7 @@ export async function setUp(o: SetupOptions = {}): Promise<Setup> {
         node2: ci('node2', node),
         settings: { ...o.settings, ...o.settingsOf?.(p, node), ...settings },
         ...(o.osUser ? { osUser: o.osUser } : {}),
+        ...(o.httpOf ? { http: o.httpOf(node) } : {}),
       });
       started.push(k);
       return k;

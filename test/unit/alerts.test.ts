@@ -13,8 +13,8 @@ import { exportedMetricNames } from '../support/prometheus-tools.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RULES = 'alerts/pg-keeper.rules.yml';
-const RULE_TESTS = 'alerts/pg-keeper.rules.test.yml';
-const ALERTMANAGER = 'alerts/alertmanager.example.yml';
+const RULE_TESTS = 'alerts/tests/pg-keeper.rules.test.yml';
+const ALERTMANAGER = 'docs/examples/alertmanager.yml';
 const RUNBOOKS = 'docs/runbooks';
 const RUNBOOK_BASE = 'https://github.com/pg-keeper/pg-keeper/blob/main/docs/runbooks/';
 const SEVERITIES = new Set(['critical', 'warning', 'info']);

@@ -94,3 +94,12 @@ test('with the arbiter, a primary whose lease the peer holds is no primary, and 
   // An etcd outage alone changes nothing: a lone primary stays a primary.
   assert.equal(answers(view({ leaseHolder: 'unknown' })), 'primary read-only');
 });
+
+test('with the arbiter, a primary cut off from etcd and its peer after its lease ran out is no primary', () => {
+  // Isolated: the standby may have taken the lease and promoted; clients must go there.
+  assert.equal(answers(view({ leaseHolder: 'lost', peerReachable: false })), '-');
+  // etcd down, the peer still answering: nothing changes (the standby cannot take over).
+  assert.equal(answers(view({ leaseHolder: 'lost', peerReachable: true })), 'primary read-only');
+  // While its lease lasts, an isolated primary is still the primary.
+  assert.equal(answers(view({ leaseHolder: 'self', peerReachable: false })), 'primary read-only');
+});
