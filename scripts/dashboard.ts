@@ -96,6 +96,14 @@ function holderCode(select: (metric: string, ...matchers: string[]) => string): 
   return `(${holder('node1')} or 2 * ${holder('node2')} or 0 * ${holder('none')})`;
 }
 
+/**
+ * What the keeper is doing to its own server beside the loop, as one number per node: 0
+ * nothing, 1 a rejoin, 2 a switchover (whose last step, the rejoin, counts as the switchover).
+ */
+const LIFECYCLE_CODE = perNode(
+  `clamp_max(${sel('pg_keeper_rejoin_in_progress')} + 2 * ${sel('pg_keeper_switchover_in_progress')}, 2)`,
+);
+
 /** The lease holder per pair over time (no sample in two-node mode or while etcd does not answer). */
 const HOLDER_CODE = perPair(holderCode(sel));
 
@@ -255,6 +263,11 @@ const ROLE: Mapping[] = [
 const SYNC: Mapping[] = [
   [1, 'sync', 'green'],
   [0, 'async', 'orange'],
+];
+const LIFECYCLE: Mapping[] = [
+  [0, 'idle', 'text'],
+  [1, 'rejoining', 'orange'],
+  [2, 'switching over', 'purple'],
 ];
 const HOLDER: Mapping[] = [
   [0, 'nobody', 'orange'],
@@ -471,7 +484,7 @@ function overview(d: dashboard.DashboardBuilder): void {
           queries: [
             { expr: perPair(sel('pg_keeper_peer_is_primary')), legend: '{{cluster}}', instant: true },
           ],
-          w: 6,
+          w: 4,
           h: 4,
         },
         [
@@ -489,13 +502,26 @@ function overview(d: dashboard.DashboardBuilder): void {
           queries: [
             { expr: perNode(sel('pg_keeper_paused')), legend: '{{cluster}} {{node}}', instant: true },
           ],
-          w: 6,
+          w: 4,
           h: 4,
         },
         [
           [0, 'active', 'green'],
           [1, 'paused', 'orange'],
         ],
+      ),
+    )
+    .withPanel(
+      stateStat(
+        {
+          title: 'Rejoin or switchover',
+          description:
+            "Whether a keeper is rejoining its server as the new primary's standby (pg_keeper_rejoin_in_progress: stop, pg_rewind or pg_basebackup, start, until it streams) or handing the primary over in a planned switchover (pg_keeper_switchover_in_progress). Meanwhile the keeper takes no other action on its server.",
+          queries: [{ expr: LIFECYCLE_CODE, legend: '{{cluster}} {{node}}', instant: true }],
+          w: 4,
+          h: 4,
+        },
+        LIFECYCLE,
       ),
     )
     .withPanel(
@@ -565,7 +591,7 @@ function overview(d: dashboard.DashboardBuilder): void {
 }
 
 function stateOverTime(d: dashboard.DashboardBuilder): void {
-  d.withRow(row('Roles and replication mode over time'))
+  d.withRow(row('Roles, replication mode, rejoins and switchovers over time'))
     .withPanel(
       timelinePanel(
         {
@@ -573,7 +599,7 @@ function stateOverTime(d: dashboard.DashboardBuilder): void {
           description:
             'Role of each node over time (pg_keeper_role). A failover shows as the standby turning primary; the old primary comes back as standby once it is rebuilt.',
           queries: [{ expr: ROLE_CODE, legend: '{{cluster}} {{node}}' }],
-          w: 12,
+          w: 8,
           h: 6,
         },
         ROLE,
@@ -588,10 +614,23 @@ function stateOverTime(d: dashboard.DashboardBuilder): void {
           queries: [
             { expr: perNode(sel('pg_keeper_synchronous_replication')), legend: '{{cluster}} {{node}}' },
           ],
-          w: 12,
+          w: 8,
           h: 6,
         },
         SYNC,
+      ),
+    )
+    .withPanel(
+      timelinePanel(
+        {
+          title: 'Rejoins and switchovers over time',
+          description:
+            "When each keeper was rejoining its server as the new primary's standby, or handing the primary over in a planned switchover. Their ends are also drawn as annotations on every graph.",
+          queries: [{ expr: LIFECYCLE_CODE, legend: '{{cluster}} {{node}}' }],
+          w: 8,
+          h: 6,
+        },
+        LIFECYCLE,
       ),
     );
 }
@@ -682,7 +721,7 @@ function actions(d: dashboard.DashboardBuilder): void {
       statPanel({
         title: 'Actions since keeper start',
         description:
-          'What each keeper has done since it started (counters reset when a keeper restarts). Promotions and async switches are also drawn as annotations on every graph.',
+          "What each keeper has done since it started (counters reset when a keeper restarts): rejoins of its server as the new primary's standby, and planned switchovers it handed over, included. Promotions, async switches, rejoins and switchovers are also drawn as annotations on every graph.",
         unit: 'short',
         queries: [
           {
@@ -698,6 +737,16 @@ function actions(d: dashboard.DashboardBuilder): void {
           {
             expr: perNode(sel('pg_keeper_sync_restores_total')),
             legend: '{{cluster}} {{node}} sync restores',
+            instant: true,
+          },
+          {
+            expr: `sum by (cluster, node) (${withNode(sel('pg_keeper_rejoins_total', 'result="ok"'))})`,
+            legend: '{{cluster}} {{node}} rejoins',
+            instant: true,
+          },
+          {
+            expr: perNode(sel('pg_keeper_switchovers_total', 'result="ok"')),
+            legend: '{{cluster}} {{node}} switchovers',
             instant: true,
           },
           {
@@ -722,7 +771,7 @@ function actions(d: dashboard.DashboardBuilder): void {
       eventsPanel({
         title: 'Actions over time',
         description:
-          'Promotions, async switches and sync restores per interval, per node. A failover is one promotion on the standby and, if the old primary was still alive, one async switch on it.',
+          "Promotions, async switches, sync restores, rejoins (by pg_rewind, a base backup, or a restart) and planned switchovers per interval, per node. A failover is one promotion on the standby and, if the old primary was still alive, one async switch on it; a switchover, one promotion on the standby and one switchover on the old primary's keeper.",
         unit: 'short',
         queries: [
           { expr: increasePerNode('pg_keeper_promotions_total'), legend: '{{cluster}} {{node}} promotion' },
@@ -734,6 +783,14 @@ function actions(d: dashboard.DashboardBuilder): void {
             expr: increasePerNode('pg_keeper_sync_restores_total'),
             legend: '{{cluster}} {{node}} sync restore',
           },
+          {
+            expr: `sum by (cluster, node, method) (${withNode(`increase(${sel('pg_keeper_rejoins_total', 'result="ok"')}[$__rate_interval])`)})`,
+            legend: '{{cluster}} {{node}} rejoin ({{method}})',
+          },
+          {
+            expr: `sum by (cluster, node) (${withNode(`increase(${sel('pg_keeper_switchovers_total', 'result="ok"')}[$__rate_interval])`)})`,
+            legend: '{{cluster}} {{node}} switchover',
+          },
         ],
         w: 8,
         h: 8,
@@ -743,12 +800,20 @@ function actions(d: dashboard.DashboardBuilder): void {
       eventsPanel({
         title: 'Vetoes and failed actions',
         description:
-          'Actions a guard refused, by reason (counted once per run of failed heartbeats), and actions on the local server that failed (retried at the next tick), by action.',
+          'Actions a guard refused, by reason (counted once per run of failed heartbeats); rejoins refused because they could discard an acknowledged commit (once per episode) and switchovers refused (a standby not synchronous or behind, a paused keeper); and actions on the local server that failed (retried at the next tick; a failed rejoin after a pause that doubles), by action.',
         unit: 'short',
         queries: [
           {
             expr: increasePerNode('pg_keeper_promotion_vetoes_total', 'cluster, node, reason'),
             legend: '{{cluster}} {{node}} veto: {{reason}}',
+          },
+          {
+            expr: `sum by (cluster, node) (${withNode(`increase(${sel('pg_keeper_rejoins_total', 'result="refused"')}[$__rate_interval])`)})`,
+            legend: '{{cluster}} {{node}} rejoin refused',
+          },
+          {
+            expr: `sum by (cluster, node) (${withNode(`increase(${sel('pg_keeper_switchovers_total', 'result="refused"')}[$__rate_interval])`)})`,
+            legend: '{{cluster}} {{node}} switchover refused',
           },
           {
             expr: increasePerNode('pg_keeper_action_failures_total', 'cluster, node, action'),
@@ -1221,6 +1286,24 @@ export function buildDashboard(): dashboard.Dashboard {
         'pg_keeper_last_sync_restore_timestamp_seconds',
         'green',
         '{{cluster}}: {{node}} restored synchronous replication',
+      ),
+    )
+    .annotation(
+      actionAnnotation(
+        'Switchovers',
+        'Switchover',
+        'pg_keeper_last_switchover_timestamp_seconds',
+        'purple',
+        "{{cluster}}: {{node}} handed the primary over (planned switchover) and is the new primary's standby",
+      ),
+    )
+    .annotation(
+      actionAnnotation(
+        'Rejoins',
+        'Rejoin',
+        'pg_keeper_last_rejoin_timestamp_seconds',
+        'blue',
+        "{{cluster}}: {{node}}'s keeper rejoined its server as the new primary's standby",
       ),
     );
   variables(d);

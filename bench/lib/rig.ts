@@ -13,13 +13,23 @@ import type { NodeName } from '../../src/config/config.js';
 import { waitFor } from '../../src/util/wait.js';
 import { KeeperProcess, type KeeperHttp } from '../../test/support/keeper-process.js';
 import { makeDir, rmDir } from '../../test/support/temp-dir.js';
-import { TestPair } from '../../test/support/test-pair.js';
+import { TestPair, type PairOptions } from '../../test/support/test-pair.js';
 
 export interface Rig {
   dir: string;
   pair: TestPair;
   k1: KeeperProcess;
   k2: KeeperProcess;
+}
+
+/** For the lifecycle: keepers that control their servers (as test/e2e/lifecycle.test.ts sets them up). */
+export interface RigOptions {
+  /** postgresql.conf of both servers (wal_log_hints, wal_keep_size). */
+  pairOptions?: Partial<Omit<PairOptions, 'baseDir'>>;
+  /** Run the keepers as this OS user, the data directories' owner. */
+  osUser?: string;
+  /** Per node, settings that depend on the pair (data_directory). */
+  settingsOf?: (pair: TestPair, node: NodeName) => Record<string, unknown>;
 }
 
 const liveKeepers = new Set<KeeperProcess>();
@@ -32,14 +42,16 @@ async function startKeeper(
   node: NodeName,
   settings: Record<string, unknown>,
   http: KeeperHttp | undefined,
+  o: RigOptions,
 ): Promise<KeeperProcess> {
   const k = await KeeperProcess.start({
     dir,
     node,
     node1: pair.conninfo(pair.node1),
     node2: pair.conninfo(pair.node2),
-    settings,
+    settings: { ...settings, ...o.settingsOf?.(pair, node) },
     ...(http ? { http } : {}),
+    ...(o.osUser ? { osUser: o.osUser } : {}),
   });
   liveKeepers.add(k);
   return k;
@@ -67,18 +79,23 @@ export async function waitUntilHealthy(rig: Rig, timeoutMs = 30_000): Promise<vo
 
 /**
  * A new pair (node1 primary, node2 sync standby) and both keepers, healthy. Cleans up after
- * itself on failure. `http`: how to reach keepers that have a web_config_file.
+ * itself on failure. `http`: how to reach keepers that have a web_config_file; `o`: keepers
+ * that control their servers.
  */
-export async function createRig(settings: Record<string, unknown>, http?: KeeperHttp): Promise<Rig> {
+export async function createRig(
+  settings: Record<string, unknown>,
+  http?: KeeperHttp,
+  o: RigOptions = {},
+): Promise<Rig> {
   const dir = makeDir('pgk-bench-');
   liveDirs.add(dir);
   let pair: TestPair | null = null;
   const keepers: KeeperProcess[] = [];
   try {
-    pair = await TestPair.create({ baseDir: join(dir, 'pg') });
+    pair = await TestPair.create({ ...o.pairOptions, baseDir: join(dir, 'pg') });
     livePairs.add(pair);
-    keepers.push(await startKeeper(dir, pair, 'node1', settings, http));
-    keepers.push(await startKeeper(dir, pair, 'node2', settings, http));
+    keepers.push(await startKeeper(dir, pair, 'node1', settings, http, o));
+    keepers.push(await startKeeper(dir, pair, 'node2', settings, http, o));
     const [k1, k2] = keepers as [KeeperProcess, KeeperProcess];
     const rig = { dir, pair, k1, k2 };
     await waitUntilHealthy(rig);

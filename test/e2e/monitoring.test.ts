@@ -4,14 +4,16 @@
 // a real Alertmanager grouping them as docs/examples/alertmanager.yml does, which posts them to
 // a webhook of this test. The dashboard's fleet overview must show one row per pair with the
 // right primary, before and after orders fails over; the failover must reach the webhook as one
-// notification naming orders and its new primary, and nothing may arrive about billing; every
-// expression of the Grafana dashboard must return data, with every pair selected and with one;
-// every rule must evaluate without error. The servers are shared by the tests, in order. Needs
+// notification naming orders and its new primary, and nothing may arrive about billing; orders'
+// old primary is then rejoined by its own keeper (auto_rejoin, set by a reload: orders' keepers
+// run as the OS user postgres and control their servers); every expression of the Grafana
+// dashboard must return data, with every pair selected and with one; every rule must evaluate
+// without error. The servers are shared by the tests, in order. Needs
 // Debian's prometheus, prometheus-alertmanager and etcd-server (scripts/ensure-deps.sh); fails,
 // rather than skips, without them.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
@@ -49,6 +51,8 @@ const EMPTY_IN_THIS_SCENARIO: Record<string, string> = {
   // The "Async switches" annotation. orders' node1, the primary, died with its server: nothing
   // was left to switch. node2's promotion leaves it asynchronous, but that is a promotion.
   pg_keeper_last_async_switch_timestamp_seconds: 'no primary switched to asynchronous replication',
+  // The "Switchovers" annotation (its series parses and shows: test/e2e/prometheus-tools.test.ts).
+  pg_keeper_last_switchover_timestamp_seconds: 'nobody asked for a planned switchover',
 };
 
 /** The same, with only billing selected: a healthy two-node pair to which nothing happened. */
@@ -57,6 +61,7 @@ const EMPTY_FOR_BILLING: Record<string, string> = {
   pg_keeper_arbiter_: 'billing runs without the etcd arbiter',
   pg_keeper_last_promotion_timestamp_seconds: 'billing never failed over',
   pg_keeper_last_sync_restore_timestamp_seconds: 'billing never lost its standby',
+  pg_keeper_last_rejoin_timestamp_seconds: 'billing never failed over: nothing to rejoin',
   pg_keeper_after_command_duration_seconds: 'after_command runs after a promotion only',
 };
 
@@ -64,7 +69,8 @@ const EMPTY_FOR_BILLING: Record<string, string> = {
  * Expressions about past events (rare counters, the duration of a hook run, the annotations):
  * when nothing is there now, looked for over the whole run.
  */
-const PAST_EVENT = /increase\(|after_command_duration|last_(promotion|async_switch|sync_restore)_timestamp/;
+const PAST_EVENT =
+  /increase\(|after_command_duration|last_(promotion|async_switch|sync_restore|rejoin|switchover)_timestamp/;
 
 interface RulesFile {
   groups: { name: string; rules: { alert?: string; record?: string }[] }[];
@@ -225,6 +231,8 @@ describe('Prometheus and Alertmanager watching two pairs, one of which fails ove
       etcd = await EtcdCluster.start({ members: 1 });
       // Both pairs at once: two cores build them faster together than one after the other.
       const [o, b] = await Promise.allSettled([
+        // orders' keepers control their servers (data_directory, as the data directories'
+        // owner), so that its old primary can rejoin by itself after the failover.
         setUp({
           settings: {
             cluster_name: 'orders',
@@ -232,6 +240,9 @@ describe('Prometheus and Alertmanager watching two pairs, one of which fails ove
             etcd_endpoints: etcd.endpoints,
             etcd_prefix: '/pg-keeper/orders',
           },
+          osUser: 'postgres',
+          pairOptions: { extraConf: { wal_log_hints: 'on', wal_keep_size: '256MB' } },
+          settingsOf: (pair, node) => ({ data_directory: pair[node].dataDir }),
         }),
         setUp({ settings: { cluster_name: 'billing', after_command: 'true' } }),
       ]);
@@ -302,7 +313,7 @@ describe('Prometheus and Alertmanager watching two pairs, one of which fails ove
 
   test(
     'a failover of orders is one notification naming orders and its new primary, and nothing about billing',
-    { timeout: 90_000 },
+    { timeout: 150_000 },
     async (t) => {
       const { pair, k2 } = orders as Setup;
       const hook = webhook as WebhookReceiver;
@@ -314,10 +325,12 @@ describe('Prometheus and Alertmanager watching two pairs, one of which fails ove
         'orders’ node2 keeper to report primary',
         30_000,
       );
+      // node1's keeper answers on (only its server died): the alert waits 30 s for a record of
+      // a planned switchover it might be, before it fires.
       const first = await waitFor(
         () => failoverNotifications(hook)[0],
         'a PgKeeperFailover notification at the webhook',
-        60_000,
+        90_000,
         100,
       );
       const promotedAt = await waitForEvent(k2, 'promote');
@@ -386,18 +399,22 @@ describe('Prometheus and Alertmanager watching two pairs, one of which fails ove
     'every dashboard expression returns data, for both pairs and for one',
     { timeout: 120_000 },
     async (t) => {
-      const { pair, k2 } = orders as Setup;
+      const { k1, k2 } = orders as Setup;
       const prom = prometheus as Prometheus;
-      await pair.rebuildAsStandby(pair.node1, pair.node2);
+      // node1's keeper rejoins its server as node2's standby once told to (a reload).
+      writeFileSync(k1.configFile, `${readFileSync(k1.configFile, 'utf8')}auto_rejoin: true\n`);
+      k1.child.kill('SIGHUP');
+      await waitForEvent(k1, 'rejoin', 60_000);
       await waitForEvent(k2, 'restore-sync', 60_000);
       // Prometheus has seen orders whole again: node1 a standby streaming from node2, sync back.
       await waitFor(
         async () =>
           (await prom.query(`pg_keeper_last_sync_restore_timestamp_seconds{job="${JOB}"} > 0`)).length ===
             1 &&
+          (await prom.query(`pg_keeper_last_rejoin_timestamp_seconds{job="${JOB}"} > 0`)).length === 1 &&
           (await prom.query(`pg_keeper_role{job="${JOB}", role="standby"} == 1`)).length === 2 &&
           (await prom.query(`pg_keeper_wal_receiver_last_message_age_seconds{job="${JOB}"}`)).length === 2,
-        'Prometheus to scrape the rebuilt pair',
+        'Prometheus to scrape the rejoined pair',
         30_000,
         250,
       );
@@ -466,7 +483,7 @@ describe('Prometheus and Alertmanager watching two pairs, one of which fails ove
       const prom = prometheus as Prometheus;
       const hook = webhook as WebhookReceiver;
       const file = parse(readFileSync(RULES, 'utf8')) as RulesFile;
-      // A few more evaluations of every rule, on the rebuilt pair.
+      // A few more evaluations of every rule, on the rejoined pair.
       await prom.waitScrapes(JOB, 2);
       const groups = await prom.ruleGroups();
       assert.deepEqual(

@@ -167,7 +167,10 @@ describe('the dashboard', () => {
     // orders: node1 (pg1) is the synchronous primary and sees its peer; node2 (pg2) is the
     // standby and has missed 2 of 4 heartbeats. billing, with the arbiter: node2 (pg4) was
     // promoted at 30 s, holds the lease and replicates asynchronously; node1 (pg3) is a standby
-    // again. Every 5 s, 20 samples.
+    // again. The lifecycle: billing's node2 was promoted for a planned switchover, which node1
+    // recorded at 31 s; orders' node1 is handing the primary over now, and orders' node2 last
+    // rejoined at 20 s and is rejoining again (made up for the numbers: the panels are what is
+    // checked). Every 5 s, 20 samples.
     const series = (name: string, instance: string, labels: string, values: string) => ({
       series: `${name}{job="pg-keeper",instance="${instance}"${labels ? `,${labels}` : ''}}`,
       values,
@@ -201,6 +204,14 @@ describe('the dashboard', () => {
       series('pg_keeper_last_promotion_timestamp_seconds', 'pg2:9754', '', '0x20'),
       series('pg_keeper_last_promotion_timestamp_seconds', 'pg3:9754', '', '0x20'),
       series('pg_keeper_last_promotion_timestamp_seconds', 'pg4:9754', '', '0 0 0 0 0 0 30x14'),
+      ...each('pg_keeper_rejoin_in_progress', '0x20'),
+      ...each('pg_keeper_switchover_in_progress', '0x20'),
+      series('pg_keeper_switchover_in_progress', 'pg1:9754', '', '0x10 1x10'),
+      series('pg_keeper_rejoin_in_progress', 'pg2:9754', '', '0x10 1x10'),
+      ...each('pg_keeper_last_switchover_timestamp_seconds', '0x20'),
+      series('pg_keeper_last_switchover_timestamp_seconds', 'pg3:9754', '', '0 0 0 0 0 0 0 31x13'),
+      ...each('pg_keeper_last_rejoin_timestamp_seconds', '0x20'),
+      series('pg_keeper_last_rejoin_timestamp_seconds', 'pg2:9754', '', '0 0 0 0 0 20x15'),
       series('pg_keeper_arbiter_up', 'pg3:9754', '', '1x20'),
       series('pg_keeper_arbiter_up', 'pg4:9754', '', '1x20'),
       series('pg_keeper_arbiter_lease_holder', 'pg3:9754', 'holder="node2"', '1x20'),
@@ -209,7 +220,11 @@ describe('the dashboard', () => {
     const at = (labels: string, value: number) => ({ labels, value });
     const node = (cluster: string, n: string, extra = '') => `{${extra}cluster="${cluster}",node="${n}"}`;
     const pair = (cluster: string) => `{cluster="${cluster}"}`;
-    const promotion = queryAnnotations().find((a) => a.name === 'Promotions')?.expr ?? '';
+    const annotation = (name: string): string => {
+      const expr = queryAnnotations().find((a) => a.name === name)?.expr;
+      assert.ok(expr, `no annotation ${name}`);
+      return interpolate(expr);
+    };
     const fleet = (header: string): string => {
       const column = fleetColumns().find((c) => c.header === header);
       assert.ok(column, `no fleet column ${header}`);
@@ -249,8 +264,34 @@ describe('the dashboard', () => {
       },
       { expr: exprOf('Lease holder over time'), exp_samples: [at(pair('billing'), 2)] },
       {
-        expr: interpolate(promotion),
+        expr: exprOf('Rejoin or switchover'),
+        exp_samples: [
+          at(node('billing', 'node1'), 0),
+          at(node('billing', 'node2'), 0),
+          at(node('orders', 'node1'), 2),
+          at(node('orders', 'node2'), 1),
+        ],
+      },
+      {
+        expr: exprOf('Rejoins and switchovers over time'),
+        exp_samples: [
+          at(node('billing', 'node1'), 0),
+          at(node('billing', 'node2'), 0),
+          at(node('orders', 'node1'), 2),
+          at(node('orders', 'node2'), 1),
+        ],
+      },
+      {
+        expr: annotation('Promotions'),
         exp_samples: [at(node('billing', 'node2', 'instance="pg4:9754",job="pg-keeper",'), 30_000)],
+      },
+      {
+        expr: annotation('Switchovers'),
+        exp_samples: [at(node('billing', 'node1', 'instance="pg3:9754",job="pg-keeper",'), 31_000)],
+      },
+      {
+        expr: annotation('Rejoins'),
+        exp_samples: [at(node('orders', 'node2', 'instance="pg2:9754",job="pg-keeper",'), 20_000)],
       },
       // The fleet overview: one row per pair, every column filled.
       { expr: fleet('Primary'), exp_samples: [at(pair('billing'), 2), at(pair('orders'), 1)] },

@@ -237,11 +237,33 @@ test('panel ids and titles are unique and every panel fits the 24-column grid', 
   }
 });
 
-test('promotions and async switches are dashboard annotations', () => {
+test('promotions, async switches, switchovers and rejoins are dashboard annotations', () => {
   const annotations = queryAnnotations();
   const uses = (metric: string): boolean => annotations.some((a) => a.expr?.includes(metric));
   assert.ok(uses('pg_keeper_last_promotion_timestamp_seconds'), 'no promotion annotation');
   assert.ok(uses('pg_keeper_last_async_switch_timestamp_seconds'), 'no async switch annotation');
+  assert.ok(uses('pg_keeper_last_switchover_timestamp_seconds'), 'no switchover annotation');
+  assert.ok(uses('pg_keeper_last_rejoin_timestamp_seconds'), 'no rejoin annotation');
+});
+
+test('a rejoin or a switchover in progress shows now and over time', () => {
+  const reading = (type: string) =>
+    dataPanels().filter(
+      (p) =>
+        p.type === type &&
+        (p.targets ?? []).some(
+          (t) =>
+            t.expr?.includes('pg_keeper_rejoin_in_progress') &&
+            t.expr.includes('pg_keeper_switchover_in_progress'),
+        ),
+    );
+  const now = reading('stat');
+  assert.equal(now.length, 1, 'one stat of the rejoin or switchover under way');
+  assert.ok(
+    now[0]?.targets?.every((t) => t.instant),
+    'the stat reads the present (instant queries)',
+  );
+  assert.equal(reading('state-timeline').length, 1, 'one timeline of rejoins and switchovers');
 });
 
 test('every expression covers panels and annotations', () => {

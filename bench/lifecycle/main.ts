@@ -1,0 +1,243 @@
+// Lifecycle benchmark: planned switchovers and rejoins after a failover, on real PostgreSQL
+// pairs with two real keeper processes (the built CLI) that control their servers.
+//
+//   npm run bench:lifecycle -- [--runs N] [--growth-runs N] [--large] [--only PARTS] [--keepalive 0.2x3]
+//
+//   1. switchover (switchover.ts): a client writes all the time; POST /switchover to the
+//      primary's keeper (the last run: to the standby's, which passes it on), alternating
+//      between the nodes; the longest gap between two acknowledgements, every acknowledged
+//      id on the new primary, and first write on the new primary -> synchronous again;
+//   2. rejoin (rejoin.ts): SIGKILL of the primary's server under the same client, the
+//      failover, and auto_rejoin: kill -> the old primary is the new one's synchronous
+//      standby, on the small database of a fresh pair, alternating;
+//   3. growth (growth.ts): the same at 100 MB (and 1 GB with --large), filled by pgbench -i,
+//      on a pair that can be rewound and on one that cannot (the keeper copies it all).
+//
+// It reports (report.ts) and does not assert: it exits 0 even when a target is MISSED, 1 when
+// a run failed, 2 on bad usage, 130/143 when interrupted. Servers and keepers are torn down on
+// every path (error, Ctrl-C, SIGTERM).
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { NodeName } from '../../src/config/config.js';
+import { errorText } from '../../src/util/errors.js';
+import { checkBuild, MissingBuild } from '../lib/build.js';
+import { countPostgresProcesses, loadAverage, machineInfo } from '../lib/machine.js';
+import { Progress } from '../lib/progress.js';
+import { destroyAll, destroyRig, type Rig } from '../lib/rig.js';
+import type { Pace } from '../failover/samples.js';
+import { growthGroup } from './growth.js';
+import { parseArgs, USAGE, UsageError, windowMs, type Options } from './options.js';
+import { lifecyclePair, other } from './pairs.js';
+import { Probe } from './probe.js';
+import { rejoinAfterFailover, waitUntilReady } from './rejoin.js';
+import { evaluateTargets, report, summaries } from './report.js';
+import type { RejoinGroup, RejoinSample, SwitchoverSample } from './samples.js';
+import { switchover } from './switchover.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+async function writeJson(file: string, data: unknown): Promise<void> {
+  mkdirSync(path.dirname(file), { recursive: true });
+  let text = `${JSON.stringify(data, null, 2)}\n`;
+  try {
+    const prettier = await import('prettier');
+    const config = (await prettier.resolveConfig(file)) ?? {};
+    text = await prettier.format(text, { ...config, parser: 'json' });
+  } catch {
+    // prettier is a dev dependency; without it the plain JSON is kept
+  }
+  writeFileSync(file, text);
+}
+
+/** One pair for a series of runs on it; an error ends the series (the pair may be half-way). */
+async function onOnePair(
+  what: string,
+  make: () => Promise<Rig>,
+  runs: number,
+  progress: Progress,
+  pace: Pace,
+  body: (rig: Rig, probe: Probe, i: number) => Promise<string>,
+  errors: string[],
+): Promise<void> {
+  pace.phase(`${what}: creating the pair and keepers`);
+  let rig: Rig;
+  try {
+    rig = await make();
+  } catch (err) {
+    errors.push(`${what}: setting up the pair: ${errorText(err)}`);
+    for (let i = 0; i < runs; i++) progress.runDone('failed');
+    return;
+  }
+  const probe = new Probe({ node1: rig.pair.target(rig.pair.node1), node2: rig.pair.target(rig.pair.node2) });
+  let done = 0;
+  try {
+    for (let i = 1; i <= runs; i++) {
+      const note = await body(rig, probe, i);
+      done++;
+      if (process.stderr.isTTY) progress.log(note);
+      progress.runDone(note);
+    }
+  } catch (err) {
+    errors.push(`${what}, run ${done + 1}: ${(err as Error).stack ?? errorText(err)}`);
+    for (let i = done; i < runs; i++) progress.runDone('failed');
+  } finally {
+    probe.close();
+    pace.phase(`${what}: teardown`);
+    await destroyRig(rig);
+  }
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+    checkBuild();
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof MissingBuild) {
+      process.stderr.write(`${err.message}\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const startedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const jsonFile = path.resolve(opts.json ?? path.join(ROOT, 'bench', 'results', `lifecycle-${stamp}.json`));
+  const loadStart = loadAverage();
+  const machine = machineInfo(countPostgresProcesses());
+  const has = (p: Options['parts'][number]): boolean => opts.parts.includes(p);
+  const total =
+    (has('switchover') ? opts.runs : 0) +
+    (has('rejoin') ? opts.runs : 0) +
+    (has('growth') ? opts.growthRuns * opts.sizesMB.length * 2 : 0);
+  const progress = new Progress(total, 'lifecycle');
+  const pace: Pace = {
+    periodMs: Math.round(opts.keepaliveTime * 1000),
+    // A base backup of a large database takes minutes on a slow disk.
+    slowMs: Math.max(120_000, 10 * windowMs(opts)),
+    phase: (p) => progress.setPhase(p),
+  };
+
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    const code = signal === 'SIGINT' ? 130 : 143;
+    if (interrupted) process.exit(code);
+    interrupted = true;
+    progress.finish();
+    process.stderr.write(`\n${signal}: tearing down servers and keepers (again to force)...\n`);
+    const force = setTimeout(() => process.exit(code), 30_000);
+    force.unref();
+    void destroyAll().finally(() => process.exit(code));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const switchovers: SwitchoverSample[] = [];
+  const rejoins: RejoinSample[] = [];
+  const growth: RejoinGroup[] = [];
+  const errors: string[] = [];
+  const durations: Record<string, number> = {};
+  const timed = async (part: string, body: () => Promise<void>): Promise<void> => {
+    const t0 = Date.now();
+    await body();
+    durations[part] = Date.now() - t0;
+  };
+
+  if (has('switchover') && !interrupted)
+    await timed('switchover', () =>
+      onOnePair(
+        'switchover',
+        () => lifecyclePair(opts, { method: 'rewind', autoRejoin: false }),
+        opts.runs,
+        progress,
+        pace,
+        async (rig, probe, i) => {
+          const from: NodeName = i % 2 === 1 ? 'node1' : 'node2';
+          await waitUntilReady(rig, from, pace.slowMs);
+          // The last run asks the standby's keeper, which passes the request on.
+          const askedOf = i === opts.runs && opts.runs > 1 ? other(from) : from;
+          const s = await switchover(rig, probe, from, askedOf, i, pace);
+          switchovers.push(s);
+          return `switchover ${i}: gap ${Math.round(s.longestGap)} ms, sync again ${Math.round(s.firstWriteToSync)} ms after the first write, lost ${s.lost}`;
+        },
+        errors,
+      ),
+    );
+
+  if (has('rejoin') && !interrupted)
+    await timed('rejoin', () =>
+      onOnePair(
+        'rejoin',
+        () => lifecyclePair(opts, { method: 'rewind', autoRejoin: true }),
+        opts.runs,
+        progress,
+        pace,
+        async (rig, probe, i) => {
+          const old: NodeName = i % 2 === 1 ? 'node1' : 'node2';
+          const s = await rejoinAfterFailover(rig, probe, old, 'rewind', null, `rejoin ${i}`, pace);
+          rejoins.push(s);
+          return `rejoin ${i}: kill -> sync ${Math.round(s.total)} ms (${s.method ?? '?'}, rejoin ${s.rejoin === null ? '?' : Math.round(s.rejoin)} ms)`;
+        },
+        errors,
+      ),
+    );
+
+  if (has('growth'))
+    for (const size of opts.sizesMB)
+      for (const method of ['rewind', 'basebackup'] as const) {
+        if (interrupted) break;
+        await timed(`growth ${size} MB ${method}`, async () => {
+          const g = await growthGroup(opts, size, method, progress, pace);
+          growth.push(g);
+          errors.push(...g.errors.map((e) => `growth ${size} MB ${method}: ${e}`));
+        });
+      }
+  progress.finish();
+  if (interrupted) return 130;
+
+  const loadEnd = loadAverage();
+  const sum = summaries(switchovers, rejoins, growth);
+  const targets = evaluateTargets(sum);
+  const data = { switchovers, rejoins, growth, errors };
+  process.stdout.write(
+    `${report(opts, sum, targets, data, machine, { start: loadStart, end: loadEnd }, durations)}\n`,
+  );
+  await writeJson(jsonFile, {
+    benchmark: 'pg-keeper lifecycle',
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    argv: process.argv.slice(2),
+    config: {
+      keepaliveTime: opts.keepaliveTime,
+      keepaliveCount: opts.keepaliveCount,
+      runs: opts.runs,
+      growthRuns: opts.growthRuns,
+      sizesMB: opts.sizesMB,
+      pairs:
+        'keepers as the OS user postgres with data_directory; wal_keep_size 256MB (growth: 64MB, max_wal_size 128MB, min_wal_size 32MB); wal_log_hints on, except on the basebackup pairs of the growth part',
+      units: 'milliseconds; *Ms in samples are relative to the switchover request or the kill',
+    },
+    machine,
+    loadavg: { start: loadStart, end: loadEnd },
+    durationsMs: durations,
+    summary: sum,
+    targets,
+    switchovers,
+    rejoins,
+    growth,
+    errors,
+  });
+  process.stdout.write(`\nraw samples and summary: ${path.relative(process.cwd(), jsonFile) || jsonFile}\n`);
+  return errors.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err: unknown) => {
+    process.stderr.write(`benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
+    await destroyAll();
+    process.exitCode = 1;
+  },
+);
