@@ -316,6 +316,11 @@ describe('planned switchover', () => {
     assert.equal(back.code, 0, `the switch back, asked of node1's keeper: ${back.out}`);
     assert.equal(await inRecovery(s(), 'node1'), false);
     await syncAgain(k1, "node1's keeper to be a synchronous primary again");
+    // A planned switchover is not a failure: no action failed on either side (an alert would page).
+    for (const k of [k1, k2]) {
+      const failed = k.lines.filter((l) => l.outcome === 'failed');
+      assert.deepEqual(failed, [], `actions that failed on ${k.node}'s keeper during the switchovers`);
+    }
   });
 });
 
