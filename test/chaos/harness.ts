@@ -32,6 +32,11 @@ export interface RunOptions {
   arbiter?: { members: 1 | 3; ttl: number };
   /** A client that cancels writes unanswered after this long (workload.ts, the cancel loop). */
   cancelAfterMs?: number;
+  /**
+   * Keepers manage their servers and the operator heals with `pg-keeper rejoin` and `pg-keeper
+   * switchover` (default); false: keepers that never touch their server, rebuilt by hand.
+   */
+  manageServers?: boolean;
 }
 
 export interface RunResult {
@@ -54,6 +59,8 @@ export interface RunResult {
   cancelAfterMs: number | null;
   /** The keepers' timing the availability checks were derived from (null if the run never started). */
   timing: Timing | null;
+  /** The keepers managed their servers, and the operator healed with pg-keeper. */
+  manageServers: boolean;
 }
 
 export async function runOnce(o: RunOptions): Promise<RunResult> {
@@ -68,7 +75,11 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     ? `arbiter: etcd with ${o.arbiter.members} member(s), lease TTL ${o.arbiter.ttl} s`
     : 'two-node';
   const cancel = o.cancelAfterMs === undefined ? '' : `; a client cancels writes after ${o.cancelAfterMs} ms`;
-  o.log(`[seed ${o.seed}] ${mode}${cancel}; ${schedule.length} faults planned:`);
+  const heals =
+    o.manageServers === false
+      ? '; healed by hand'
+      : '; keepers manage their servers, healed with pg-keeper rejoin and switchover';
+  o.log(`[seed ${o.seed}] ${mode}${cancel}${heals}; ${schedule.length} faults planned:`);
   for (const f of schedule) o.log(`    ${f.index}. ${f.kind}: ${describeFault(f)}`);
   const result: RunResult = {
     seed: o.seed,
@@ -85,8 +96,12 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     arbiter: o.arbiter ?? null,
     cancelAfterMs: o.cancelAfterMs ?? null,
     timing: null,
+    manageServers: o.manageServers ?? true,
   };
-  const topo = await Topology.create(o.log, o.arbiter ? { arbiter: o.arbiter } : {});
+  const topo = await Topology.create(o.log, {
+    ...(o.arbiter ? { arbiter: o.arbiter } : {}),
+    manageServers: result.manageServers,
+  });
   let timing: Timing;
   try {
     timing = timingFromConfig((await topo.keepers.node1.status()).config);
@@ -109,6 +124,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     anomalies: result.anomalies,
     signal: o.signal,
     fault: null,
+    rejoinedAt: { node1: 0, node2: 0 },
   };
   try {
     workload.start();
