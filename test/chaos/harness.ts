@@ -52,6 +52,8 @@ export interface RunResult {
   /** The keeper build this run used: git HEAD and when dist/cli.js was built (it is rebuilt by others). */
   build: { head: string; builtAt: string };
   finalPrimary: NodeName | null;
+  /** WAL the pair wrote over the run (the final primary's position): what wal_keep_size must cover. */
+  walBytes: number | null;
   /** Keeper and server logs, kept when the run found an anomaly or failed. */
   logs: string | null;
   arbiter: { members: 1 | 3; ttl: number } | null;
@@ -91,6 +93,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     aborted: false,
     durationMs: 0,
     finalPrimary: null,
+    walBytes: null,
     build: buildInfo(),
     logs: null,
     arbiter: o.arbiter ?? null,
@@ -146,6 +149,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     await workload.stop();
     const primary = await finalPrimary(topo);
     result.finalPrimary = primary;
+    result.walBytes = await walPosition(topo, primary);
     const ids = await topo.idsOn(primary);
     result.check = check(o.seed, workload.records, result.faults, ids, { arbiter: o.arbiter !== undefined });
     result.anomalies.push(...result.check.anomalies, ...(await checkEnd(o.seed, topo, result.faults)));
@@ -169,6 +173,13 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     result.durationMs = Date.now() - t0;
   }
   return result;
+}
+
+async function walPosition(topo: Topology, n: NodeName): Promise<number | null> {
+  const [r] = await topo.pair
+    .query<{ b: number }>(topo.node(n), "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS b")
+    .catch(() => []);
+  return r?.b ?? null;
 }
 
 async function finalPrimary(topo: Topology): Promise<NodeName> {

@@ -76,6 +76,7 @@ const result = (faults: FaultRecord[]): RunResult => ({
   durationMs: 0,
   build: { head: 'x', builtAt: 'y' },
   finalPrimary: 'node1',
+  walBytes: null,
   logs: null,
   arbiter: null,
   cancelAfterMs: null,

@@ -174,6 +174,7 @@ export function formatRun(r: RunResult): string {
     c
       ? `${c.acked} writes acknowledged (${c.unacked} not), ${c.lost.length} acknowledged missing`
       : 'not checked',
+    ...(r.walBytes === null ? [] : [`${(r.walBytes / 2 ** 20).toFixed(0)} MB of WAL`]),
     `${r.anomalies.length} anomalies`,
   ];
   if (r.error) parts.push(`HARNESS ERROR: ${r.error.split('\n')[0]}`);

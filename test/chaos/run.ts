@@ -142,6 +142,7 @@ async function main(): Promise<number> {
       planned: r.planned,
       durationMs: r.durationMs,
       finalPrimary: r.finalPrimary,
+      walBytes: r.walBytes,
       build: r.build,
       error: r.error,
       aborted: r.aborted,
