@@ -22,8 +22,8 @@ usage:
   pg-keeper status [--url URL] [--json] [TLS and auth options]
   pg-keeper health [--url URL] [TLS and auth options]
                                       exit 0 when the keeper's /health answers 200 (the image's HEALTHCHECK)
-  pg-keeper demo [--prometheus] [--once] [--dir D]
-  pg-keeper demo kill primary|standby [--dir D]
+  pg-keeper demo [--arbiter] [--prometheus] [--once] [--dir D]
+  pg-keeper demo kill primary|standby | partition | heal | switchover [--dir D]
   pg-keeper rejoin --config FILE [--node node1|node2] [--force]
                                       make the local server a standby of the peer (the new primary)
   pg-keeper switchover --url URL [--to node1|node2] [--token-file FILE] [TLS and auth options]
@@ -45,6 +45,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   prometheus: { type: 'boolean' },
   once: { type: 'boolean' },
+  arbiter: { type: 'boolean' },
   dir: { type: 'string' },
   force: { type: 'boolean' },
   to: { type: 'string' },
@@ -120,6 +121,7 @@ export async function main(argv: string[]): Promise<number> {
         return await demoCommand(rest, {
           prometheus: values.prometheus ?? false,
           once: values.once ?? false,
+          arbiter: values.arbiter ?? false,
           dir: values.dir,
         });
       }

@@ -294,6 +294,7 @@ export class Keeper {
   /** An action's outcome, recorded once: the policy's state, the counts, the events and the log. */
   private settled(o: Outcome, reason: string): void {
     this.state = settle(this.state, o);
+    this.switchovers.settled(o);
     const counted = countAction(this.j.snapshot.counts, o.action.kind, o.ok);
     this.j.update({ state: this.state, counts: o.ok && o.method ? countRejoin(counted, o.method) : counted });
     const kind = o.action.kind;

@@ -4,11 +4,14 @@
 
 import { randomBytes } from 'node:crypto';
 import type { NodeName } from '../config/config.js';
-import type { Decision, Outcome, SwitchoverRequest } from '../policy/types.js';
+import type { Decision, Outcome, Situation, SwitchoverRequest } from '../policy/types.js';
 import type { Clock } from './clock.js';
 import { countSwitchover } from './counts.js';
 import type { Journal } from './journal.js';
 import type { SwitchoverReport } from './snapshot.js';
+
+/** Where a standby's keeper is while the primary's keeper hands over to it. */
+const RELAYED_SITUATIONS: readonly Situation[] = ['switchover-expected', 'switchover-promoting'];
 
 export interface Report {
   id: string;
@@ -21,6 +24,11 @@ export interface Report {
 export class Switchovers {
   /** A switchover asked of this keeper, until the policy takes or refuses it. */
   request: SwitchoverRequest | null = null;
+  /**
+   * A switchover this keeper took as the standby (the primary's keeper does the work): its
+   * report ends when this node is promoted for it, or when it stops being under way.
+   */
+  private relayed: string | null = null;
 
   constructor(
     private readonly j: Journal,
@@ -43,6 +51,11 @@ export class Switchovers {
 
   /** What a decision said of a switchover: taken (`taskRunning`: already under way), or refused. */
   decided(d: Decision, taskRunning: boolean): void {
+    if (this.relayed !== null && !RELAYED_SITUATIONS.includes(d.situation)) {
+      // The primary's keeper stopped handing over (it died, or withdrew its announcement).
+      this.report({ id: this.relayed, phase: 'failed', result: 'failed', reason: d.reason, ended: true });
+      this.relayed = null;
+    }
     if (!d.switchover) return;
     const { id, refused } = d.switchover;
     if (this.request?.id === id) {
@@ -52,11 +65,26 @@ export class Switchovers {
         this.refused(refused);
       } else if (!taskRunning) {
         this.report({ id, phase: 'taken', result: 'running', reason: d.reason });
+        // Without a switchover action of its own, this keeper is the standby's: it waits.
+        if (!d.actions.some((a) => a.kind === 'switchover')) this.relayed = id;
       }
     } else if (refused !== null) {
       // A request signalled by the standby's keeper: it learns of the refusal by its timeout.
       this.refused(refused);
     }
+  }
+
+  /** An action's outcome: the promotion that ends a switchover this keeper took as the standby. */
+  settled(o: Outcome): void {
+    if (this.relayed === null || o.action.kind !== 'promote' || !o.ok) return;
+    this.report({
+      id: this.relayed,
+      phase: 'done',
+      result: 'ok',
+      reason: 'this node is the primary; the old primary becomes its standby',
+      ended: true,
+    });
+    this.relayed = null;
   }
 
   /** The switchover task ended. */

@@ -44,7 +44,7 @@ import { queryOnce } from '../../src/local-pair/query.js';
 import { waitFor } from '../../src/util/wait.js';
 import { CLI, KEEPER_NODE_FLAGS, KeeperProcess, chownForUser } from '../support/keeper-process.js';
 import { EtcdCluster } from '../support/etcd.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
 import { TestPair, type PgNode } from '../support/test-pair.js';
 import { CREATE_TABLE_SQL } from './workload.js';
 import type { CliRun } from './lifecycle.js';

@@ -16,7 +16,7 @@ import { findPgBin } from '../../src/local-pair/pg-bin.js';
 import { isProcessAlive } from '../../src/util/procfs.js';
 import { queryOnce } from '../../src/local-pair/query.js';
 import { waitFor } from '../../src/util/wait.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
 import { TestPair } from '../support/test-pair.js';
 

@@ -16,7 +16,7 @@ import { heartbeat } from '../../src/postgres/peer.js';
 import { PgSession } from '../../src/postgres/session.js';
 import { waitFor } from '../../src/util/wait.js';
 import { usePair } from '../support/setup.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
 import { TestPair } from '../support/test-pair.js';
 

@@ -11,7 +11,7 @@ import { sleep, waitFor } from '../../src/util/wait.js';
 import type { KeeperProcess } from '../support/keeper-process.js';
 import { countSeries, documentedSeriesCounts } from '../support/metrics-reference.js';
 import { usePair, type Setup } from '../support/setup.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
 
 const TOKEN = 'e2e-token-0123456789abcdef';
 /** Every /status and /metrics body seen, to look for the password at the end. */

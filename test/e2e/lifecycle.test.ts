@@ -305,6 +305,17 @@ describe('planned switchover', () => {
       0,
       'no rejoin: the switchover itself brought node1 back',
     );
+    // The keeper it was asked of (the standby's) ends its report too, and takes the next one.
+    const report = await waitFor(async () => {
+      const r = (await k2.status()).switchover;
+      return r?.result === 'ok' ? r : null;
+    }, "node2's keeper to end its switchover report");
+    assert.notEqual(report.ended_at, null);
+    assert.match(await (await k2.get('/metrics')).text(), /^pg_keeper_switchover_in_progress 0$/m);
+    const back = await switchoverCli(k1.url, tokenFile);
+    assert.equal(back.code, 0, `the switch back, asked of node1's keeper: ${back.out}`);
+    assert.equal(await inRecovery(s(), 'node1'), false);
+    await syncAgain(k1, "node1's keeper to be a synchronous primary again");
   });
 });
 

@@ -21,7 +21,7 @@ import { queryOnce } from '../../src/local-pair/query.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import type { KeeperProcess } from '../support/keeper-process.js';
 import { metric, setUp, tearDown, usePair, waitForEvent, type Setup } from '../support/setup.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
 import type { TestPair } from '../support/test-pair.js';
 
 /** keepalive_time 0.2 s × keepalive_count 3, the keepers' settings (test/support/keeper-process.ts). */

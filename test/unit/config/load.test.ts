@@ -228,3 +228,21 @@ test('the etcd password is read from its file and never shown', () => {
   assert.doesNotMatch(shown, /s3cret/);
   assert.match(shown, /"etcd_password_file":"\*{8}"/);
 });
+
+test('web_config_file: a file that does not load is named with its key and its own problem', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgk-webcfg-'));
+  try {
+    const web = join(dir, 'web.yml');
+    writeFileSync(web, 'basic_auth_users:\n  prometheus: plain-password\n');
+    const problems = problemsOf(`${BASE}web_config_file: ${web}\n`);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0] ?? '', /web_config_file/);
+    assert.ok(problems[0]?.includes(web), problems[0]);
+    assert.match(problems[0] ?? '', /basic_auth_users\.prometheus" must be a bcrypt hash/);
+    assert.ok(!problems[0]?.includes('plain-password'));
+    writeFileSync(web, '');
+    assert.equal(parseConfig(`${BASE}web_config_file: ${web}\n`, 'f.yml', {}, {}).webConfigFile, web);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,5 +1,6 @@
-// A TCP proxy on 127.0.0.1 that a test can cut and restore, to break one network path (say a keeper's
-// heartbeat to a node) while others (replication) keep working.
+// A TCP proxy on 127.0.0.1 that can be cut and restored, to break one network path (say a keeper's
+// heartbeat to a node) while others (replication) keep working: `pg-keeper demo partition` cuts the
+// demo's two, and the end-to-end tests and the fault-injection suite cut theirs.
 //
 //   const proxy = await TcpProxy.start({ host: '127.0.0.1', port: pair.node1.port });
 //   ... connect to 127.0.0.1:proxy.port ...
