@@ -7,6 +7,7 @@ import {
   ackedSince,
   classifyRejoin,
   classifySwitchover,
+  formatIds,
   longestAckGap,
   promotedBySwitchover,
   spread,
@@ -189,4 +190,12 @@ describe('what the operator measures', () => {
     assert.deepEqual(spread([3]), { n: 1, min: 3, median: 3, max: 3 });
     assert.deepEqual(spread([5, 1, 3, 9]), { n: 4, min: 1, median: 4, max: 9 });
   });
+});
+
+test('lostIds as a report names them: a short list whole, a long one by its ends', () => {
+  assert.equal(formatIds([]), '');
+  assert.equal(formatIds([3, 4, 9]), '3, 4, 9');
+  const twelve = Array.from({ length: 12 }, (_, i) => i + 1);
+  assert.equal(formatIds(twelve), twelve.join(', '));
+  assert.equal(formatIds([...twelve, 13]), '1, 2, 3, 4, 5, 6 ... 11, 12, 13');
 });

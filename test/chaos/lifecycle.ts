@@ -110,6 +110,12 @@ export function longestAckGap(records: readonly WriteRecord[], from: number, to:
   return Math.max(gap, to - prev);
 }
 
+/** Ids as a report names them: all of a short list, the first six and the last three of a long one. */
+export function formatIds(ids: readonly number[]): string {
+  if (ids.length <= 12) return ids.join(', ');
+  return `${ids.slice(0, 6).join(', ')} ... ${ids.slice(-3).join(', ')}`;
+}
+
 /** min, median and max, or null for nothing. */
 export function spread(
   values: readonly number[],

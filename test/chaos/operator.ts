@@ -45,6 +45,7 @@ import {
   ackedSince,
   classifyRejoin,
   classifySwitchover,
+  formatIds,
   longestAckGap,
   type RejoinOutcome,
 } from './lifecycle.js';
@@ -403,6 +404,7 @@ async function rejoinNode(
     refused: null,
     forced: false,
     wouldDiscard: null,
+    lostIds: [],
     discarded: null,
     keeperSaidAckedAlone: null,
     failed: null,
@@ -471,9 +473,10 @@ async function rejoinByPgKeeper(
     rec.forced = true;
     const would = await missingOn(ctx, n, from, since);
     rec.wouldDiscard = would.length;
+    rec.lostIds = would;
     act(
       `pg-keeper rejoin of ${n} refused (${outcome.reason}); ${would.length} writes acknowledged by ${n} ` +
-        `are not on ${from} and will be discarded: pg-keeper rejoin --force`,
+        `are not on ${from} and will be discarded${would.length > 0 ? ` (ids ${formatIds(would)})` : ''}: pg-keeper rejoin --force`,
     );
     outcome = await attempt(true);
   }

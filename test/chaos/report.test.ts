@@ -17,6 +17,7 @@ const rejoin = (over: Partial<RejoinRecord>): RejoinRecord => ({
   refused: null,
   forced: false,
   wouldDiscard: null,
+  lostIds: [],
   discarded: 0,
   keeperSaidAckedAlone: false,
   failed: null,
@@ -103,6 +104,7 @@ test("the summary counts the operator's rejoins and switchovers, and failovers w
             forced: true,
             refused: 'may have',
             wouldDiscard: 20,
+            lostIds: Array.from({ length: 20 }, (_, i) => 101 + i),
             discarded: 42,
           }),
           rejoin({ method: 'by-hand', failed: 'failed: exit 1: pg_rewind failed' }),
@@ -120,6 +122,15 @@ test("the summary counts the operator's rejoins and switchovers, and failovers w
     byHand: 1,
     forced: 1,
     forcedDiscarded: 42,
+    forcedLost: [
+      {
+        seed: 1,
+        fault: 2,
+        kind: 'kill-server',
+        node: 'node1',
+        lostIds: Array.from({ length: 20 }, (_, i) => 101 + i),
+      },
+    ],
     failed: 1,
   });
   assert.deepEqual(s.switchovers, { ok: 2, refused: 1, failed: 0, ms: [1000, 1400], writeGapMs: [200, 300] });
@@ -128,6 +139,8 @@ test("the summary counts the operator's rejoins and switchovers, and failovers w
       '(discarding 42 acknowledged writes), 1 failed or refused, 1 rebuilt by hand instead',
     '  rewind: took 3.0 s median (3.0 s-3.0 s), from the first command to the server streaming',
     '  basebackup: took 2.0 s median (2.0 s-2.0 s), from the first command to the server streaming',
+    '  forced: seed 1 fault 2 (kill-server), node1: 20 acknowledged writes not on the new primary ' +
+      '(ids 101, 102, 103, 104, 105, 106 ... 118, 119, 120)',
     'pg-keeper switchover home by the operator: 2 done, 1 refused, 0 failed; took 1.2 s median (1.0 s-1.4 s); ' +
       'longest stretch without an acknowledged write 0.3 s median (0.2 s-0.3 s)',
   ]);

@@ -5,7 +5,7 @@
 import type { AvailabilityCheck } from './availability.js';
 import type { RunResult } from './harness.js';
 import { ALL_FAULT_KINDS, FAULT_KINDS } from './schedule.js';
-import { spread } from './lifecycle.js';
+import { formatIds, spread } from './lifecycle.js';
 import type { Anomaly, PartitionMeasurement } from './types.js';
 
 /** What the operator's `pg-keeper rejoin` runs did, over every run. */
@@ -18,6 +18,8 @@ export interface RejoinSummary {
   forced: number;
   /** What the forced ones discarded: acknowledged writes the new primary lacked. */
   forcedDiscarded: number;
+  /** Each forced rejoin, with the lostIds measured before --force (what it was known to discard). */
+  forcedLost: { seed: number; fault: number; kind: string; node: string; lostIds: number[] }[];
   /** pg-keeper rejoin failed (the anomaly rejoin-failed), or refused a standby that was no old primary. */
   failed: number;
 }
@@ -86,6 +88,7 @@ export function summarize(results: RunResult[]): Summary {
       byHand: 0,
       forced: 0,
       forcedDiscarded: 0,
+      forcedLost: [],
       failed: 0,
     },
     switchovers: { ok: 0, refused: 0, failed: 0, ms: [], writeGapMs: [] },
@@ -117,6 +120,13 @@ export function summarize(results: RunResult[]): Summary {
         if (j.forced && j.method !== 'by-hand' && j.method !== null) {
           s.rejoins.forced += 1;
           s.rejoins.forcedDiscarded += j.discarded ?? 0;
+          s.rejoins.forcedLost.push({
+            seed: r.seed,
+            fault: f.planned.index,
+            kind: k,
+            node: j.node,
+            lostIds: j.lostIds,
+          });
         }
         if (j.failed !== null) s.rejoins.failed += 1;
       }
@@ -202,6 +212,11 @@ export function formatLifecycle(s: Pick<Summary, 'rejoins' | 'switchovers'>): st
     ...done
       .filter(([, ms]) => ms.length > 0)
       .map(([m, ms]) => `  ${m}: took ${range(ms)}, from the first command to the server streaming`),
+    ...j.forcedLost.map(
+      (l) =>
+        `  forced: seed ${l.seed} fault ${l.fault} (${l.kind}), ${l.node}: ${l.lostIds.length} acknowledged writes ` +
+        `not on the new primary${l.lostIds.length > 0 ? ` (ids ${formatIds(l.lostIds)})` : ''}`,
+    ),
     `pg-keeper switchover home by the operator: ${w.ok} done, ${w.refused} refused, ${w.failed} failed` +
       (w.ok > 0
         ? `; took ${range(w.ms)}; longest stretch without an acknowledged write ${range(w.writeGapMs)}`

@@ -89,6 +89,11 @@ export interface RejoinRecord {
   forced: boolean;
   /** Writes of its era acknowledged here and missing on `from`: measured before, and after the rejoin. */
   wouldDiscard: number | null;
+  /**
+   * The lostIds: the ids of those writes, measured before `rejoin --force` (empty when it was not
+   * forced), so that a report names what the forced rejoin threw away.
+   */
+  lostIds: number[];
   discarded: number | null;
   /** What the node's keeper said before (guards.may_have_acknowledged_alone in /status). */
   keeperSaidAckedAlone: boolean | null;
