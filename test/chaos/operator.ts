@@ -406,6 +406,7 @@ async function rejoinNode(
     wouldDiscard: null,
     lostIds: [],
     discarded: null,
+    discardedIds: null,
     keeperSaidAckedAlone: null,
     failed: null,
   };
@@ -425,6 +426,12 @@ async function rejoinNode(
   // What it acknowledged alone is gone now, whichever way it rejoined: measured on the primary.
   const discarded = await missingOn(ctx, n, from, since).catch(() => null);
   rec.discarded = discarded?.length ?? null;
+  rec.discardedIds = discarded;
+  if (rec.forced && discarded && discarded.length > rec.lostIds.length)
+    act(
+      `${n} went on acknowledging writes until the rejoin stopped it: ${discarded.length} discarded in all, ` +
+        `${discarded.length - rec.lostIds.length} more than measured (ids ${formatIds(discarded)})`,
+    );
   ctx.rejoinedAt[n] = Date.now();
   if (discarded && discarded.length > 0 && !rec.forced && rec.method !== 'by-hand' && rec.method !== null)
     anomaly(

@@ -18,6 +18,7 @@ const rejoin = (over: Partial<RejoinRecord>): RejoinRecord => ({
   forced: false,
   wouldDiscard: null,
   lostIds: [],
+  discardedIds: [],
   discarded: 0,
   keeperSaidAckedAlone: false,
   failed: null,
@@ -106,6 +107,7 @@ test("the summary counts the operator's rejoins and switchovers, and failovers w
             wouldDiscard: 20,
             lostIds: Array.from({ length: 20 }, (_, i) => 101 + i),
             discarded: 42,
+            discardedIds: Array.from({ length: 42 }, (_, i) => 101 + i),
           }),
           rejoin({ method: 'by-hand', failed: 'failed: exit 1: pg_rewind failed' }),
         ],
@@ -129,6 +131,7 @@ test("the summary counts the operator's rejoins and switchovers, and failovers w
         kind: 'kill-server',
         node: 'node1',
         lostIds: Array.from({ length: 20 }, (_, i) => 101 + i),
+        discardedIds: Array.from({ length: 42 }, (_, i) => 101 + i),
       },
     ],
     failed: 1,
@@ -139,8 +142,9 @@ test("the summary counts the operator's rejoins and switchovers, and failovers w
       '(discarding 42 acknowledged writes), 1 failed or refused, 1 rebuilt by hand instead',
     '  rewind: took 3.0 s median (3.0 s-3.0 s), from the first command to the server streaming',
     '  basebackup: took 2.0 s median (2.0 s-2.0 s), from the first command to the server streaming',
-    '  forced: seed 1 fault 2 (kill-server), node1: 20 acknowledged writes not on the new primary ' +
-      '(ids 101, 102, 103, 104, 105, 106 ... 118, 119, 120)',
+    '  forced: seed 1 fault 2 (kill-server), node1: 20 acknowledged writes not on the new primary before ' +
+      '--force (ids 101, 102, 103, 104, 105, 106 ... 118, 119, 120); 42 discarded in all ' +
+      '(ids 101, 102, 103, 104, 105, 106 ... 140, 141, 142)',
     'pg-keeper switchover home by the operator: 2 done, 1 refused, 0 failed; took 1.2 s median (1.0 s-1.4 s); ' +
       'longest stretch without an acknowledged write 0.3 s median (0.2 s-0.3 s)',
   ]);

@@ -19,7 +19,15 @@ export interface RejoinSummary {
   /** What the forced ones discarded: acknowledged writes the new primary lacked. */
   forcedDiscarded: number;
   /** Each forced rejoin, with the lostIds measured before --force (what it was known to discard). */
-  forcedLost: { seed: number; fault: number; kind: string; node: string; lostIds: number[] }[];
+  forcedLost: {
+    seed: number;
+    fault: number;
+    kind: string;
+    node: string;
+    lostIds: number[];
+    /** Measured after the rejoin: what it did discard (the old primary wrote on until stopped). */
+    discardedIds: number[] | null;
+  }[];
   /** pg-keeper rejoin failed (the anomaly rejoin-failed), or refused a standby that was no old primary. */
   failed: number;
 }
@@ -126,6 +134,7 @@ export function summarize(results: RunResult[]): Summary {
             kind: k,
             node: j.node,
             lostIds: j.lostIds,
+            discardedIds: j.discardedIds,
           });
         }
         if (j.failed !== null) s.rejoins.failed += 1;
@@ -215,7 +224,11 @@ export function formatLifecycle(s: Pick<Summary, 'rejoins' | 'switchovers'>): st
     ...j.forcedLost.map(
       (l) =>
         `  forced: seed ${l.seed} fault ${l.fault} (${l.kind}), ${l.node}: ${l.lostIds.length} acknowledged writes ` +
-        `not on the new primary${l.lostIds.length > 0 ? ` (ids ${formatIds(l.lostIds)})` : ''}`,
+        `not on the new primary before --force${l.lostIds.length > 0 ? ` (ids ${formatIds(l.lostIds)})` : ''}` +
+        (l.discardedIds === null
+          ? ''
+          : `; ${l.discardedIds.length} discarded in all` +
+            (l.discardedIds.length > l.lostIds.length ? ` (ids ${formatIds(l.discardedIds)})` : '')),
     ),
     `pg-keeper switchover home by the operator: ${w.ok} done, ${w.refused} refused, ${w.failed} failed` +
       (w.ok > 0

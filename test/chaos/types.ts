@@ -95,6 +95,11 @@ export interface RejoinRecord {
    */
   lostIds: number[];
   discarded: number | null;
+  /**
+   * The ids of `discarded`, measured once it streams: more than lostIds after a forced rejoin of a
+   * running old primary, which went on acknowledging writes until the rejoin stopped it.
+   */
+  discardedIds: number[] | null;
   /** What the node's keeper said before (guards.may_have_acknowledged_alone in /status). */
   keeperSaidAckedAlone: boolean | null;
   /** pg-keeper rejoin's failure when it failed (the operator then rebuilt it by hand). */
