@@ -13,13 +13,18 @@
 // Each round also checks availability where the schedule owes it (a primary lost for longer than
 // the keepers' timing allows, availability.ts), and says which faults did.
 //
+// The keepers manage their servers, and the operator heals with pg-keeper itself: every round
+// must have turned an old primary into a standby with `pg-keeper rejoin` (none by hand) and
+// brought the primary home with `pg-keeper switchover` under the workload; a rejoin or switchover
+// that fails is an anomaly (rejoin-failed, switchover-failed), so the round fails on it.
+//
 // Replay: npm run chaos -- --seed 21 --faults 7   (or --seed 22)
 //         npm run chaos -- --arbiter --members 3 --ttl 3 --seed 661 --faults 8
 
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { runOnce, type RunOptions } from './harness.js';
-import { formatSummary, summarize, type Summary } from './report.js';
+import { formatLifecycle, formatSummary, summarize, type Summary } from './report.js';
 import { ARBITER_FAULT_KINDS, FAULT_KINDS, type FaultKind } from './schedule.js';
 
 interface Round {
@@ -87,6 +92,7 @@ function diagnostics(t: TestContext, summary: Summary): void {
     );
   for (const b of summary.bothPrimaryOk)
     t.diagnostic(`fault ${b.fault} (${b.kind}): both keepers answered /primary 200 for ${b.forMs} ms`);
+  for (const line of formatLifecycle(summary)) t.diagnostic(line.trim());
 }
 
 for (const round of ROUNDS) {
@@ -122,5 +128,12 @@ for (const round of ROUNDS) {
       round.owed,
       `the availability checks that ran (seed ${seed}):\n${report}`,
     );
+    // Healed by pg-keeper itself: old primaries rejoined by the command, none rebuilt by hand, and
+    // the primary brought home by a switchover (every round has failovers).
+    const rejoined = Object.values(summary.rejoins.msByMethod).reduce((n, ms) => n + ms.length, 0);
+    assert.ok(rejoined >= 1, `no pg-keeper rejoin ran (seed ${seed}):\n${report}`);
+    assert.equal(summary.rejoins.byHand, 0, `servers rebuilt by hand (seed ${seed}):\n${report}`);
+    assert.ok(summary.switchovers.ok >= 1, `no pg-keeper switchover ran (seed ${seed}):\n${report}`);
+    assert.equal(result.finalPrimary, 'node1', `the primary was not brought home (seed ${seed}):\n${report}`);
   });
 }

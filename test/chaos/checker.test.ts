@@ -45,6 +45,8 @@ function fault(index: number, kind: PlannedFault['kind'], startedAt: number, hea
     availability: null,
     twoPrimaries: [],
     operatorActions: [],
+    rejoins: [],
+    switchovers: [],
     notes: [],
   };
 }

@@ -10,6 +10,7 @@ import {
   type Loss,
 } from './availability.js';
 import { describeFault, type EtcdMember, type FaultKind, type PlannedFault } from './schedule.js';
+import { promotedBySwitchover } from './lifecycle.js';
 import { heal } from './operator.js';
 import { keeperExited, Topology } from './topology.js';
 import { anomaly, pause, type FaultRecord, type RunContext } from './types.js';
@@ -79,13 +80,17 @@ function leasesLostBetween(ctx: RunContext, from: number, to: number): FaultReco
   return out.sort((a, b) => a.at - b.at);
 }
 
-/** Promotions logged by any keeper process of this run between two moments. */
-function promotionsBetween(ctx: RunContext, from: number, to: number): { node: NodeName; at: number }[] {
-  const out: { node: NodeName; at: number }[] = [];
+/**
+ * Promotions logged by any keeper process of this run between two moments, a planned switchover's
+ * told apart by its reason.
+ */
+function promotionsBetween(ctx: RunContext, from: number, to: number): FaultRecord['promotions'] {
+  const out: FaultRecord['promotions'] = [];
   for (const { node, k } of ctx.topo.keeperHistory) {
     for (const l of k.events('promote')) {
       const at = Date.parse(String(l.time));
-      if (l.outcome === 'ok' && at >= from && at <= to) out.push({ node, at });
+      if (l.outcome === 'ok' && at >= from && at <= to)
+        out.push({ node, at, switchover: promotedBySwitchover(l) });
     }
   }
   return out.sort((a, b) => a.at - b.at);
@@ -112,6 +117,8 @@ export async function runFault(ctx: RunContext, planned: PlannedFault, total: nu
     availability: null,
     twoPrimaries: [],
     operatorActions: [],
+    rejoins: [],
+    switchovers: [],
     notes: [],
   };
   ctx.fault = rec;
@@ -131,7 +138,9 @@ export async function runFault(ctx: RunContext, planned: PlannedFault, total: nu
   rec.promotions = promotionsBetween(ctx, rec.startedAt, rec.healedAt);
   rec.leasesLost = leasesLostBetween(ctx, rec.startedAt, rec.healedAt);
   for (const pr of rec.promotions)
-    rec.notes.push(`${pr.node} promoted ${pr.at - rec.startedAt} ms after the fault began`);
+    rec.notes.push(
+      `${pr.node} promoted ${pr.at - rec.startedAt} ms after the fault began${pr.switchover ? ' (the switchover home)' : ''}`,
+    );
   for (const l of rec.leasesLost)
     rec.notes.push(`${l.node}'s keeper lost its lease ${l.at - rec.startedAt} ms after the fault began`);
   if (rec.bothPrimaryOk)
@@ -299,6 +308,8 @@ function lossOf(kind: FaultKind, rec: FaultRecord): Loss | 'host-lost-then-recon
  */
 function checkPromotions(ctx: RunContext, rec: FaultRecord): void {
   const { kind } = rec.planned;
+  // The operator's switchover home promotes too, once the pair healed: not the keepers' doing.
+  const failovers = rec.promotions.filter((p) => !p.switchover);
   const arbiter = ctx.topo.arbiter !== null;
   const quietKinds: FaultKind[] = arbiter
     ? ['kill-keeper', 'partition', 'etcd-kill', 'etcd-freeze', 'etcd-outage', 'cut-standby-etcd']
@@ -306,7 +317,7 @@ function checkPromotions(ctx: RunContext, rec: FaultRecord): void {
   if (quietKinds.includes(kind)) {
     // Variant primary-lost: the standby may promote only once it reaches etcd again.
     const until = rec.marks.reconnectedAt ?? rec.healedAt;
-    const early = rec.promotions.filter((p) => p.at < until);
+    const early = failovers.filter((p) => p.at < until);
     if (early.length > 0)
       anomaly(
         ctx,
@@ -320,7 +331,7 @@ function checkPromotions(ctx: RunContext, rec: FaultRecord): void {
   if (loss === null || lostAt === undefined) return;
   if (loss === 'host-lost' && ctx.timing.ttlMs === null) return;
   const lostNode = kind === 'cut-standby-etcd' ? peerOf(rec.node as NodeName) : (rec.node as NodeName);
-  const promoted = rec.promotions.find((p) => p.node !== lostNode && p.at >= lostAt);
+  const promoted = failovers.find((p) => p.node !== lostNode && p.at >= lostAt);
   const bound =
     loss === 'host-lost-then-reconnect'
       ? failoverAfterReconnectMs(ctx.timing, (rec.marks.reconnectedAt ?? rec.endedAt) - lostAt)

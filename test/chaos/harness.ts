@@ -32,6 +32,11 @@ export interface RunOptions {
   arbiter?: { members: 1 | 3; ttl: number };
   /** A client that cancels writes unanswered after this long (workload.ts, the cancel loop). */
   cancelAfterMs?: number;
+  /**
+   * Keepers manage their servers and the operator heals with `pg-keeper rejoin` and `pg-keeper
+   * switchover` (default); false: keepers that never touch their server, rebuilt by hand.
+   */
+  manageServers?: boolean;
 }
 
 export interface RunResult {
@@ -47,6 +52,8 @@ export interface RunResult {
   /** The keeper build this run used: git HEAD and when dist/cli.js was built (it is rebuilt by others). */
   build: { head: string; builtAt: string };
   finalPrimary: NodeName | null;
+  /** WAL the pair wrote over the run (the final primary's position): what wal_keep_size must cover. */
+  walBytes: number | null;
   /** Keeper and server logs, kept when the run found an anomaly or failed. */
   logs: string | null;
   arbiter: { members: 1 | 3; ttl: number } | null;
@@ -54,6 +61,8 @@ export interface RunResult {
   cancelAfterMs: number | null;
   /** The keepers' timing the availability checks were derived from (null if the run never started). */
   timing: Timing | null;
+  /** The keepers managed their servers, and the operator healed with pg-keeper. */
+  manageServers: boolean;
 }
 
 export async function runOnce(o: RunOptions): Promise<RunResult> {
@@ -68,7 +77,11 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     ? `arbiter: etcd with ${o.arbiter.members} member(s), lease TTL ${o.arbiter.ttl} s`
     : 'two-node';
   const cancel = o.cancelAfterMs === undefined ? '' : `; a client cancels writes after ${o.cancelAfterMs} ms`;
-  o.log(`[seed ${o.seed}] ${mode}${cancel}; ${schedule.length} faults planned:`);
+  const heals =
+    o.manageServers === false
+      ? '; healed by hand'
+      : '; keepers manage their servers, healed with pg-keeper rejoin and switchover';
+  o.log(`[seed ${o.seed}] ${mode}${cancel}${heals}; ${schedule.length} faults planned:`);
   for (const f of schedule) o.log(`    ${f.index}. ${f.kind}: ${describeFault(f)}`);
   const result: RunResult = {
     seed: o.seed,
@@ -80,13 +93,18 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     aborted: false,
     durationMs: 0,
     finalPrimary: null,
+    walBytes: null,
     build: buildInfo(),
     logs: null,
     arbiter: o.arbiter ?? null,
     cancelAfterMs: o.cancelAfterMs ?? null,
     timing: null,
+    manageServers: o.manageServers ?? true,
   };
-  const topo = await Topology.create(o.log, o.arbiter ? { arbiter: o.arbiter } : {});
+  const topo = await Topology.create(o.log, {
+    ...(o.arbiter ? { arbiter: o.arbiter } : {}),
+    manageServers: result.manageServers,
+  });
   let timing: Timing;
   try {
     timing = timingFromConfig((await topo.keepers.node1.status()).config);
@@ -109,6 +127,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     anomalies: result.anomalies,
     signal: o.signal,
     fault: null,
+    rejoinedAt: { node1: 0, node2: 0 },
   };
   try {
     workload.start();
@@ -130,6 +149,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     await workload.stop();
     const primary = await finalPrimary(topo);
     result.finalPrimary = primary;
+    result.walBytes = await walPosition(topo, primary);
     const ids = await topo.idsOn(primary);
     result.check = check(o.seed, workload.records, result.faults, ids, { arbiter: o.arbiter !== undefined });
     result.anomalies.push(...result.check.anomalies, ...(await checkEnd(o.seed, topo, result.faults)));
@@ -153,6 +173,13 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     result.durationMs = Date.now() - t0;
   }
   return result;
+}
+
+async function walPosition(topo: Topology, n: NodeName): Promise<number | null> {
+  const [r] = await topo.pair
+    .query<{ b: number }>(topo.node(n), "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS b")
+    .catch(() => []);
+  return r?.b ?? null;
 }
 
 async function finalPrimary(topo: Topology): Promise<NodeName> {

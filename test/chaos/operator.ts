@@ -3,11 +3,11 @@
 //
 // It looks at both servers and takes one step at a time, then looks again:
 //   a server is down          start it; but an old primary (no standby.signal) whose peer is now the
-//                             primary is rebuilt as a standby of it instead (pg_basebackup)
-//   two primaries             record it; rebuild the one on the older timeline (the promoted one is on
+//                             primary is rejoined as a standby of it instead
+//   two primaries             record it; rejoin the one on the older timeline (the promoted one is on
 //                             the newer), first measuring what it acknowledged that the other lacks
 //   no primary (for 10 s)     an anomaly; promote the one that is not behind
-//   a standby                 point its WAL receiver at the proxy in front of the primary; rebuild it
+//   a standby                 point its WAL receiver at the proxy in front of the primary; rejoin it
 //                             if it cannot stream for 20 s (it diverged)
 //   replication asynchronous  the primary's keeper must restore sync once the standby caught up; if it
 //                             has not within 30 s, that is an anomaly, and the operator does it
@@ -18,13 +18,48 @@
 //                             keeper's /primary answered is recorded); healthy means also: the
 //                             primary's keeper holds the lease, etcd records "sync", and the standby's
 //                             keeper sees both
+//   healthy, primary away     (keepers that manage their servers) `pg-keeper switchover --to node1`,
+//   from home                 under the running workload, so that every fault starts from node1
+//
+// To rejoin is, with keepers that manage their servers (Topology.managesServers, the default),
+// `pg-keeper rejoin --config <that keeper's file>` as the OS user postgres, with a deadline. When it
+// refuses because the server may have acknowledged commits alone (two primaries after a partition,
+// an old primary that went async), the operator measures what would be discarded and runs
+// `rejoin --force`, saying so. A rejoin that fails is the anomaly `rejoin-failed`, and the operator
+// then rebuilds the node by hand (pg_basebackup) so that the run goes on; one that, without --force,
+// discarded acknowledged writes is `rejoin-discarded`. A switchover that fails, or is refused three
+// times while the pair is healthy, is `switchover-failed`. Without managed servers every rejoin is
+// the hand rebuild, and the primary stays where the last failover put it.
+//
+// auto_rejoin stays off: the fault injector starts servers itself at the end of some faults (a
+// restart, a cascade), and a keeper rejoining its server during the fault would race it and change
+// what the fault is. The rule a rejoin is refused by is the same for the command and for
+// auto_rejoin (the state file's "may have acknowledged alone", the arbiter's key), and the
+// end-to-end tests cover auto_rejoin itself.
 //
 // Everything is bounded by a deadline; failing it is the anomaly `not-healed`.
 
 import { readProcStat } from '../../src/util/procfs.js';
 import { NODES, peerOf, type NodeName } from '../../src/config/config.js';
+import {
+  ackedSince,
+  classifyRejoin,
+  classifySwitchover,
+  formatIds,
+  longestAckGap,
+  type RejoinOutcome,
+} from './lifecycle.js';
 import { keeperExited, type ServerView } from './topology.js';
-import { anomaly, pause, type RunContext, type TwoPrimaries } from './types.js';
+import { anomaly, pause, type RejoinRecord, type RunContext, type TwoPrimaries } from './types.js';
+
+/** Where the primary is brought back to once the pair is healthy (it starts there). */
+export const HOME: NodeName = 'node1';
+/** A switchover the keepers refuse this many times while the operator sees a healthy pair is an anomaly. */
+const SWITCHOVER_ATTEMPTS = 3;
+/** How long a switchover may take, from the request to the old primary streaming synchronously. */
+const SWITCHOVER_DEADLINE_MS = 60_000;
+/** How long to wait for etcd to say who holds the key, when a rejoin is refused for it. */
+const ARBITER_REFUSAL_WAIT_MS = 20_000;
 
 export class NotHealed extends Error {
   override name = 'NotHealed';
@@ -35,6 +70,9 @@ interface Progress {
   notStreamingSince: number | null;
   asyncSince: number | null;
   startFailures: Record<NodeName, number>;
+  /** Switchover home: refusals so far, and whether it is over (done, or given up) for this heal. */
+  switchoverRefusals: number;
+  switchoverOver: boolean;
 }
 
 const firstLine = (text: string): string => text.split('\n')[0] ?? '';
@@ -80,6 +118,8 @@ export async function heal(ctx: RunContext, deadlineMs = 150_000): Promise<void>
     notStreamingSince: null,
     asyncSince: null,
     startFailures: { node1: 0, node2: 0 },
+    switchoverRefusals: 0,
+    switchoverOver: false,
   };
   const deadline = Date.now() + deadlineMs;
   let why = 'not looked yet';
@@ -122,6 +162,9 @@ async function ensureKeepers(ctx: RunContext, act: (msg: string) => void): Promi
 /** One look and at most one action. Returns null when healthy, else what it is waiting for. */
 async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void): Promise<string | null> {
   const { topo } = ctx;
+  // A keeper stopping, rewinding or starting its own server is not to be interfered with.
+  const busy = await keeperTask(ctx);
+  if (busy) return busy;
   const [v1, v2] = await Promise.all(NODES.map((n) => topo.inspect(n)));
   const views: Record<NodeName, ServerView> = { node1: v1 as ServerView, node2: v2 as ServerView };
 
@@ -130,9 +173,9 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
     if (v.running) continue;
     const o = views[peerOf(n)];
     if (o.up && o.inRecovery === false && (!v.standbySignal || p.startFailures[n] >= 2)) {
-      act(`${n} is down and ${o.node} is the primary: rebuilding ${n} as its standby`);
-      await rebuild(ctx, p, n, o.node, act);
-      return `${n} rebuilt`;
+      act(`${n} is down and ${o.node} is the primary: turning ${n} into its standby`);
+      await rejoinNode(ctx, p, n, o.node, v.standbySignal ? 'start-failed' : 'old-primary-down', act);
+      return `${n} rejoined`;
     }
     try {
       await topo.pair.start(topo.node(n));
@@ -179,8 +222,10 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
   if (rep?.state !== 'streaming') {
     p.notStreamingSince ??= Date.now();
     if (Date.now() - p.notStreamingSince > 20_000) {
-      act(`${standby} has not streamed from ${primary} for 20 s (it diverged): rebuilding it`);
-      await rebuild(ctx, p, standby, primary, act);
+      act(
+        `${standby} has not streamed from ${primary} for 20 s (it diverged): turning it into a standby again`,
+      );
+      await rejoinNode(ctx, p, standby, primary, 'not-streaming', act);
       p.notStreamingSince = null;
     }
     return `${standby} does not stream from ${primary} (${rep ? rep.state : 'not connected'})`;
@@ -202,7 +247,82 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
     return `${standby} streams asynchronously (${rep.lagBytes} bytes behind)`;
   }
   p.asyncSince = null;
-  return keepersAgree(ctx, primary);
+  const disagree = await keepersAgree(ctx, primary);
+  if (disagree !== null || !ctx.topo.managesServers || primary === HOME || p.switchoverOver) return disagree;
+  return switchoverHome(ctx, p, primary, act);
+}
+
+/** With managed servers: a keeper in the middle of a rejoin or a switchover is waited for. */
+async function keeperTask(ctx: RunContext): Promise<string | null> {
+  if (!ctx.topo.managesServers) return null;
+  for (const n of NODES) {
+    const task = await ctx.topo.keepers[n].status().then(
+      (s) => s.task,
+      () => null, // one that does not answer is found by keepersAgree
+    );
+    if (task) return `${n}'s keeper is busy: ${task.kind}, ${task.step} (${task.detail})`;
+  }
+  return null;
+}
+
+/**
+ * The pair is healthy with the primary away from HOME: `pg-keeper switchover --to HOME` under the
+ * running workload, asked of the primary's keeper or (odd faults) of the standby's, which relays
+ * it. Returns what the heal waits for next (it looks again; healthy at HOME ends it).
+ */
+async function switchoverHome(
+  ctx: RunContext,
+  p: Progress,
+  primary: NodeName,
+  act: (msg: string) => void,
+): Promise<string> {
+  const { topo } = ctx;
+  const to = peerOf(primary);
+  const via = (ctx.fault?.planned.index ?? 0) % 2 === 1 ? to : primary;
+  const at = Date.now();
+  const run = await topo.pgKeeper(
+    ['switchover', '--url', topo.keepers[via].url, '--to', to, '--token-file', topo.tokenFile],
+    SWITCHOVER_DEADLINE_MS,
+    ctx.signal,
+  );
+  ctx.signal.throwIfAborted();
+  const outcome = classifySwitchover(run);
+  const detail = outcome.kind === 'ok' ? '' : outcome.reason;
+  const writeGapMs = longestAckGap(ctx.workload.records, at, Date.now());
+  ctx.fault?.switchovers.push({
+    from: primary,
+    to,
+    via,
+    at,
+    ms: run.ms,
+    outcome: outcome.kind,
+    detail,
+    writeGapMs,
+  });
+  const what = `pg-keeper switchover --to ${to} (asked of ${via}'s keeper)`;
+  const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+  if (outcome.kind === 'ok') {
+    p.switchoverOver = true;
+    ctx.rejoinedAt[primary] = Date.now();
+    act(
+      `${what}: done in ${secs(run.ms)}; longest stretch without an acknowledged write ${secs(writeGapMs)}`,
+    );
+    return `switched over to ${to}`;
+  }
+  if (outcome.kind === 'refused' && ++p.switchoverRefusals < SWITCHOVER_ATTEMPTS) {
+    act(`${what} refused (${outcome.reason}); asking again`);
+    await pause(1000, ctx.signal);
+    return `switchover refused: ${outcome.reason}`;
+  }
+  p.switchoverOver = true;
+  anomaly(
+    ctx,
+    'switchover-failed',
+    `${what} ${outcome.kind === 'refused' ? `refused ${p.switchoverRefusals} times although the pair was healthy` : 'failed'}: ` +
+      `${outcome.reason}; the primary stays on ${primary} for now`,
+  );
+  act(`${what} ${outcome.kind}: ${outcome.reason}`);
+  return `switchover ${outcome.kind}`;
 }
 
 /** Null when both keepers report what the servers are, with sync replication and nobody in doubt. */
@@ -244,6 +364,151 @@ async function leaseHolder(ctx: RunContext): Promise<NodeName | null> {
   return null;
 }
 
+/** Ids `n` acknowledged since its last rejoin that `from` lacks: what turning `n` into its standby discards. */
+async function missingOn(ctx: RunContext, n: NodeName, from: NodeName, since: number): Promise<number[]> {
+  const candidates = ackedSince(ctx.workload.records, n, since);
+  if (candidates.length === 0) return [];
+  const rows = await ctx.topo.pair.query<{ id: string }>(
+    ctx.topo.node(from),
+    'SELECT id FROM chaos_writes WHERE id = ANY($1::bigint[])',
+    [candidates],
+    { timeoutMs: 30_000 },
+  );
+  const present = new Set(rows.map((r) => Number(r.id)));
+  return candidates.filter((id) => !present.has(id));
+}
+
+/**
+ * Turns `n` into a standby of `from`: `pg-keeper rejoin` (with managed servers), forced where it
+ * refuses for commits the server may have acknowledged alone, after measuring them; by hand where
+ * it fails (the anomaly rejoin-failed) and without managed servers.
+ */
+async function rejoinNode(
+  ctx: RunContext,
+  p: Progress,
+  n: NodeName,
+  from: NodeName,
+  why: RejoinRecord['why'],
+  act: (msg: string) => void,
+): Promise<void> {
+  const { topo } = ctx;
+  const at = Date.now();
+  const since = ctx.rejoinedAt[n];
+  const rec: RejoinRecord = {
+    node: n,
+    from,
+    why,
+    at,
+    ms: 0,
+    method: null,
+    refused: null,
+    forced: false,
+    wouldDiscard: null,
+    lostIds: [],
+    discarded: null,
+    discardedIds: null,
+    keeperSaidAckedAlone: null,
+    failed: null,
+  };
+  ctx.fault?.rejoins.push(rec);
+  try {
+    if (topo.managesServers) await rejoinByPgKeeper(ctx, p, rec, act);
+    else {
+      await rebuild(ctx, p, n, from, act);
+      rec.method = 'by-hand';
+    }
+  } catch (err) {
+    rec.failed ??= `error: ${firstLine(String(err))}`;
+    throw err;
+  } finally {
+    rec.ms = Date.now() - at;
+  }
+  // What it acknowledged alone is gone now, whichever way it rejoined: measured on the primary.
+  const discarded = await missingOn(ctx, n, from, since).catch(() => null);
+  rec.discarded = discarded?.length ?? null;
+  rec.discardedIds = discarded;
+  if (rec.forced && discarded && discarded.length > rec.lostIds.length)
+    act(
+      `${n} went on acknowledging writes until the rejoin stopped it: ${discarded.length} discarded in all, ` +
+        `${discarded.length - rec.lostIds.length} more than measured (ids ${formatIds(discarded)})`,
+    );
+  ctx.rejoinedAt[n] = Date.now();
+  if (discarded && discarded.length > 0 && !rec.forced && rec.method !== 'by-hand' && rec.method !== null)
+    anomaly(
+      ctx,
+      'rejoin-discarded',
+      `pg-keeper rejoin of ${n}, without --force, discarded ${discarded.length} writes it had acknowledged ` +
+        `(its keeper said may_have_acknowledged_alone=${rec.keeperSaidAckedAlone}): ${discarded.slice(0, 15).join(', ')}`,
+    );
+}
+
+/** `pg-keeper rejoin` as the operator runs it: see rejoinNode. */
+async function rejoinByPgKeeper(
+  ctx: RunContext,
+  p: Progress,
+  rec: RejoinRecord,
+  act: (msg: string) => void,
+): Promise<void> {
+  const { topo } = ctx;
+  const { node: n, from, why, at } = rec;
+  const since = ctx.rejoinedAt[n];
+  const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+  rec.keeperSaidAckedAlone = await topo.keepers[n].status().then(
+    (s) => s.guards.may_have_acknowledged_alone,
+    () => null,
+  );
+  const config = topo.keepers[n].configFile;
+  const attempt = async (force: boolean): Promise<RejoinOutcome> => {
+    const run = await topo.pgKeeper(
+      ['rejoin', '--config', config, ...(force ? ['--force'] : [])],
+      undefined,
+      ctx.signal,
+    );
+    ctx.signal.throwIfAborted();
+    return classifyRejoin(run);
+  };
+  let outcome = await attempt(false);
+  // With the arbiter the key may still be on its way to the new primary, or etcd just back.
+  const waitUntil = Date.now() + ARBITER_REFUSAL_WAIT_MS;
+  while (outcome.kind === 'refused-arbiter' && Date.now() < waitUntil) {
+    act(`pg-keeper rejoin of ${n} refused (${outcome.reason}): asking again`);
+    await pause(1000, ctx.signal);
+    outcome = await attempt(false);
+  }
+  if (outcome.kind === 'refused-unsafe') {
+    rec.refused = outcome.reason;
+    rec.forced = true;
+    const would = await missingOn(ctx, n, from, since);
+    rec.wouldDiscard = would.length;
+    rec.lostIds = would;
+    act(
+      `pg-keeper rejoin of ${n} refused (${outcome.reason}); ${would.length} writes acknowledged by ${n} ` +
+        `are not on ${from} and will be discarded${would.length > 0 ? ` (ids ${formatIds(would)})` : ''}: pg-keeper rejoin --force`,
+    );
+    outcome = await attempt(true);
+  }
+  const command = `pg-keeper rejoin${rec.forced ? ' --force' : ''} of ${n}`;
+  if (outcome.kind === 'ok') {
+    rec.method = outcome.method;
+    act(`${command}: ${n} streams from ${from} (${outcome.method}) after ${secs(Date.now() - at)}`);
+  } else {
+    rec.failed = `${outcome.kind}: ${outcome.reason}`;
+    // rejoin() takes old primaries: a standby on its primary's timeline that cannot start or
+    // stream is refused as no old primary, rightly; anything else should have worked.
+    if (outcome.kind === 'refused' && why !== 'old-primary-down' && why !== 'two-primaries')
+      act(`${command} refused (${outcome.reason}): it is no old primary; rebuilding it by hand`);
+    else
+      anomaly(
+        ctx,
+        'rejoin-failed',
+        `${command} (${why}, from ${from}) ${outcome.kind}: ${outcome.reason}; the operator rebuilds it by hand`,
+      );
+    await rebuild(ctx, p, n, from, act);
+    rec.method = 'by-hand';
+  }
+}
+
+/** The hand rebuild: pg_basebackup, as the operator did before pg-keeper could. */
 async function rebuild(
   ctx: RunContext,
   p: Progress,
@@ -337,7 +602,7 @@ async function resolveTwoPrimaries(
   });
   act(
     `two primaries: ${loser} (timeline ${loserTl}) and ${winner} (timeline ${views[winner].timeline}); ` +
-      `${lostIds.length} writes acknowledged by ${loser} are not on ${winner}; rebuilding ${loser} from ${winner}`,
+      `${lostIds.length} writes acknowledged by ${loser} are not on ${winner}; turning ${loser} into its standby`,
   );
-  await rebuild(ctx, p, loser, winner, act);
+  await rejoinNode(ctx, p, loser, winner, 'two-primaries', act);
 }

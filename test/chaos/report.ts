@@ -5,7 +5,41 @@
 import type { AvailabilityCheck } from './availability.js';
 import type { RunResult } from './harness.js';
 import { ALL_FAULT_KINDS, FAULT_KINDS } from './schedule.js';
+import { formatIds, spread } from './lifecycle.js';
 import type { Anomaly, PartitionMeasurement } from './types.js';
+
+/** What the operator's `pg-keeper rejoin` runs did, over every run. */
+export interface RejoinSummary {
+  /** Rejoins pg-keeper carried out, by its method, with how long each took (ms). */
+  msByMethod: Record<'rewind' | 'basebackup' | 'restart', number[]>;
+  /** The operator's own pg_basebackup (without managed servers, or after pg-keeper failed). */
+  byHand: number;
+  /** Refused without --force (the server may have acknowledged commits alone), then forced. */
+  forced: number;
+  /** What the forced ones discarded: acknowledged writes the new primary lacked. */
+  forcedDiscarded: number;
+  /** Each forced rejoin, with the lostIds measured before --force (what it was known to discard). */
+  forcedLost: {
+    seed: number;
+    fault: number;
+    kind: string;
+    node: string;
+    lostIds: number[];
+    /** Measured after the rejoin: what it did discard (the old primary wrote on until stopped). */
+    discardedIds: number[] | null;
+  }[];
+  /** pg-keeper rejoin failed (the anomaly rejoin-failed), or refused a standby that was no old primary. */
+  failed: number;
+}
+
+export interface SwitchoverSummary {
+  ok: number;
+  refused: number;
+  failed: number;
+  /** Per successful switchover: how long the command took, and the longest stretch without an acknowledged write. */
+  ms: number[];
+  writeGapMs: number[];
+}
 
 export interface Summary {
   runs: number;
@@ -14,7 +48,10 @@ export interface Summary {
   modes: string[];
   faultsByKind: Record<string, number>;
   faultsByVariant: Record<string, number>;
+  /** Promotions by the keepers' failover rules (the operator's switchovers apart). */
   failovers: number;
+  rejoins: RejoinSummary;
+  switchovers: SwitchoverSummary;
   twoPrimaries: { seed: number; fault: number; kind: string; lostAcked: number }[];
   rebuilds: number;
   ackedWrites: number;
@@ -48,11 +85,21 @@ export function summarize(results: RunResult[]): Summary {
     modes: results.map(
       (r) =>
         (r.arbiter ? `arbiter (${r.arbiter.members} etcd member(s), TTL ${r.arbiter.ttl} s)` : 'two-node') +
-        (r.cancelAfterMs === null ? '' : `, a client cancelling writes after ${r.cancelAfterMs} ms`),
+        (r.cancelAfterMs === null ? '' : `, a client cancelling writes after ${r.cancelAfterMs} ms`) +
+        (r.manageServers ? '' : ', healed by hand'),
     ),
     faultsByKind: Object.fromEntries((arbiter ? ALL_FAULT_KINDS : FAULT_KINDS).map((k) => [k, 0])),
     faultsByVariant: {},
     failovers: 0,
+    rejoins: {
+      msByMethod: { rewind: [], basebackup: [], restart: [] },
+      byHand: 0,
+      forced: 0,
+      forcedDiscarded: 0,
+      forcedLost: [],
+      failed: 0,
+    },
+    switchovers: { ok: 0, refused: 0, failed: 0, ms: [], writeGapMs: [] },
     twoPrimaries: [],
     rebuilds: 0,
     ackedWrites: 0,
@@ -73,8 +120,32 @@ export function summarize(results: RunResult[]): Summary {
       s.faultsByKind[k] = (s.faultsByKind[k] ?? 0) + 1;
       const variant = `${k} ${f.planned.mode ?? f.planned.variant ?? f.planned.target ?? ''}`.trim();
       s.faultsByVariant[variant] = (s.faultsByVariant[variant] ?? 0) + 1;
-      s.failovers += f.promotions.length;
+      s.failovers += f.promotions.filter((p) => !p.switchover).length;
       s.rebuilds += f.operatorActions.filter((a) => /^rebuil(t|d of) /.test(a)).length;
+      for (const j of f.rejoins) {
+        if (j.method === 'by-hand') s.rejoins.byHand += 1;
+        else if (j.method !== null) s.rejoins.msByMethod[j.method].push(j.ms);
+        if (j.forced && j.method !== 'by-hand' && j.method !== null) {
+          s.rejoins.forced += 1;
+          s.rejoins.forcedDiscarded += j.discarded ?? 0;
+          s.rejoins.forcedLost.push({
+            seed: r.seed,
+            fault: f.planned.index,
+            kind: k,
+            node: j.node,
+            lostIds: j.lostIds,
+            discardedIds: j.discardedIds,
+          });
+        }
+        if (j.failed !== null) s.rejoins.failed += 1;
+      }
+      for (const w of f.switchovers) {
+        s.switchovers[w.outcome] += 1;
+        if (w.outcome === 'ok') {
+          s.switchovers.ms.push(w.ms);
+          s.switchovers.writeGapMs.push(w.writeGapMs);
+        }
+      }
       for (const t of f.twoPrimaries)
         s.twoPrimaries.push({ seed: r.seed, fault: f.planned.index, kind: k, lostAcked: t.lostIds.length });
       if (f.availability)
@@ -122,12 +193,48 @@ export function formatRun(r: RunResult): string {
     c
       ? `${c.acked} writes acknowledged (${c.unacked} not), ${c.lost.length} acknowledged missing`
       : 'not checked',
+    ...(r.walBytes === null ? [] : [`${(r.walBytes / 2 ** 20).toFixed(0)} MB of WAL`]),
     `${r.anomalies.length} anomalies`,
   ];
   if (r.error) parts.push(`HARNESS ERROR: ${r.error.split('\n')[0]}`);
   if (r.aborted) parts.push('ABORTED');
   if (r.logs) parts.push(`logs in ${r.logs}`);
   return parts.join('; ');
+}
+
+const range = (ms: number[]): string => {
+  const r = spread(ms);
+  return r === null ? '-' : `${secs(r.median)} median (${secs(r.min)}-${secs(r.max)})`;
+};
+
+/** The operator's pg-keeper rejoin and switchover runs, by method, with their times. */
+export function formatLifecycle(s: Pick<Summary, 'rejoins' | 'switchovers'>): string[] {
+  const j = s.rejoins;
+  const done = Object.entries(j.msByMethod);
+  const total = done.reduce((n, [, ms]) => n + ms.length, 0);
+  const w = s.switchovers;
+  return [
+    `pg-keeper rejoin by the operator: ${total} (` +
+      done.map(([m, ms]) => `${m} ${ms.length}`).join(', ') +
+      `); ${j.forced} refused then forced (discarding ${j.forcedDiscarded} acknowledged writes), ` +
+      `${j.failed} failed or refused, ${j.byHand} rebuilt by hand instead`,
+    ...done
+      .filter(([, ms]) => ms.length > 0)
+      .map(([m, ms]) => `  ${m}: took ${range(ms)}, from the first command to the server streaming`),
+    ...j.forcedLost.map(
+      (l) =>
+        `  forced: seed ${l.seed} fault ${l.fault} (${l.kind}), ${l.node}: ${l.lostIds.length} acknowledged writes ` +
+        `not on the new primary before --force${l.lostIds.length > 0 ? ` (ids ${formatIds(l.lostIds)})` : ''}` +
+        (l.discardedIds === null
+          ? ''
+          : `; ${l.discardedIds.length} discarded in all` +
+            (l.discardedIds.length > l.lostIds.length ? ` (ids ${formatIds(l.discardedIds)})` : '')),
+    ),
+    `pg-keeper switchover home by the operator: ${w.ok} done, ${w.refused} refused, ${w.failed} failed` +
+      (w.ok > 0
+        ? `; took ${range(w.ms)}; longest stretch without an acknowledged write ${range(w.writeGapMs)}`
+        : ''),
+  ];
 }
 
 export function formatSummary(s: Summary): string {
@@ -153,7 +260,10 @@ export function formatSummary(s: Summary): string {
       .map(([k, n]) => `${k} ${n}`)
       .join(', ')}`,
   );
-  out.push(`promotions: ${s.failovers}; rebuilds by the operator: ${s.rebuilds}`);
+  out.push(
+    `promotions (failovers): ${s.failovers}; rebuilds by hand (pg_basebackup by the operator): ${s.rebuilds}`,
+  );
+  out.push(...formatLifecycle(s));
   const owed = s.availability.filter((a) => a.checked);
   out.push(
     `availability (a promotion owed after the primary's loss, from the keepers' timing): ${owed.length} checked, ` +

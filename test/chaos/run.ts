@@ -15,6 +15,11 @@
 //   --ttl S       the lease's TTL in seconds (default 3; etcd's minimum is 2)
 //   --cancel      add a client that cancels (pg_cancel_backend) any write unanswered after 500 ms,
 //                 as a driver's query timeout does; what the server then answers counts
+//   --heal-by-hand keepers that do not manage their servers; the operator rebuilds old primaries
+//                 with pg_basebackup itself and leaves the primary where it is (the suite before
+//                 pg-keeper could rejoin and switch over). Default: the keepers manage their
+//                 servers (data_directory, as the OS user postgres) and the operator heals with
+//                 `pg-keeper rejoin` and `pg-keeper switchover` (test/chaos/operator.ts)
 //
 // Needs the built CLI (`npm run build`) and PostgreSQL binaries. Exit status: 0 no anomaly, 1 an
 // anomaly outside a partition (or the harness failed), 2 bad usage, 130 interrupted.
@@ -28,7 +33,7 @@ import { destroyAll } from './topology.js';
 function usage(msg: string): never {
   process.stderr.write(
     `${msg}\nusage: npm run chaos -- [--seed N] [--faults N] [--runs N] [--duration S] [--scale X] [--json FILE] [--logs DIR]\n` +
-      `                        [--arbiter [--members 1|3] [--ttl S]] [--cancel]\n`,
+      `                        [--arbiter [--members 1|3] [--ttl S]] [--cancel] [--heal-by-hand]\n`,
   );
   process.exit(2);
 }
@@ -56,6 +61,7 @@ async function main(): Promise<number> {
         members: { type: 'string' },
         ttl: { type: 'string' },
         cancel: { type: 'boolean' },
+        'heal-by-hand': { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -103,7 +109,8 @@ async function main(): Promise<number> {
       (budgetS ? ` in ${budgetS} s` : '') +
       (args.arbiter
         ? `; arbiter, lease TTL ${ttl} s, ${members ?? '1 or 3 (by seed)'} etcd member(s)`
-        : '; two-node'),
+        : '; two-node') +
+      (args['heal-by-hand'] ? '; healed by hand' : '; healed with pg-keeper rejoin and switchover'),
   );
   const results: RunResult[] = [];
   for (let i = 0; i < runs && !abort.signal.aborted; i++) {
@@ -118,6 +125,7 @@ async function main(): Promise<number> {
       logsDir: args.logs,
       arbiter: arbiterOf(seed + i),
       cancelAfterMs: args.cancel ? 500 : undefined,
+      manageServers: !args['heal-by-hand'],
     });
     results.push(r);
     log(formatRun(r));
@@ -129,10 +137,12 @@ async function main(): Promise<number> {
       seed: r.seed,
       arbiter: r.arbiter,
       cancelAfterMs: r.cancelAfterMs,
+      manageServers: r.manageServers,
       timing: r.timing,
       planned: r.planned,
       durationMs: r.durationMs,
       finalPrimary: r.finalPrimary,
+      walBytes: r.walBytes,
       build: r.build,
       error: r.error,
       aborted: r.aborted,

@@ -10,9 +10,18 @@
 // the nodes; the application still reaches both servers, which is what makes a partition dangerous.
 //
 // Everything started here is torn down by destroy() (keepers by their child pid, servers through
-// the pair, hook processes found by a marker in their command line), and by emergencyStop() when
-// the process exits or is interrupted (src/local-pair/exit-hook.ts).
+// the pair, hook processes found by a marker in their command line, pg-keeper commands the
+// operator runs by their process group), and by emergencyStop() when the process exits or is
+// interrupted (src/local-pair/exit-hook.ts).
+//
+// With `manageServers` (the default of the suite, `npm run chaos`, and its CI rounds) each keeper
+// manages its server, as deployed: `data_directory`, run as the OS user postgres (the data
+// directories' owner), an `http_token_file` for switchovers, and servers made with
+// `wal_log_hints = on` and a `wal_keep_size` that keeps every segment a rewind needs over a run;
+// the operator then heals with `pg-keeper rejoin` and `pg-keeper switchover` (pgKeeper()).
+// `auto_rejoin` stays off: the operator runs the rejoin once the fault is over (operator.ts).
 
+import { spawn, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -23,6 +32,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -32,11 +42,12 @@ import { onExit } from '../../src/local-pair/exit-hook.js';
 import { listPids, readProcCmdline, readProcStat } from '../../src/util/procfs.js';
 import { queryOnce } from '../../src/local-pair/query.js';
 import { waitFor } from '../../src/util/wait.js';
-import { KeeperProcess } from '../support/keeper-process.js';
+import { CLI, KEEPER_NODE_FLAGS, KeeperProcess, chownForUser } from '../support/keeper-process.js';
 import { EtcdCluster } from '../support/etcd.js';
 import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
 import { TestPair, type PgNode } from '../support/test-pair.js';
 import { CREATE_TABLE_SQL } from './workload.js';
+import type { CliRun } from './lifecycle.js';
 
 export const KEEPER_SETTINGS = { keepalive_time: 0.2, keepalive_count: 3, after_command_timeout: 2 };
 
@@ -64,7 +75,27 @@ export interface TopologyOptions {
   arbiter?: { members: 1 | 3; ttl: number };
   /** On top of KEEPER_SETTINGS, for every keeper. */
   keeperSettings?: Record<string, unknown>;
+  /**
+   * Keepers that manage their servers (data_directory, as the OS user postgres, a token for
+   * switchovers): what `pg-keeper rejoin` and `pg-keeper switchover` need. Off: keepers as root
+   * that never touch their server, healed by hand.
+   */
+  manageServers?: boolean;
 }
+
+/** The OS user that owns the data directories, and runs keepers and pg-keeper commands that manage them. */
+export const SERVER_USER = 'postgres';
+
+/**
+ * What pg_rewind needs: hint bits in the WAL, and the WAL back to the checkpoint before a fork on
+ * both servers (a crashed server's crash recovery would otherwise recycle the very segment). A
+ * run writes well under 100 MB of WAL a minute; 1 GB covers any fork within a run's checkpoint
+ * interval (5 min).
+ */
+export const REWINDABLE = { wal_log_hints: 'on', wal_keep_size: '1GB' };
+
+/** How long a pg-keeper command may take before it is killed (process group, SIGKILL). */
+export const CLI_DEADLINE_MS = 90_000;
 
 const live = new Set<Topology>();
 
@@ -85,6 +116,10 @@ export class Topology {
   readonly normalAfterCommand: string;
   /** A string put in every hook command line, to find leftover hook processes by pid. */
   readonly hookMarker: string;
+  /** manageServers: the bearer token's file (readable by the keepers' user), for switchovers. */
+  readonly tokenFile: string;
+  /** pg-keeper commands running now (each the leader of its own process group). */
+  readonly #commands = new Set<ChildProcess>();
   #destroyed = false;
   #removeExitHook: () => void = () => {};
 
@@ -101,9 +136,12 @@ export class Topology {
     readonly proxyTo: Record<NodeName, TcpProxy>,
     readonly log: (msg: string) => void,
     private readonly keeperSettings: Record<string, unknown> = {},
+    /** Keepers manage their servers (TopologyOptions.manageServers). */
+    readonly managesServers = false,
   ) {
     this.keepers = {} as Record<NodeName, KeeperProcess>;
     this.afterCommandFile = join(dir, 'after_command.log');
+    this.tokenFile = join(dir, 'http-token');
     this.hookMarker = `chaos-hook-${process.pid}-${dir.slice(-6)}`;
     // One line per run: event, node, time. `: marker` is a no-op that keeps the marker in the command line.
     this.normalAfterCommand =
@@ -117,17 +155,32 @@ export class Topology {
     let pair: TestPair | null = null;
     const proxies: TcpProxy[] = [];
     try {
-      pair = await TestPair.create({ baseDir: join(dir, 'pg') });
+      pair = await TestPair.create({
+        baseDir: join(dir, 'pg'),
+        ...(opts.manageServers ? { extraConf: REWINDABLE } : {}),
+      });
       const proxyTo1 = await TcpProxy.start({ host: '127.0.0.1', port: pair.node1.port });
       proxies.push(proxyTo1);
       const proxyTo2 = await TcpProxy.start({ host: '127.0.0.1', port: pair.node2.port });
       proxies.push(proxyTo2);
-      const t = new Topology(dir, pair, { node1: proxyTo1, node2: proxyTo2 }, log, opts.keeperSettings ?? {});
+      const t = new Topology(
+        dir,
+        pair,
+        { node1: proxyTo1, node2: proxyTo2 },
+        log,
+        opts.keeperSettings ?? {},
+        opts.manageServers ?? false,
+      );
       live.add(t);
       t.#removeExitHook = onExit(() => t.emergencyStop());
       try {
         if (opts.arbiter) await t.startArbiter(opts.arbiter);
         writeFileSync(t.afterCommandFile, '');
+        if (t.managesServers) {
+          // The keepers, their hooks and the operator's pg-keeper commands run as SERVER_USER.
+          writeFileSync(t.tokenFile, `${randomToken()}\n`, { mode: 0o600 });
+          chownForUser(SERVER_USER, [t.afterCommandFile, t.tokenFile]);
+        }
         await pair.query(pair.node1, CREATE_TABLE_SQL);
         await t.repoint('node2', 'node1');
         await t.waitStreaming('node2', 'node1', 30_000);
@@ -189,6 +242,9 @@ export class Topology {
   }
 
   async startKeeper(n: NodeName, afterCommand = this.normalAfterCommand): Promise<KeeperProcess> {
+    const managed = this.managesServers
+      ? { data_directory: this.node(n).dataDir, http_token_file: this.tokenFile, auto_rejoin: false }
+      : {};
     const k = await KeeperProcess.start({
       dir: this.dir,
       node: n,
@@ -197,13 +253,82 @@ export class Topology {
       settings: {
         ...KEEPER_SETTINGS,
         after_command: afterCommand,
+        ...managed,
         ...this.keeperSettings,
         ...this.#arbiterSettings(n),
       },
+      ...(this.managesServers ? { osUser: SERVER_USER } : {}),
     });
     this.keepers[n] = k;
     this.keeperHistory.push({ node: n, k, startedAt: Date.now() });
     return k;
+  }
+
+  /**
+   * `pg-keeper <args>` from the built CLI, as an operator on the host runs it: as SERVER_USER
+   * when the keepers manage their servers (rejoin must be the data directory's owner), in a
+   * process group of its own, killed (the whole group, SIGKILL) at its deadline, when `signal`
+   * aborts, and by destroy() and the exit hook. Never rejects: a failure is in the result.
+   */
+  pgKeeper(args: string[], timeoutMs = CLI_DEADLINE_MS, signal?: AbortSignal): Promise<CliRun> {
+    const started = Date.now();
+    const argv = [...KEEPER_NODE_FLAGS, CLI, ...args];
+    const env = { ...process.env, PGPASSWORD: '', HOME: this.dir };
+    return new Promise((resolve) => {
+      let out = '';
+      let timedOut = false;
+      let child: ChildProcess;
+      try {
+        child = this.managesServers
+          ? spawn(
+              'setpriv',
+              [
+                `--reuid=${SERVER_USER}`,
+                `--regid=${SERVER_USER}`,
+                '--init-groups',
+                process.execPath,
+                ...argv,
+              ],
+              { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true },
+            )
+          : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
+      } catch (err) {
+        resolve({ code: null, out: String(err), ms: 0, timedOut: false });
+        return;
+      }
+      this.#commands.add(child);
+      const kill = (): void => {
+        timedOut = true;
+        Topology.#killGroup(child);
+      };
+      const timer = setTimeout(kill, timeoutMs);
+      signal?.addEventListener('abort', kill, { once: true });
+      child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+      child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+      const done = (code: number | null): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', kill);
+        this.#commands.delete(child);
+        resolve({ code, out: this.#scrub(out), ms: Date.now() - started, timedOut });
+      };
+      child.on('error', (err) => {
+        out += `\n${err.message}`;
+        done(null);
+      });
+      child.on('exit', (code) => done(code));
+    });
+  }
+
+  /** SIGKILL a command's process group (it leads it: detached), and the command itself. */
+  static #killGroup(child: ChildProcess): void {
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    for (const target of [-child.pid, child.pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   }
 
   async killKeeper(n: NodeName): Promise<void> {
@@ -364,13 +489,17 @@ export class Topology {
     );
     copyFileSync(this.afterCommandFile, join(into, 'after_command.log'));
     for (const n of NODES) {
-      try {
-        writeFileSync(
-          join(into, `postgres-${n}.log`),
-          this.#scrub(readFileSync(this.node(n).logFile, 'utf8')),
-        );
-      } catch {
-        // a node being rebuilt has no log yet
+      // The pair's own starts log to logFile; a keeper's or pg-keeper rejoin's pg_ctl start to <data>.log.
+      const logs = {
+        [`postgres-${n}.log`]: this.node(n).logFile,
+        [`postgres-${n}-keeper-started.log`]: `${this.node(n).dataDir}.log`,
+      };
+      for (const [name, file] of Object.entries(logs)) {
+        try {
+          writeFileSync(join(into, name), this.#scrub(readFileSync(file, 'utf8')));
+        } catch {
+          // a node being rebuilt has no log yet; a server no keeper started has no second one
+        }
       }
     }
   }
@@ -382,6 +511,7 @@ export class Topology {
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    for (const c of this.#commands) Topology.#killGroup(c);
     await Promise.all(this.keeperHistory.map(({ k }) => k.kill()));
     this.#killHooks();
     for (const p of Object.values(this.proxyTo)) await p.close();
@@ -395,10 +525,11 @@ export class Topology {
   }
 
   /**
-   * Synchronous, for the exit hook: SIGKILL hook processes by pid (the keepers' own exit hooks
-   * have killed them by then), the servers, and remove the directory.
+   * Synchronous, for the exit hook: SIGKILL pg-keeper commands and hook processes by pid (the
+   * keepers' own exit hooks have killed them by then), the servers, and remove the directory.
    */
   emergencyStop(): void {
+    for (const c of this.#commands) Topology.#killGroup(c);
     this.#killHooks();
     this.arbiter?.etcd.emergencyStop();
     this.pair.emergencyStop();
@@ -417,4 +548,8 @@ export class Topology {
       }
     }
   }
+}
+
+function randomToken(): string {
+  return randomBytes(24).toString('base64url');
 }

@@ -5,6 +5,7 @@ import type { AvailabilityCheck, Timing } from './availability.js';
 import type { Topology } from './topology.js';
 import type { CutMode, FaultKind, PlannedFault } from './schedule.js';
 import type { NodeName } from '../../src/config/config.js';
+import type { RejoinMethod } from '../../src/lifecycle/rejoin.js';
 import type { Workload } from './workload.js';
 
 export const ANOMALY_KINDS = [
@@ -36,6 +37,12 @@ export const ANOMALY_KINDS = [
   'after-command',
   /** The fault could not be carried out as planned (e.g. the primary never went async). */
   'fault-failed',
+  /** `pg-keeper rejoin` failed, timed out, or refused an old primary it should have taken (the operator then rebuilt it by hand). */
+  'rejoin-failed',
+  /** `pg-keeper rejoin`, without --force, discarded writes the server had acknowledged. */
+  'rejoin-discarded',
+  /** `pg-keeper switchover` back to the home node failed, or was refused although the pair was healthy. */
+  'switchover-failed',
 ] as const;
 export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
 
@@ -62,6 +69,57 @@ export interface TwoPrimaries {
   primaryCheck?: Record<NodeName, number | string>;
 }
 
+/** One old primary (or stuck standby) the operator turned into a standby of the primary. */
+export interface RejoinRecord {
+  node: NodeName;
+  /** The primary it now streams from. */
+  from: NodeName;
+  /** What made it necessary: an old primary down, two primaries, a standby that does not stream or start. */
+  why: 'old-primary-down' | 'two-primaries' | 'not-streaming' | 'start-failed';
+  at: number;
+  /** From the first `pg-keeper rejoin` to the server streaming (or the hand rebuild done). */
+  ms: number;
+  /**
+   * pg-keeper's method; `by-hand`: pg-keeper could not (or the keepers do not manage their
+   * servers), and the operator ran pg_basebackup itself; null: not done (the step failed).
+   */
+  method: RejoinMethod | 'by-hand' | null;
+  /** Why `pg-keeper rejoin` refused without --force (then forced), or null. */
+  refused: string | null;
+  forced: boolean;
+  /** Writes of its era acknowledged here and missing on `from`: measured before, and after the rejoin. */
+  wouldDiscard: number | null;
+  /**
+   * The lostIds: the ids of those writes, measured before `rejoin --force` (empty when it was not
+   * forced), so that a report names what the forced rejoin threw away.
+   */
+  lostIds: number[];
+  discarded: number | null;
+  /**
+   * The ids of `discarded`, measured once it streams: more than lostIds after a forced rejoin of a
+   * running old primary, which went on acknowledging writes until the rejoin stopped it.
+   */
+  discardedIds: number[] | null;
+  /** What the node's keeper said before (guards.may_have_acknowledged_alone in /status). */
+  keeperSaidAckedAlone: boolean | null;
+  /** pg-keeper rejoin's failure when it failed (the operator then rebuilt it by hand). */
+  failed: string | null;
+}
+
+/** A `pg-keeper switchover` the operator ran to bring the primary home. */
+export interface SwitchoverRecord {
+  from: NodeName;
+  to: NodeName;
+  /** The keeper asked (the primary's, or the standby's, which relays it). */
+  via: NodeName;
+  at: number;
+  ms: number;
+  outcome: 'ok' | 'refused' | 'failed';
+  detail: string;
+  /** Longest stretch without an acknowledged write while it ran. */
+  writeGapMs: number;
+}
+
 export interface FaultRecord {
   planned: PlannedFault;
   /** The node the fault was aimed at (null: a partition, between both). */
@@ -72,7 +130,8 @@ export interface FaultRecord {
   endedAt: number;
   /** When the pair was healthy again. */
   healedAt: number;
-  promotions: { node: NodeName; at: number }[];
+  /** Every promotion in the fault's window; `switchover`: the operator's planned one, not a failover. */
+  promotions: { node: NodeName; at: number; switchover: boolean }[];
   /** Arbiter: leases a keeper counted lost between the fault's start and the pair healed. */
   leasesLost: { node: NodeName; at: number; reason: string }[];
   /** Moments inside the fault (wall-clock ms): when the primary was lost, when a cut path came back. */
@@ -83,6 +142,9 @@ export interface FaultRecord {
   availability: AvailabilityCheck | null;
   twoPrimaries: TwoPrimaries[];
   operatorActions: string[];
+  /** Servers the operator rejoined (pg-keeper rejoin, or by hand), and its switchovers home. */
+  rejoins: RejoinRecord[];
+  switchovers: SwitchoverRecord[];
   notes: string[];
 }
 
@@ -117,6 +179,8 @@ export interface RunContext {
   signal: AbortSignal;
   /** The fault being injected or healed; null before the first. */
   fault: FaultRecord | null;
+  /** When the operator last rejoined each node (0: never): its acknowledged writes before are no longer its own. */
+  rejoinedAt: Record<NodeName, number>;
 }
 
 export function anomaly(ctx: RunContext, kind: AnomalyKind, detail: string): void {
