@@ -347,9 +347,10 @@ const FLEET_COLUMNS: FleetColumn[] = [
   },
   {
     header: 'Since last failover',
-    // pg_keeper_last_promotion_timestamp_seconds is kept across restarts of the keeper.
+    // pg_keeper_last_failover_timestamp_seconds is kept across restarts of the keeper, and
+    // leaves out a planned switchover's promotion.
     expr: orEveryPair(
-      `time() - max by (cluster) (${inPair(`${fleetSel('pg_keeper_last_promotion_timestamp_seconds')} > 0`)})`,
+      `time() - max by (cluster) (${inPair(`${fleetSel('pg_keeper_last_failover_timestamp_seconds')} > 0`)})`,
       -1,
     ),
     unit: 's',
@@ -721,12 +722,17 @@ function actions(d: dashboard.DashboardBuilder): void {
       statPanel({
         title: 'Actions since keeper start',
         description:
-          "What each keeper has done since it started (counters reset when a keeper restarts): rejoins of its server as the new primary's standby, and planned switchovers it handed over, included. Promotions, async switches, rejoins and switchovers are also drawn as annotations on every graph.",
+          "What each keeper has done since it started (counters reset when a keeper restarts): its failovers (promotions that were not for a planned switchover) among its promotions, rejoins of its server as the new primary's standby, and planned switchovers it handed over, included. Promotions, async switches, rejoins and switchovers are also drawn as annotations on every graph.",
         unit: 'short',
         queries: [
           {
             expr: perNode(sel('pg_keeper_promotions_total')),
             legend: '{{cluster}} {{node}} promotions',
+            instant: true,
+          },
+          {
+            expr: perNode(sel('pg_keeper_failovers_total')),
+            legend: '{{cluster}} {{node}} failovers',
             instant: true,
           },
           {
@@ -771,10 +777,11 @@ function actions(d: dashboard.DashboardBuilder): void {
       eventsPanel({
         title: 'Actions over time',
         description:
-          "Promotions, async switches, sync restores, rejoins (by pg_rewind, a base backup, or a restart) and planned switchovers per interval, per node. A failover is one promotion on the standby and, if the old primary was still alive, one async switch on it; a switchover, one promotion on the standby and one switchover on the old primary's keeper.",
+          "Promotions, failovers, async switches, sync restores, rejoins (by pg_rewind, a base backup, or a restart) and planned switchovers per interval, per node. A failover is one promotion and one failover on the standby and, if the old primary was still alive, one async switch on it; a switchover, one promotion (no failover) on the standby and one switchover on the old primary's keeper.",
         unit: 'short',
         queries: [
           { expr: increasePerNode('pg_keeper_promotions_total'), legend: '{{cluster}} {{node}} promotion' },
+          { expr: increasePerNode('pg_keeper_failovers_total'), legend: '{{cluster}} {{node}} failover' },
           {
             expr: increasePerNode('pg_keeper_async_switches_total'),
             legend: '{{cluster}} {{node}} async switch',

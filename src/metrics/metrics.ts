@@ -159,6 +159,11 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     (snap) => snap.counts.actions.promote.ok,
   );
   counter(
+    'pg_keeper_failovers_total',
+    'Promotions this keeper performed that were failovers, not for a planned switchover',
+    (snap) => snap.counts.failovers,
+  );
+  counter(
     'pg_keeper_async_switches_total',
     'Switches from synchronous to asynchronous replication',
     (snap) => snap.counts.actions['switch-to-async'].ok,
@@ -215,6 +220,11 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     'pg_keeper_last_promotion_timestamp_seconds',
     'When this keeper last promoted its server (0: never)',
     done('promote'),
+  );
+  gauge(
+    'pg_keeper_last_failover_timestamp_seconds',
+    'When this keeper last promoted its server for a failover, not a planned switchover (0: never)',
+    (snap) => seconds(snap.state.lastFailoverAt),
   );
   gauge(
     'pg_keeper_last_async_switch_timestamp_seconds',

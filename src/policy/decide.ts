@@ -10,6 +10,7 @@ import type { NodeName } from '../config/config.js';
 import {
   FAST_WAL_RETRIEVE_RETRY_MS,
   SITUATIONS,
+  isFailover,
   lsnValue,
   parseSignal,
   signalText,
@@ -786,9 +787,14 @@ export function decide(state: KeeperState, seen: Observation, now: number, rule:
 /**
  * What happened to an action, back into the policy: the one place where an outcome
  * changes what the keeper remembers. A failed action changes nothing; the next tick
- * decides again (and so retries).
+ * decides again (and so retries). `situation`: the row whose decision asked for the action
+ * (null for a task's outcome): a promotion is a failover unless it was a switchover's.
  */
-export function settle(state: KeeperState, outcome: Outcome): KeeperState {
+export function settle(
+  state: KeeperState,
+  outcome: Outcome,
+  situation: Situation | null = null,
+): KeeperState {
   // A failed rejoin is counted, so that the next automatic one waits (backoff).
   if (!outcome.ok && outcome.action.kind === 'rejoin')
     return { ...state, rejoinFailures: state.rejoinFailures + 1, rejoinFailedAt: outcome.at };
@@ -799,7 +805,13 @@ export function settle(state: KeeperState, outcome: Outcome): KeeperState {
     case 'switch-to-async':
       return { ...state, done, savedSyncNames: a.restore };
     case 'promote':
-      return { ...state, done, role: 'primary', savedSyncNames: a.restore };
+      return {
+        ...state,
+        done,
+        role: 'primary',
+        savedSyncNames: a.restore,
+        lastFailoverAt: isFailover(situation) ? outcome.at : state.lastFailoverAt,
+      };
     case 'restore-sync':
       return { ...state, done, savedSyncNames: null, syncBarrierLsn: outcome.lsn ?? null };
     case 'record-replication':

@@ -357,6 +357,11 @@ export interface KeeperState {
   vetoed: VetoReason[];
   /** Wall-clock ms at which each kind of local action last succeeded: the one record of outcomes. */
   done: Partial<Record<LocalActionKind, number>>;
+  /**
+   * Wall-clock ms of this node's last promotion that was a failover: one decided in any
+   * situation but a planned switchover's (isFailover). null: never.
+   */
+  lastFailoverAt: number | null;
 }
 
 export interface Decision {
@@ -392,7 +397,17 @@ export function initialState(): KeeperState {
     answeredSwitchover: null,
     vetoed: [],
     done: {},
+    lastFailoverAt: null,
   };
+}
+
+/**
+ * Whether a promotion decided in this situation is a failover. Only a planned switchover's
+ * (the primary stopped cleanly and handed over) is not; a situation of null (an outcome
+ * from outside the loop's decisions) counts as a failover, the side that pages.
+ */
+export function isFailover(situation: Situation | null): boolean {
+  return situation !== 'switchover-promoting';
 }
 
 /** The most recent successful local action, if any. */

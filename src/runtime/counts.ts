@@ -8,8 +8,11 @@ import {
   HOOK_NAMES,
   LOCAL_ACTION_KINDS,
   VETO_REASONS,
+  isFailover,
   type HookName,
   type LocalActionKind,
+  type Outcome,
+  type Situation,
   type VetoReason,
 } from '../policy/types.js';
 
@@ -24,6 +27,8 @@ export interface Counts {
   rejoins: { rewind: number; basebackup: number; restart: number; refused: number };
   /** Switchovers refused (the ones carried out are the switchover action's ok and failed). */
   switchoversRefused: number;
+  /** Promotions that succeeded and were failovers, not a planned switchover's (isFailover). */
+  failovers: number;
 }
 
 export function zeroCounts(): Counts {
@@ -36,6 +41,7 @@ export function zeroCounts(): Counts {
     reloads: { ok: 0, failed: 0 },
     rejoins: { rewind: 0, basebackup: 0, restart: 0, refused: 0 },
     switchoversRefused: 0,
+    failovers: 0,
   };
 }
 
@@ -79,3 +85,16 @@ export const countSwitchover = (c: Counts, how: 'refused'): Counts => ({
   ...c,
   switchoversRefused: c.switchoversRefused + (how === 'refused' ? 1 : 0),
 });
+
+/**
+ * The counts after an action's outcome: the action's own, a rejoin's method, and a
+ * promotion that was a failover. `situation`: the row whose decision asked for the action
+ * (null: a task beside the loop).
+ */
+export function countOutcome(c: Counts, o: Outcome, situation: Situation | null): Counts {
+  const counted = countAction(c, o.action.kind, o.ok);
+  const rejoined = o.ok && o.method ? countRejoin(counted, o.method) : counted;
+  return o.ok && o.action.kind === 'promote' && isFailover(situation)
+    ? { ...rejoined, failovers: rejoined.failovers + 1 }
+    : rejoined;
+}

@@ -13,11 +13,12 @@ import {
   type Outcome,
   type PeerObservation,
   type Signal,
+  type Situation,
 } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
 import { outcomeDetail, perform, PROMOTE_WAIT_S, type LoopAction } from './act.js';
 import { systemClock, type Clock } from './clock.js';
-import { countAction, countHeartbeat, countRejoin, countReload, countVeto } from './counts.js';
+import { countHeartbeat, countOutcome, countRejoin, countReload, countVeto } from './counts.js';
 import { DecisionLog, logHeartbeat } from './decision-log.js';
 import { HookRuns } from './hook-runs.js';
 import { Journal } from './journal.js';
@@ -238,7 +239,7 @@ export class Keeper {
         continue;
       }
       const outcome = await this.carryOut(action);
-      this.settled(outcome, d.reason);
+      this.settled(outcome, d.reason, d.situation);
       if (!outcome.ok) return;
     }
   }
@@ -285,18 +286,20 @@ export class Keeper {
 
   /** A task ended: its outcome goes back to the policy, and a switchover's report says how it went. */
   private taskEnded(o: Outcome): void {
-    this.settled(o, this.taskReason);
+    this.settled(o, this.taskReason, null);
     this.switchovers.ended(o, this.j.snapshot.peer);
     this.store.save(this.state);
     this.schedule.soon();
   }
 
-  /** An action's outcome, recorded once: the policy's state, the counts, the events and the log. */
-  private settled(o: Outcome, reason: string): void {
-    this.state = settle(this.state, o);
+  /**
+   * An action's outcome, recorded once: the policy's state, the counts, the events and the
+   * log. `situation`: the row whose decision asked for it (null: a task beside the loop).
+   */
+  private settled(o: Outcome, reason: string, situation: Situation | null): void {
+    this.state = settle(this.state, o, situation);
     this.switchovers.settled(o);
-    const counted = countAction(this.j.snapshot.counts, o.action.kind, o.ok);
-    this.j.update({ state: this.state, counts: o.ok && o.method ? countRejoin(counted, o.method) : counted });
+    this.j.update({ state: this.state, counts: countOutcome(this.j.snapshot.counts, o, situation) });
     const kind = o.action.kind;
     if (!o.ok) {
       this.j.record(

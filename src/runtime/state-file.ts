@@ -1,7 +1,7 @@
 // What the keeper must not forget across a restart: that it saw the primary, whether it
-// was the synchronous standby then, what synchronous_standby_names to restore, and when
-// each of its actions last succeeded. Written atomically (temporary file, fsync, rename)
-// and only on change.
+// was the synchronous standby then, what synchronous_standby_names to restore, when each
+// of its actions last succeeded, and when it last promoted for a failover. Written
+// atomically (temporary file, fsync, rename) and only on change.
 
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -11,7 +11,13 @@ import { errnoCode, errorText } from '../util/errors.js';
 
 export type Remembered = Pick<
   KeeperState,
-  'primarySeenAt' | 'syncAtLastContact' | 'savedSyncNames' | 'done' | 'syncBarrierLsn' | 'mayHaveAckedAlone'
+  | 'primarySeenAt'
+  | 'syncAtLastContact'
+  | 'savedSyncNames'
+  | 'done'
+  | 'syncBarrierLsn'
+  | 'mayHaveAckedAlone'
+  | 'lastFailoverAt'
 >;
 
 /** primarySeenAt is refreshed in the file at most this often: it only needs to be non-null and recent. */
@@ -25,6 +31,7 @@ export function remembered(s: KeeperState): Remembered {
     done: s.done,
     syncBarrierLsn: s.syncBarrierLsn,
     mayHaveAckedAlone: s.mayHaveAckedAlone,
+    lastFailoverAt: s.lastFailoverAt,
   };
 }
 
@@ -36,6 +43,7 @@ export function worthWriting(prev: Remembered | null, next: Remembered): boolean
     prev.savedSyncNames !== next.savedSyncNames ||
     prev.syncBarrierLsn !== next.syncBarrierLsn ||
     prev.mayHaveAckedAlone !== next.mayHaveAckedAlone ||
+    prev.lastFailoverAt !== next.lastFailoverAt ||
     JSON.stringify(prev.done) !== JSON.stringify(next.done) ||
     (prev.primarySeenAt === null) !== (next.primarySeenAt === null) ||
     (next.primarySeenAt ?? 0) - (prev.primarySeenAt ?? 0) >= SEEN_PERSIST_MS
@@ -59,6 +67,8 @@ export function readStateFile(file: string): Remembered | null {
     done?: Record<string, unknown>;
     syncBarrierLsn?: unknown;
     mayHaveAckedAlone?: unknown;
+    /** absent from files written before pg_keeper_failovers_total: no failover remembered */
+    lastFailoverAt?: unknown;
     /** version 1 kept only the last action */
     lastAction?: { kind?: unknown; at?: unknown } | null;
   };
@@ -78,6 +88,7 @@ export function readStateFile(file: string): Remembered | null {
     done,
     syncBarrierLsn: typeof v.syncBarrierLsn === 'string' ? v.syncBarrierLsn : null,
     mayHaveAckedAlone: typeof v.mayHaveAckedAlone === 'boolean' ? v.mayHaveAckedAlone : null,
+    lastFailoverAt: typeof v.lastFailoverAt === 'number' ? v.lastFailoverAt : null,
   };
 }
 

@@ -78,6 +78,8 @@ describe('primary killed', () => {
   const s = usePair();
   /** Where node2's server log stood when node1 was killed. */
   let logOffset = 0;
+  /** pg_keeper_last_failover_timestamp_seconds after the failover. */
+  let failoverAt = 0;
 
   test('the standby is promoted within the window, accepts a write and runs after_command once', async (t) => {
     const { dir, pair, k2 } = s();
@@ -99,6 +101,16 @@ describe('primary killed', () => {
     const promotedAt = await waitForEvent(k2, 'promote');
     t.diagnostic(`promoted ${promotedAt - killedAt} ms after the kill (window ${WINDOW_MS} ms)`);
     assert.ok(promotedAt - killedAt < WINDOW_MS + MARGIN_MS, `promotion took ${promotedAt - killedAt} ms`);
+    // A failover, and the keeper says so (PgKeeperFailover pages on it at once).
+    const m = await (await k2.get('/metrics')).text();
+    assert.match(m, /^pg_keeper_promotions_total 1$/m);
+    assert.match(m, /^pg_keeper_failovers_total 1$/m);
+    failoverAt = metricValue(m, 'pg_keeper_last_failover_timestamp_seconds');
+    assert.equal(failoverAt, metricValue(m, 'pg_keeper_last_promotion_timestamp_seconds'));
+    assert.ok(
+      Math.abs(failoverAt * 1000 - promotedAt) < 5000,
+      `failover at ${failoverAt}, promoted at ${promotedAt}`,
+    );
 
     await queryOnce(pair.target(pair.node2), 'CREATE TABLE after_failover (id int)', [], 3000);
     const [w] = await queryOnce<{ id: number }>(
@@ -160,6 +172,11 @@ describe('primary killed', () => {
     }, 'the restarted keeper to report primary');
     assert.equal(st.sync_mode, 'async');
     assert.equal(again.events('promote').length, 0, 'no second promotion');
+    // The failover's time comes back from the state file; the counter starts again at 0.
+    const m = await (await again.get('/metrics')).text();
+    assert.ok(failoverAt > 0);
+    assert.equal(metricValue(m, 'pg_keeper_last_failover_timestamp_seconds'), failoverAt);
+    assert.match(m, /^pg_keeper_failovers_total 0$/m);
   });
 
   test('no password appears in the logs', () => {
@@ -199,3 +216,10 @@ describe('a keeper stops cleanly', () => {
     });
   }
 });
+
+/** The value of an unlabelled sample in a scrape's text. */
+function metricValue(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `no sample ${name}`);
+  return Number(line.slice(name.length + 1));
+}

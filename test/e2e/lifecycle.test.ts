@@ -272,6 +272,9 @@ describe('planned switchover', () => {
 
   test('hands the primary over under a continuous write load: nothing lost, and sync again', async (t) => {
     const { pair, k1, k2 } = s();
+    // The test before this one has a switchover refused on purpose (logged as failed): only
+    // what the keepers log from here on counts at the end.
+    const linesBefore = { node1: k1.lines.length, node2: k2.lines.length };
     await pair.query(pair.node1, CREATE_TABLE_SQL);
     const w = new Workload({
       targets: { node1: pair.target(pair.node1), node2: pair.target(pair.node2) },
@@ -300,6 +303,12 @@ describe('planned switchover', () => {
     const m = await (await k1.get('/metrics')).text();
     assert.match(m, /^pg_keeper_switchovers_total\{result="ok"\} 1$/m);
     assert.equal(k2.events('promote').filter((l) => l.outcome === 'ok').length, 1);
+    // node2's keeper promoted for the switchover: a promotion, and no failover (PgKeeperFailover
+    // is built on these, and must not page).
+    const promoted = await (await k2.get('/metrics')).text();
+    assert.match(promoted, /^pg_keeper_promotions_total 1$/m);
+    assert.match(promoted, /^pg_keeper_failovers_total 0$/m);
+    assert.match(promoted, /^pg_keeper_last_failover_timestamp_seconds 0$/m);
     assert.equal(
       k1.events('rejoin').filter((l) => l.outcome === 'ok').length,
       0,
@@ -316,9 +325,12 @@ describe('planned switchover', () => {
     assert.equal(back.code, 0, `the switch back, asked of node1's keeper: ${back.out}`);
     assert.equal(await inRecovery(s(), 'node1'), false);
     await syncAgain(k1, "node1's keeper to be a synchronous primary again");
+    const back1 = await (await k1.get('/metrics')).text();
+    assert.match(back1, /^pg_keeper_promotions_total 1$/m);
+    assert.match(back1, /^pg_keeper_failovers_total 0$/m, 'the switch back is no failover either');
     // A planned switchover is not a failure: no action failed on either side (an alert would page).
     for (const k of [k1, k2]) {
-      const failed = k.lines.filter((l) => l.outcome === 'failed');
+      const failed = k.lines.slice(linesBefore[k.node]).filter((l) => l.outcome === 'failed');
       assert.deepEqual(failed, [], `actions that failed on ${k.node}'s keeper during the switchovers`);
     }
   });

@@ -325,8 +325,8 @@ describe('Prometheus and Alertmanager watching two pairs, one of which fails ove
         'orders’ node2 keeper to report primary',
         30_000,
       );
-      // node1's keeper answers on (only its server died): the alert waits 30 s for a record of
-      // a planned switchover it might be, before it fires.
+      // node1's keeper answers on (only its server died): node2's keeper counts a failover, and
+      // the alert fires at the first evaluation after the scrape that shows it.
       const first = await waitFor(
         () => failoverNotifications(hook)[0],
         'a PgKeeperFailover notification at the webhook',

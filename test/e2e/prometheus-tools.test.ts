@@ -168,9 +168,10 @@ describe('the dashboard', () => {
     // standby and has missed 2 of 4 heartbeats. billing, with the arbiter: node2 (pg4) was
     // promoted at 30 s, holds the lease and replicates asynchronously; node1 (pg3) is a standby
     // again. The lifecycle: billing's node2 was promoted for a planned switchover, which node1
-    // recorded at 31 s; orders' node1 is handing the primary over now, and orders' node2 last
-    // rejoined at 20 s and is rejoining again (made up for the numbers: the panels are what is
-    // checked). Every 5 s, 20 samples.
+    // recorded at 31 s (no failover: "Since last failover" says never); orders' node1 failed
+    // over at 10 s, is handing the primary over now, and orders' node2 last rejoined at 20 s
+    // and is rejoining again (made up for the numbers: the panels are what is checked). Every
+    // 5 s, 20 samples.
     const series = (name: string, instance: string, labels: string, values: string) => ({
       series: `${name}{job="pg-keeper",instance="${instance}"${labels ? `,${labels}` : ''}}`,
       values,
@@ -200,10 +201,12 @@ describe('the dashboard', () => {
       series('pg_keeper_heartbeat_consecutive_failures', 'pg3:9754', 'peer="node2"', '0x20'),
       series('pg_keeper_heartbeat_consecutive_failures', 'pg4:9754', 'peer="node1"', '0x20'),
       ...each('pg_keeper_heartbeats_total', '0+1x20', 'peer="nodeX"'),
-      series('pg_keeper_last_promotion_timestamp_seconds', 'pg1:9754', '', '0x20'),
+      series('pg_keeper_last_promotion_timestamp_seconds', 'pg1:9754', '', '0 0 10x18'),
       series('pg_keeper_last_promotion_timestamp_seconds', 'pg2:9754', '', '0x20'),
       series('pg_keeper_last_promotion_timestamp_seconds', 'pg3:9754', '', '0x20'),
       series('pg_keeper_last_promotion_timestamp_seconds', 'pg4:9754', '', '0 0 0 0 0 0 30x14'),
+      ...each('pg_keeper_last_failover_timestamp_seconds', '0x20'),
+      series('pg_keeper_last_failover_timestamp_seconds', 'pg1:9754', '', '0 0 10x18'),
       ...each('pg_keeper_rejoin_in_progress', '0x20'),
       ...each('pg_keeper_switchover_in_progress', '0x20'),
       series('pg_keeper_switchover_in_progress', 'pg1:9754', '', '0x10 1x10'),
@@ -283,7 +286,10 @@ describe('the dashboard', () => {
       },
       {
         expr: annotation('Promotions'),
-        exp_samples: [at(node('billing', 'node2', 'instance="pg4:9754",job="pg-keeper",'), 30_000)],
+        exp_samples: [
+          at(node('orders', 'node1', 'instance="pg1:9754",job="pg-keeper",'), 10_000),
+          at(node('billing', 'node2', 'instance="pg4:9754",job="pg-keeper",'), 30_000),
+        ],
       },
       {
         expr: annotation('Switchovers'),
@@ -297,7 +303,7 @@ describe('the dashboard', () => {
       { expr: fleet('Primary'), exp_samples: [at(pair('billing'), 2), at(pair('orders'), 1)] },
       { expr: fleet('Replication'), exp_samples: [at(pair('billing'), 0), at(pair('orders'), 1)] },
       { expr: fleet('Lease holder'), exp_samples: [at(pair('billing'), 2), at(pair('orders'), -1)] },
-      { expr: fleet('Since last failover'), exp_samples: [at(pair('billing'), 60), at(pair('orders'), -1)] },
+      { expr: fleet('Since last failover'), exp_samples: [at(pair('billing'), -1), at(pair('orders'), 80)] },
       { expr: fleet('Heartbeats failing'), exp_samples: [at(pair('billing'), 0), at(pair('orders'), 2)] },
       { expr: fleet('Keepers up'), exp_samples: [at(pair('billing'), 2), at(pair('orders'), 2)] },
     ];

@@ -6,9 +6,11 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decide } from '../../../src/policy/decide.js';
+import { decide, settle } from '../../../src/policy/decide.js';
 import {
   initialState,
+  isFailover,
+  SITUATIONS,
   parseSignal,
   signalText,
   type Observation,
@@ -23,6 +25,7 @@ import {
   seen,
   standbyLocal,
   standbyView,
+  succeeded,
   syncStandbyState,
 } from './fixtures.js';
 
@@ -187,4 +190,26 @@ test('once the announcement is gone (the primary keeper aborted or died), the or
   const d = decide(syncStandbyState(), { ...seen(standbyLocal(), peerPrimary()), held }, 0, asStandby());
   assert.equal(d.situation, 'standby-with-primary');
   assert.deepEqual(d.actions, [{ kind: 'signal', signal: null }], 'the answer is withdrawn');
+});
+
+test("a promotion is a failover in every situation but a switchover's, and only a failover's time is remembered", () => {
+  assert.deepEqual(
+    SITUATIONS.filter((s) => !isFailover(s)),
+    ['switchover-promoting'],
+  );
+  const promoted = succeeded({ kind: 'promote', restore: '*' }, 5000);
+  const planned = settle(syncStandbyState(), promoted, 'switchover-promoting');
+  assert.equal(planned.done.promote, 5000);
+  assert.equal(planned.lastFailoverAt, null, 'a switchover is no failover');
+  const failover = settle(syncStandbyState(), promoted, 'standby-lost-primary');
+  assert.equal(failover.done.promote, 5000);
+  assert.equal(failover.lastFailoverAt, 5000);
+  const later = settle(failover, succeeded({ kind: 'promote', restore: '*' }, 9000), 'switchover-promoting');
+  assert.equal(later.lastFailoverAt, 5000, "a later switchover leaves the failover's time");
+  const failed = settle(
+    syncStandbyState(),
+    { ...promoted, ok: false, error: 'timed out' },
+    'standby-lost-primary',
+  );
+  assert.equal(failed.lastFailoverAt, null, 'a failed promotion is no failover');
 });

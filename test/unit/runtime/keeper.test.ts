@@ -95,6 +95,7 @@ function keeper(
     logger: pino({ level: 'info' }, stream),
     metrics,
     clock,
+    signals: { hold: async () => {}, close: () => {} },
     runHook: (command) => {
       hooks.push(command);
       return hook
@@ -159,6 +160,88 @@ test('a failed promotion is logged, counted, retried at the next tick, and never
     'failed,ok',
     'the events, the counters and the last action tell one story',
   );
+});
+
+/** A standby whose primary's keeper signals a clean stop (a planned switchover), replayed past it. */
+const switchedOver = (): LocalObservation =>
+  standbyLocal({
+    signals: ['pg-keeper:node1:stopped:ab12:0/3000060'],
+    replayLsn: '0/30000D8',
+    walReceiver: null,
+  });
+
+test('a failover promotion is counted and timed as a failover; a switchover promotion is not', async () => {
+  const failover = syncStandby();
+  const f = keeper(failover.local, failover.peer);
+  await f.tick();
+  failover.peer.seen = peerDown;
+  failover.local.seen = standbyLocal({ walReceiver: null });
+  assert.equal(await sample(f.metrics, 'pg_keeper_failovers_total'), 0, 'exists at 0 before any promotion');
+  assert.equal(await sample(f.metrics, 'pg_keeper_last_failover_timestamp_seconds'), 0);
+  await f.tick();
+  await f.tick();
+  assert.equal(f.k.snapshot().decision?.situation, 'standby-lost-primary');
+  assert.equal(f.k.snapshot().state.role, 'primary');
+  const promotedAt = f.k.snapshot().state.done.promote ?? 0;
+  assert.ok(promotedAt > 0);
+  assert.equal(f.k.snapshot().state.lastFailoverAt, promotedAt);
+  assert.equal(await sample(f.metrics, 'pg_keeper_promotions_total'), 1);
+  assert.equal(await sample(f.metrics, 'pg_keeper_failovers_total'), 1);
+  assert.equal(await sample(f.metrics, 'pg_keeper_last_failover_timestamp_seconds'), promotedAt / 1000);
+
+  const planned = syncStandby();
+  const p = keeper(planned.local, planned.peer);
+  await p.tick();
+  planned.peer.seen = peerDown;
+  planned.local.seen = switchedOver();
+  await p.tick();
+  assert.equal(p.k.snapshot().decision?.situation, 'switchover-promoting');
+  assert.deepEqual(planned.local.calls, ['promote']);
+  assert.equal(p.k.snapshot().state.role, 'primary');
+  assert.equal(await sample(p.metrics, 'pg_keeper_promotions_total'), 1);
+  assert.equal(await sample(p.metrics, 'pg_keeper_failovers_total'), 0, 'a switchover is no failover');
+  assert.equal(p.k.snapshot().state.lastFailoverAt, null);
+  assert.equal(await sample(p.metrics, 'pg_keeper_last_failover_timestamp_seconds'), 0);
+});
+
+test("the last failover's time survives a restart through the state file; the counter starts again at 0", async () => {
+  const dir = stateDir();
+  const file = join(dir, 'node2.state.json');
+  const cfg = config(`state_file: ${file}\n`);
+  const clock = new FakeClock();
+  const { local, peer } = syncStandby();
+  const first = keeper(local, peer, cfg, undefined, clock);
+  await first.tick();
+  peer.seen = peerDown;
+  local.seen = standbyLocal({ walReceiver: null });
+  await first.tick();
+  await first.tick();
+  const at = first.k.snapshot().state.lastFailoverAt;
+  assert.ok(at !== null && at > 0, 'promoted for a failover');
+  await first.k.stop();
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  assert.equal(saved.lastFailoverAt, at);
+  const second = keeper(
+    new FakeLocal(primaryLocal({ syncStandbyNames: '', standbys: [] })),
+    { seen: peerDown },
+    cfg,
+    undefined,
+    clock,
+  );
+  assert.equal(second.k.snapshot().state.lastFailoverAt, at);
+  assert.equal(await sample(second.metrics, 'pg_keeper_last_failover_timestamp_seconds'), at / 1000);
+  assert.equal(await sample(second.metrics, 'pg_keeper_failovers_total'), 0);
+  // A later switchover promotion of the restarted keeper leaves the failover's time alone.
+  const planned = new FakeLocal(switchedOver());
+  clock.ms += 60_000;
+  const third = keeper(planned, { seen: peerDown }, cfg, undefined, clock);
+  await third.tick();
+  assert.deepEqual(planned.calls, ['promote']);
+  assert.equal(third.k.snapshot().decision?.situation, 'switchover-promoting');
+  assert.ok((third.k.snapshot().state.done.promote ?? 0) > at);
+  assert.equal(await sample(third.metrics, 'pg_keeper_last_failover_timestamp_seconds'), at / 1000);
+  await third.k.stop();
+  assert.equal((JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>).lastFailoverAt, at);
 });
 
 test('after_command does not run when the promotion failed, and runs once when it succeeded', async () => {

@@ -93,3 +93,18 @@ test('a reader never sees half a file while a writer rewrites it, or when the wr
   const strays = readdirSync(dir).filter((f) => f.startsWith('busy.state.json.') && f.endsWith('.tmp'));
   assert.ok(strays.length <= 1, strays.join(', '));
 });
+
+test("the last failover's time makes the round trip; a file from before it remembers none", () => {
+  const file = join(dir, 'failover.state.json');
+  const state = { ...remembered(file, 1000), lastFailoverAt: 1001 };
+  assert.equal(remembered(file, 1000).lastFailoverAt, null, 'version 1 knew no failover');
+  writeStateFile(file, state);
+  assert.equal(readStateFile(file)?.lastFailoverAt, 1001);
+  assert.deepEqual(readStateFile(file), state);
+  writeFileSync(file, JSON.stringify({ version: 2, primarySeenAt: 5, done: { promote: 7 } }));
+  assert.equal(
+    readStateFile(file)?.lastFailoverAt,
+    null,
+    'a promotion of unknown cause is not made a failover',
+  );
+});
