@@ -17,38 +17,21 @@
 // a run failed, 2 on bad usage, 130/143 when interrupted. Servers and keepers are torn down on
 // every path (error, Ctrl-C, SIGTERM).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type { NodeName } from '../../src/config/config.js';
 import { errorText } from '../../src/util/errors.js';
-import { checkBuild, MissingBuild } from '../lib/build.js';
+import { onInterrupt, parseOrUsage, resultsFile, runMain, writeJson } from '../lib/cli.js';
 import { countPostgresProcesses, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { destroyAll, destroyRig, type Rig } from '../lib/rig.js';
 import type { Pace } from '../failover/samples.js';
 import { growthGroup } from './growth.js';
-import { parseArgs, USAGE, UsageError, windowMs, type Options } from './options.js';
+import { parseArgs, USAGE, windowMs, type Options } from './options.js';
 import { lifecyclePair, other } from './pairs.js';
 import { Probe } from './probe.js';
 import { rejoinAfterFailover, waitUntilReady } from './rejoin.js';
 import { evaluateTargets, report, summaries } from './report.js';
 import type { RejoinGroup, RejoinSample, SwitchoverSample } from './samples.js';
 import { switchover } from './switchover.js';
-
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
-
-async function writeJson(file: string, data: unknown): Promise<void> {
-  mkdirSync(path.dirname(file), { recursive: true });
-  let text = `${JSON.stringify(data, null, 2)}\n`;
-  try {
-    const prettier = await import('prettier');
-    const config = (await prettier.resolveConfig(file)) ?? {};
-    text = await prettier.format(text, { ...config, parser: 'json' });
-  } catch {
-    // prettier is a dev dependency; without it the plain JSON is kept
-  }
-  writeFileSync(file, text);
-}
 
 /** One pair for a series of runs on it; an error ends the series (the pair may be half-way). */
 async function onOnePair(
@@ -89,20 +72,10 @@ async function onOnePair(
 }
 
 async function main(): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-    checkBuild();
-  } catch (err) {
-    if (err instanceof UsageError || err instanceof MissingBuild) {
-      process.stderr.write(`${err.message}\n${USAGE}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const opts = parseOrUsage(() => parseArgs(process.argv.slice(2)), USAGE);
+  if (!opts) return 2;
   const startedAt = new Date();
-  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-  const jsonFile = path.resolve(opts.json ?? path.join(ROOT, 'bench', 'results', `lifecycle-${stamp}.json`));
+  const jsonFile = resultsFile(opts.json, 'lifecycle', startedAt);
   const loadStart = loadAverage();
   const machine = machineInfo(countPostgresProcesses());
   const has = (p: Options['parts'][number]): boolean => opts.parts.includes(p);
@@ -118,19 +91,7 @@ async function main(): Promise<number> {
     phase: (p) => progress.setPhase(p),
   };
 
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    const code = signal === 'SIGINT' ? 130 : 143;
-    if (interrupted) process.exit(code);
-    interrupted = true;
-    progress.finish();
-    process.stderr.write(`\n${signal}: tearing down servers and keepers (again to force)...\n`);
-    const force = setTimeout(() => process.exit(code), 30_000);
-    force.unref();
-    void destroyAll().finally(() => process.exit(code));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const interrupted = onInterrupt(progress, 'servers and keepers', destroyAll);
 
   const switchovers: SwitchoverSample[] = [];
   const rejoins: RejoinSample[] = [];
@@ -143,7 +104,7 @@ async function main(): Promise<number> {
     durations[part] = Date.now() - t0;
   };
 
-  if (has('switchover') && !interrupted)
+  if (has('switchover') && !interrupted())
     await timed('switchover', () =>
       onOnePair(
         'switchover',
@@ -164,7 +125,7 @@ async function main(): Promise<number> {
       ),
     );
 
-  if (has('rejoin') && !interrupted)
+  if (has('rejoin') && !interrupted())
     await timed('rejoin', () =>
       onOnePair(
         'rejoin',
@@ -185,7 +146,7 @@ async function main(): Promise<number> {
   if (has('growth'))
     for (const size of opts.sizesMB)
       for (const method of ['rewind', 'basebackup'] as const) {
-        if (interrupted) break;
+        if (interrupted()) break;
         await timed(`growth ${size} MB ${method}`, async () => {
           const g = await growthGroup(opts, size, method, progress, pace);
           growth.push(g);
@@ -193,7 +154,7 @@ async function main(): Promise<number> {
         });
       }
   progress.finish();
-  if (interrupted) return 130;
+  if (interrupted()) return 130;
 
   const loadEnd = loadAverage();
   const sum = summaries(switchovers, rejoins, growth);
@@ -227,17 +188,7 @@ async function main(): Promise<number> {
     growth,
     errors,
   });
-  process.stdout.write(`\nraw samples and summary: ${path.relative(process.cwd(), jsonFile) || jsonFile}\n`);
   return errors.length > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (err: unknown) => {
-    process.stderr.write(`benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
-    await destroyAll();
-    process.exitCode = 1;
-  },
-);
+runMain(main, destroyAll);
