@@ -6,7 +6,7 @@
 import type { NodeName } from '../../src/config/config.js';
 import { queryOnce } from '../../src/local-pair/query.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
-import { firstLine, lineTime, okEvent, scrape } from '../lib/keeper-log.js';
+import { firstLine, gauge, lineTime, okEvent, scrape } from '../lib/keeper-log.js';
 import type { Rig } from '../lib/rig.js';
 import { wallNow, WriteLoop, type Ack } from '../lib/write-loop.js';
 import { iso, r1, rel, warmUp, type Pace } from '../failover/samples.js';
@@ -85,7 +85,7 @@ export async function switchover(
   const reported = /handed the primary over in ([\d.]+) s/.exec(String(handed?.reason ?? ''));
   // Once both keepers have settled: a switchover still "in progress" afterwards is a finding.
   const inProgress = async (n: NodeName): Promise<number | null> =>
-    scrapeGauge(keeperOf(rig, n), 'pg_keeper_switchover_in_progress');
+    gauge(keeperOf(rig, n), 'pg_keeper_switchover_in_progress');
   await waitFor(
     async () => (await inProgress(from)) === 0 && (await inProgress(to)) === 0,
     'both keepers to end the switchover',
@@ -117,15 +117,4 @@ export async function switchover(
     >,
     okCountAfter: await scrape(kFrom, 'pg_keeper_switchovers_total', 'result="ok"'),
   };
-}
-
-/** A gauge without labels from a keeper's /metrics, or null. */
-export async function scrapeGauge(k: Rig['k1'], name: string): Promise<number | null> {
-  try {
-    const text = await (await k.get('/metrics')).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    return line ? Number(line.slice(name.length + 1)) : null;
-  } catch {
-    return null;
-  }
 }
