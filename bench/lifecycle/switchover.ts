@@ -8,9 +8,9 @@ import { queryOnce } from '../../src/local-pair/query.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { firstLine, gauge, lineTime, okEvent, scrape } from '../lib/keeper-log.js';
 import type { Rig } from '../lib/rig.js';
-import { wallNow, WriteLoop, type Ack } from '../lib/write-loop.js';
+import { wallNow, type Ack } from '../lib/write-loop.js';
 import { iso, r1, rel, warmUp, type Pace } from '../failover/samples.js';
-import { keeperOf, other, TOKEN } from './pairs.js';
+import { keeperOf, other, TOKEN, writingOn } from './pairs.js';
 import type { Probe } from './probe.js';
 import type { SwitchoverSample } from './samples.js';
 
@@ -28,15 +28,7 @@ export async function switchover(
   const to = other(from);
   const { pair } = rig;
   const table = `bench_switchover_${index}`;
-  await queryOnce(pair.target(pair[from]), `CREATE TABLE ${table} (id bigint PRIMARY KEY)`);
-  const loop = new WriteLoop(
-    [
-      { name: from, target: pair.target(pair[from]) },
-      { name: to, target: pair.target(pair[to]) },
-    ],
-    table,
-  );
-  loop.start();
+  const loop = await writingOn(rig, from, table);
   let requestAt: number;
   let syncAt: number;
   let first: Ack;
