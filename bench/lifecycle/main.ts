@@ -104,44 +104,42 @@ async function main(): Promise<number> {
     durations[part] = Date.now() - t0;
   };
 
-  if (has('switchover') && !interrupted())
-    await timed('switchover', () =>
+  /** A part's runs, all on one pair that can be rewound (auto_rejoin as the part needs). */
+  const series = (
+    part: 'switchover' | 'rejoin',
+    autoRejoin: boolean,
+    body: (rig: Rig, probe: Probe, i: number) => Promise<string>,
+  ): Promise<void> =>
+    timed(part, () =>
       onOnePair(
-        'switchover',
-        () => lifecyclePair(opts, { method: 'rewind', autoRejoin: false }),
+        part,
+        () => lifecyclePair(opts, { method: 'rewind', autoRejoin }),
         opts.runs,
         progress,
         pace,
-        async (rig, probe, i) => {
-          const from: NodeName = i % 2 === 1 ? 'node1' : 'node2';
-          await waitUntilReady(rig, from, pace.slowMs);
-          // The last run asks the standby's keeper, which passes the request on.
-          const askedOf = i === opts.runs && opts.runs > 1 ? other(from) : from;
-          const s = await switchover(rig, probe, from, askedOf, i, pace);
-          switchovers.push(s);
-          return `switchover ${i}: gap ${Math.round(s.longestGap)} ms, sync again ${Math.round(s.firstWriteToSync)} ms after the first write, lost ${s.lost}`;
-        },
+        body,
         errors,
       ),
     );
 
+  if (has('switchover') && !interrupted())
+    await series('switchover', false, async (rig, probe, i) => {
+      const from: NodeName = i % 2 === 1 ? 'node1' : 'node2';
+      await waitUntilReady(rig, from, pace.slowMs);
+      // The last run asks the standby's keeper, which passes the request on.
+      const askedOf = i === opts.runs && opts.runs > 1 ? other(from) : from;
+      const s = await switchover(rig, probe, from, askedOf, i, pace);
+      switchovers.push(s);
+      return `switchover ${i}: gap ${Math.round(s.longestGap)} ms, sync again ${Math.round(s.firstWriteToSync)} ms after the first write, lost ${s.lost}`;
+    });
+
   if (has('rejoin') && !interrupted())
-    await timed('rejoin', () =>
-      onOnePair(
-        'rejoin',
-        () => lifecyclePair(opts, { method: 'rewind', autoRejoin: true }),
-        opts.runs,
-        progress,
-        pace,
-        async (rig, probe, i) => {
-          const old: NodeName = i % 2 === 1 ? 'node1' : 'node2';
-          const s = await rejoinAfterFailover(rig, probe, old, 'rewind', null, `rejoin ${i}`, pace);
-          rejoins.push(s);
-          return `rejoin ${i}: kill -> sync ${Math.round(s.total)} ms (${s.method ?? '?'}, rejoin ${s.rejoin === null ? '?' : Math.round(s.rejoin)} ms)`;
-        },
-        errors,
-      ),
-    );
+    await series('rejoin', true, async (rig, probe, i) => {
+      const old: NodeName = i % 2 === 1 ? 'node1' : 'node2';
+      const s = await rejoinAfterFailover(rig, probe, old, 'rewind', null, `rejoin ${i}`, pace);
+      rejoins.push(s);
+      return `rejoin ${i}: kill -> sync ${Math.round(s.total)} ms (${s.method ?? '?'}, rejoin ${s.rejoin === null ? '?' : Math.round(s.rejoin)} ms)`;
+    });
 
   if (has('growth'))
     for (const size of opts.sizesMB)
