@@ -15,8 +15,7 @@ import { heartbeat } from '../postgres/peer.js';
 import { describeEndpoint, toPgClientConfig } from '../postgres/client-config.js';
 import { PgSession } from '../postgres/session.js';
 import { errorText } from '../util/errors.js';
-import { EtcdArbiter } from '../arbiter/etcd.js';
-import { systemClock } from './clock.js';
+import { arbiterOf, type EtcdArbiter } from '../arbiter/etcd.js';
 import { Keeper } from './keeper.js';
 import type { ServerPort, SignalPort } from './ports.js';
 import { switchover } from '../lifecycle/switchover.js';
@@ -50,23 +49,6 @@ function session(cfg: Config, node: NodeName): PgSession {
     { ...pgConfig, application_name: pgConfig.application_name ?? `pg-keeper-${cfg.node}` },
     `${node} (${describeEndpoint(ci)})`,
   );
-}
-
-/** The etcd arbiter of this keeper's configuration (etcd_endpoints set). */
-function arbiterOf(cfg: Config, logger: Logger): EtcdArbiter {
-  return new EtcdArbiter({
-    endpoints: cfg.etcdEndpoints,
-    tls: { ca: cfg.etcdCaCert, cert: cfg.etcdCert, key: cfg.etcdKey },
-    auth:
-      cfg.etcdUser !== null && cfg.etcdPassword !== null
-        ? { user: cfg.etcdUser, password: cfg.etcdPassword }
-        : null,
-    node: cfg.node,
-    prefix: cfg.etcdPrefix,
-    ttlMs: cfg.etcdLeaseTtlMs,
-    clock: systemClock,
-    log: logger,
-  });
 }
 
 export interface Running {
