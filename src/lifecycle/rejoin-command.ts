@@ -10,7 +10,7 @@ import { loadConfig, type Overrides } from '../config/load.js';
 import { describeEndpoint, toPgClientConfig } from '../postgres/client-config.js';
 import { PgSession } from '../postgres/session.js';
 import { readStateFile } from '../runtime/state-file.js';
-import { ServerControl } from '../server/control.js';
+import { controlOf } from '../server/control.js';
 import { errorText } from '../util/errors.js';
 import { RejoinRefused, rejoin } from './rejoin.js';
 
@@ -27,12 +27,7 @@ export async function rejoinCommand(
     );
     return 2;
   }
-  const control = new ServerControl({
-    dataDir: cfg.dataDirectory,
-    binDir: cfg.pgBinDir,
-    startCommand: cfg.serverStartCommand,
-    stopCommand: cfg.serverStopCommand,
-  });
+  const control = controlOf(cfg, cfg.dataDirectory);
   const owner = control.ownerProblem();
   if (owner) {
     say(owner);

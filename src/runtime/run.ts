@@ -22,7 +22,7 @@ import { switchover } from '../lifecycle/switchover.js';
 import { signalText } from '../policy/types.js';
 import { SignalSession } from '../postgres/signal.js';
 import { rejoin } from '../lifecycle/rejoin.js';
-import { ServerControl } from '../server/control.js';
+import { controlOf } from '../server/control.js';
 
 /** pg-keeper's log: JSON lines with structured fields, to stdout unless `destination` is given. */
 export function createLogger(
@@ -63,12 +63,7 @@ export interface Running {
 /** The local server's processes and files, when the configuration says where (data_directory). */
 function serverOf(cfg: Config, arbiter: EtcdArbiter | null): ServerPort | null {
   if (cfg.dataDirectory === null) return null;
-  const control = new ServerControl({
-    dataDir: cfg.dataDirectory,
-    binDir: cfg.pgBinDir,
-    startCommand: cfg.serverStartCommand,
-    stopCommand: cfg.serverStopCommand,
-  });
+  const control = controlOf(cfg, cfg.dataDirectory);
   const owner = control.ownerProblem();
   if (owner) throw new Error(owner);
   const doRejoin: ServerPort['rejoin'] = async (progress) => {
