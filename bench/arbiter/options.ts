@@ -1,6 +1,6 @@
 // The command line of the arbiter's benchmark.
 
-import { parseKeepalive, UsageError, walkArgs, windowMs } from '../lib/cli.js';
+import { runsOf, takeCommon, UsageError, walkArgs, windowMs } from '../lib/cli.js';
 import { SCENARIOS, type ScenarioName } from './samples.js';
 
 export { UsageError, windowMs };
@@ -39,24 +39,15 @@ export function parseArgs(argv: string[]): Options {
   };
   walkArgs(argv, USAGE, (name, value) => {
     switch (name) {
-      case '--runs': {
-        const v = value();
-        opts.runs = Number(v);
-        if (!Number.isInteger(opts.runs) || opts.runs < 1) throw new UsageError(`--runs: not a count: ${v}`);
+      case '--runs':
+        opts.runs = runsOf(value());
         return true;
-      }
       case '--scenarios': {
         const names = value().split(',').filter(Boolean);
         const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
         if (names.length === 0 || unknown.length > 0)
           throw new UsageError(`--scenarios: unknown ${unknown.join(', ') || '(none given)'}`);
         opts.scenarios = SCENARIOS.filter((s) => names.includes(s));
-        return true;
-      }
-      case '--keepalive': {
-        const k = parseKeepalive(value(), '0.3x3');
-        opts.keepaliveTime = k.time;
-        opts.keepaliveCount = k.count;
         return true;
       }
       case '--ttl': {
@@ -66,11 +57,8 @@ export function parseArgs(argv: string[]): Options {
           throw new UsageError(`--ttl: whole seconds from 2 to 300, got ${v}`);
         return true;
       }
-      case '--json':
-        opts.json = value();
-        return true;
       default:
-        return false;
+        return takeCommon(opts, name, value, '0.3x3');
     }
   });
   return opts;

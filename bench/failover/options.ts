@@ -1,6 +1,6 @@
 // The command line of the failover benchmark.
 
-import { parseKeepalive, UsageError, walkArgs, windowMs } from '../lib/cli.js';
+import { runsOf, takeCommon, UsageError, walkArgs, windowMs } from '../lib/cli.js';
 
 export { UsageError, windowMs };
 
@@ -36,21 +36,8 @@ export function parseArgs(argv: string[]): Options {
   };
   walkArgs(argv, USAGE, (name, value) => {
     switch (name) {
-      case '--runs': {
-        const v = value();
-        opts.runs = Number(v);
-        if (!Number.isInteger(opts.runs) || opts.runs < 1) throw new UsageError(`--runs: not a count: ${v}`);
-        return true;
-      }
-      case '--keepalive': {
-        const k = parseKeepalive(value(), '0.2x3');
-        opts.keepaliveTime = k.time;
-        opts.keepaliveCount = k.count;
-        opts.label = `${k.time}x${k.count}`;
-        return true;
-      }
-      case '--json':
-        opts.json = value();
+      case '--runs':
+        opts.runs = runsOf(value());
         return true;
       case '--heartbeats': {
         const v = value();
@@ -60,9 +47,10 @@ export function parseArgs(argv: string[]): Options {
         return true;
       }
       default:
-        return false;
+        return takeCommon(opts, name, value, '0.2x3');
     }
   });
+  opts.label = `${opts.keepaliveTime}x${opts.keepaliveCount}`;
   if (opts.heartbeats === 0) opts.heartbeats = Math.max(25, Math.ceil(150 / opts.runs));
   return opts;
 }

@@ -39,14 +39,43 @@ export function walkArgs(
   }
 }
 
-/** --keepalive TIMExCOUNT; `example` is the benchmark's default, shown in the error. */
-export function parseKeepalive(v: string, example: string): { time: number; count: number } {
-  const m = /^(\d+(?:\.\d+)?|\.\d+)x(\d+)$/.exec(v);
-  const time = Number(m?.[1]);
-  const count = Number(m?.[2]);
-  if (!m || !(time > 0) || !(count >= 1))
-    throw new UsageError(`--keepalive: expected TIMExCOUNT, e.g. ${example}, got ${v}`);
-  return { time, count };
+/** The options every benchmark takes. */
+export interface CommonOptions {
+  keepaliveTime: number;
+  keepaliveCount: number;
+  json: string | null;
+}
+
+/**
+ * --keepalive TIMExCOUNT and --json FILE, for walkArgs' `take`: false for any other option.
+ * `example` is the benchmark's default keepalive, shown in the error.
+ */
+export function takeCommon(opts: CommonOptions, name: string, value: () => string, example: string): boolean {
+  switch (name) {
+    case '--keepalive': {
+      const v = value();
+      const m = /^(\d+(?:\.\d+)?|\.\d+)x(\d+)$/.exec(v);
+      const time = Number(m?.[1]);
+      const count = Number(m?.[2]);
+      if (!m || !(time > 0) || !(count >= 1))
+        throw new UsageError(`--keepalive: expected TIMExCOUNT, e.g. ${example}, got ${v}`);
+      opts.keepaliveTime = time;
+      opts.keepaliveCount = count;
+      return true;
+    }
+    case '--json':
+      opts.json = value();
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** --runs N of the failover and arbiter benchmarks: a count from 1. */
+export function runsOf(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--runs: not a count: ${v}`);
+  return n;
 }
 
 /** The window W: keepalive_time × keepalive_count, in ms. */

@@ -1,6 +1,6 @@
 // The command line of the lifecycle benchmark.
 
-import { parseKeepalive, UsageError, walkArgs, windowMs } from '../lib/cli.js';
+import { takeCommon, UsageError, walkArgs, windowMs } from '../lib/cli.js';
 
 export { UsageError, windowMs };
 
@@ -69,17 +69,8 @@ export function parseArgs(argv: string[]): Options {
         opts.parts = PARTS.filter((p) => parts.includes(p));
         return true;
       }
-      case '--keepalive': {
-        const k = parseKeepalive(value(), '0.2x3');
-        opts.keepaliveTime = k.time;
-        opts.keepaliveCount = k.count;
-        return true;
-      }
-      case '--json':
-        opts.json = value();
-        return true;
       default:
-        return false;
+        return takeCommon(opts, name, value, '0.2x3');
     }
   });
   return opts;
