@@ -12,7 +12,15 @@
 // scenario run failed, 2 on bad usage, 130/143 when interrupted. Everything is torn down on every
 // path (error, Ctrl-C, SIGTERM).
 
-import { onInterrupt, parseOrUsage, resultsFile, runMain, writeJson } from '../lib/cli.js';
+import {
+  keepaliveOf,
+  onInterrupt,
+  parseOrUsage,
+  resultsFile,
+  resultsHead,
+  runMain,
+  writeJson,
+} from '../lib/cli.js';
 import { countPostgresProcesses, etcdVersion, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { etcdLeader } from './etcd-leader.js';
@@ -106,13 +114,9 @@ async function main(): Promise<number> {
   const targets = evaluateTargets(results, opts);
   process.stdout.write(`${report(results, opts, targets, machine, { start: loadStart, end: loadEnd })}\n`);
   await writeJson(jsonFile, {
-    benchmark: 'pg-keeper etcd arbiter',
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
+    ...resultsHead('pg-keeper etcd arbiter', startedAt),
     config: {
-      keepaliveTime: opts.keepaliveTime,
-      keepaliveCount: opts.keepaliveCount,
+      ...keepaliveOf(opts),
       windowMs: windowMs(opts),
       ttl: opts.ttl,
       runs: opts.runs,

@@ -20,7 +20,15 @@
 // exits 0 even when a target is MISSED, 1 when a run itself failed, 2 on bad usage, 130/143 when
 // interrupted. Servers and keepers are torn down on every path (error, Ctrl-C, SIGTERM).
 
-import { onInterrupt, parseOrUsage, resultsFile, runMain, writeJson } from '../lib/cli.js';
+import {
+  keepaliveOf,
+  onInterrupt,
+  parseOrUsage,
+  resultsFile,
+  resultsHead,
+  runMain,
+  writeJson,
+} from '../lib/cli.js';
 import { countPostgresProcesses, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { destroyAll } from '../lib/rig.js';
@@ -63,13 +71,9 @@ async function main(): Promise<number> {
   process.stdout.write(`${report(runs, opts, sum, targets, machine, { start: loadStart, end: loadEnd })}\n`);
 
   await writeJson(jsonFile, {
-    benchmark: 'pg-keeper failover',
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
+    ...resultsHead('pg-keeper failover', startedAt),
     config: {
-      keepaliveTime: opts.keepaliveTime,
-      keepaliveCount: opts.keepaliveCount,
+      ...keepaliveOf(opts),
       windowMs: windowMs(opts),
       runs: opts.runs,
       heartbeatsPerRun: opts.heartbeats,

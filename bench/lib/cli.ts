@@ -129,6 +129,25 @@ export function onInterrupt(
   return () => interrupted;
 }
 
+/** The head of a results file: which benchmark, when it started and finished, its command line. */
+export function resultsHead(
+  benchmark: string,
+  startedAt: Date,
+): { benchmark: string; startedAt: string; finishedAt: string; argv: string[] } {
+  return {
+    benchmark,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    argv: process.argv.slice(2),
+  };
+}
+
+/** The keepalive a benchmark ran at, first in its results' config. */
+export const keepaliveOf = (o: CommonOptions): { keepaliveTime: number; keepaliveCount: number } => ({
+  keepaliveTime: o.keepaliveTime,
+  keepaliveCount: o.keepaliveCount,
+});
+
 /** Writes the raw samples and summary, formatted as the repository's prettier would. */
 export async function writeJson(file: string, data: unknown): Promise<void> {
   mkdirSync(path.dirname(file), { recursive: true });

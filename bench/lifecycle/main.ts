@@ -19,7 +19,15 @@
 
 import type { NodeName } from '../../src/config/config.js';
 import { errorText } from '../../src/util/errors.js';
-import { onInterrupt, parseOrUsage, resultsFile, runMain, writeJson } from '../lib/cli.js';
+import {
+  keepaliveOf,
+  onInterrupt,
+  parseOrUsage,
+  resultsFile,
+  resultsHead,
+  runMain,
+  writeJson,
+} from '../lib/cli.js';
 import { countPostgresProcesses, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { destroyAll, destroyRig, type Rig } from '../lib/rig.js';
@@ -162,13 +170,9 @@ async function main(): Promise<number> {
     `${report(opts, sum, targets, data, machine, { start: loadStart, end: loadEnd }, durations)}\n`,
   );
   await writeJson(jsonFile, {
-    benchmark: 'pg-keeper lifecycle',
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
+    ...resultsHead('pg-keeper lifecycle', startedAt),
     config: {
-      keepaliveTime: opts.keepaliveTime,
-      keepaliveCount: opts.keepaliveCount,
+      ...keepaliveOf(opts),
       runs: opts.runs,
       growthRuns: opts.growthRuns,
       sizesMB: opts.sizesMB,
