@@ -48,49 +48,25 @@ export class Probe {
   }
 
   /**
-   * Wall-clock ms at which `primary` first showed `standby` as its synchronous standby (and
-   * synchronous_standby_names set), polling every `everyMs`; null after `timeoutMs`.
+   * Wall-clock ms at which `primary` first showed `standby` streaming, or (`sync`) as its
+   * synchronous standby with synchronous_standby_names set, polling every `everyMs`; null after
+   * `timeoutMs`.
    */
-  async waitForSync(
+  async waitForStandby(
     primary: NodeName,
     standby: NodeName,
+    as: 'streaming' | 'sync',
     timeoutMs: number,
     everyMs = 10,
   ): Promise<number | null> {
-    return this.waitForView(
-      primary,
-      (v) => v.syncNames && v.standbys.some((s) => s.name === standby && s.syncState === 'sync'),
-      timeoutMs,
-      everyMs,
-    );
-  }
-
-  /** Wall-clock ms at which `primary` first showed `standby` streaming; null after `timeoutMs`. */
-  async waitForStreaming(
-    primary: NodeName,
-    standby: NodeName,
-    timeoutMs: number,
-    everyMs = 10,
-  ): Promise<number | null> {
-    return this.waitForView(
-      primary,
-      (v) => v.standbys.some((s) => s.name === standby && s.state === 'streaming'),
-      timeoutMs,
-      everyMs,
-    );
-  }
-
-  /** Wall-clock ms at which `primary` first answered as a primary with `ok` holding; null after `timeoutMs`. */
-  private async waitForView(
-    primary: NodeName,
-    ok: (v: NodeView) => boolean,
-    timeoutMs: number,
-    everyMs: number,
-  ): Promise<number | null> {
+    const seen = (v: NodeView): boolean =>
+      as === 'sync'
+        ? v.syncNames && v.standbys.some((s) => s.name === standby && s.syncState === 'sync')
+        : v.standbys.some((s) => s.name === standby && s.state === 'streaming');
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const v = await this.view(primary);
-      if (v && !v.inRecovery && ok(v)) return wallNow();
+      if (v && !v.inRecovery && seen(v)) return wallNow();
       await sleep(everyMs);
     }
     return null;

@@ -75,8 +75,8 @@ export async function rejoinAfterFailover(
     pace.phase(`${label}: SIGKILL ${oldPrimary}'s server; failover and rejoin`);
     killAt = wallNow();
     await pair.kill(pair[oldPrimary], 'SIGKILL');
-    streamingAt = await probe.waitForStreaming(newPrimary, oldPrimary, pace.slowMs, 20);
-    const synced = await probe.waitForSync(newPrimary, oldPrimary, pace.slowMs, 10);
+    streamingAt = await probe.waitForStandby(newPrimary, oldPrimary, 'streaming', pace.slowMs, 20);
+    const synced = await probe.waitForStandby(newPrimary, oldPrimary, 'sync', pace.slowMs, 10);
     if (synced === null)
       throw new Error(`${newPrimary} did not list ${oldPrimary} as its synchronous standby in time`);
     syncAt = synced;

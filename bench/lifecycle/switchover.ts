@@ -44,7 +44,7 @@ export async function switchover(
     const answer = (await res.json().catch(() => ({}))) as { id?: string; error?: string };
     if (res.status !== 202)
       throw new Error(`POST /switchover to ${askedOf}'s keeper: HTTP ${res.status} ${answer.error ?? ''}`);
-    const synced = await probe.waitForSync(to, from, pace.slowMs);
+    const synced = await probe.waitForStandby(to, from, 'sync', pace.slowMs);
     if (synced === null) throw new Error(`${to} did not list ${from} as its synchronous standby in time`);
     syncAt = synced;
     first = await waitFor(() => loop.acks.find((a) => a.node === to), `a write on ${to}`, pace.slowMs, 5);
