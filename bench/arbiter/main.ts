@@ -12,15 +12,7 @@
 // scenario run failed, 2 on bad usage, 130/143 when interrupted. Everything is torn down on every
 // path (error, Ctrl-C, SIGTERM).
 
-import {
-  keepaliveOf,
-  onInterrupt,
-  parseOrUsage,
-  resultsFile,
-  resultsHead,
-  runMain,
-  writeJson,
-} from '../lib/cli.js';
+import { keepaliveOf, onInterrupt, parseOrUsage, resultsFile, runMain, writeResults } from '../lib/cli.js';
 import { countPostgresProcesses, etcdVersion, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { etcdLeader } from './etcd-leader.js';
@@ -113,8 +105,7 @@ async function main(): Promise<number> {
   const loadEnd = loadAverage();
   const targets = evaluateTargets(results, opts);
   process.stdout.write(`${report(results, opts, targets, machine, { start: loadStart, end: loadEnd })}\n`);
-  await writeJson(jsonFile, {
-    ...resultsHead('pg-keeper etcd arbiter', startedAt),
+  await writeResults(jsonFile, 'pg-keeper etcd arbiter', startedAt, {
     config: {
       ...keepaliveOf(opts),
       windowMs: windowMs(opts),

@@ -20,15 +20,7 @@
 // exits 0 even when a target is MISSED, 1 when a run itself failed, 2 on bad usage, 130/143 when
 // interrupted. Servers and keepers are torn down on every path (error, Ctrl-C, SIGTERM).
 
-import {
-  keepaliveOf,
-  onInterrupt,
-  parseOrUsage,
-  resultsFile,
-  resultsHead,
-  runMain,
-  writeJson,
-} from '../lib/cli.js';
+import { keepaliveOf, onInterrupt, parseOrUsage, resultsFile, runMain, writeResults } from '../lib/cli.js';
 import { countPostgresProcesses, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { destroyAll } from '../lib/rig.js';
@@ -70,8 +62,7 @@ async function main(): Promise<number> {
   const targets = evaluateTargets(sum, opts, completedFailovers);
   process.stdout.write(`${report(runs, opts, sum, targets, machine, { start: loadStart, end: loadEnd })}\n`);
 
-  await writeJson(jsonFile, {
-    ...resultsHead('pg-keeper failover', startedAt),
+  await writeResults(jsonFile, 'pg-keeper failover', startedAt, {
     config: {
       ...keepaliveOf(opts),
       windowMs: windowMs(opts),

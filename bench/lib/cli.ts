@@ -129,29 +129,30 @@ export function onInterrupt(
   return () => interrupted;
 }
 
-/** The head of a results file: which benchmark, when it started and finished, its command line. */
-export function resultsHead(
-  benchmark: string,
-  startedAt: Date,
-): { benchmark: string; startedAt: string; finishedAt: string; argv: string[] } {
-  return {
-    benchmark,
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
-  };
-}
-
 /** The keepalive a benchmark ran at, first in its results' config. */
 export const keepaliveOf = (o: CommonOptions): { keepaliveTime: number; keepaliveCount: number } => ({
   keepaliveTime: o.keepaliveTime,
   keepaliveCount: o.keepaliveCount,
 });
 
-/** Writes the raw samples and summary, formatted as the repository's prettier would. */
-export async function writeJson(file: string, data: unknown): Promise<void> {
+/**
+ * Writes the raw samples and summary, formatted as the repository's prettier would: `data` after
+ * which benchmark it is, when it started and finished, and its command line.
+ */
+export async function writeResults(
+  file: string,
+  benchmark: string,
+  startedAt: Date,
+  data: Record<string, unknown>,
+): Promise<void> {
   mkdirSync(path.dirname(file), { recursive: true });
-  let text = `${JSON.stringify(data, null, 2)}\n`;
+  const head = {
+    benchmark,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    argv: process.argv.slice(2),
+  };
+  let text = `${JSON.stringify({ ...head, ...data }, null, 2)}\n`;
   try {
     const prettier = await import('prettier');
     const config = (await prettier.resolveConfig(file)) ?? {};

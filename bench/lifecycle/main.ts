@@ -19,15 +19,7 @@
 
 import type { NodeName } from '../../src/config/config.js';
 import { errorText } from '../../src/util/errors.js';
-import {
-  keepaliveOf,
-  onInterrupt,
-  parseOrUsage,
-  resultsFile,
-  resultsHead,
-  runMain,
-  writeJson,
-} from '../lib/cli.js';
+import { keepaliveOf, onInterrupt, parseOrUsage, resultsFile, runMain, writeResults } from '../lib/cli.js';
 import { countPostgresProcesses, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { destroyAll, destroyRig, type Rig } from '../lib/rig.js';
@@ -169,8 +161,7 @@ async function main(): Promise<number> {
   process.stdout.write(
     `${report(opts, sum, targets, data, machine, { start: loadStart, end: loadEnd }, durations)}\n`,
   );
-  await writeJson(jsonFile, {
-    ...resultsHead('pg-keeper lifecycle', startedAt),
+  await writeResults(jsonFile, 'pg-keeper lifecycle', startedAt, {
     config: {
       ...keepaliveOf(opts),
       runs: opts.runs,
