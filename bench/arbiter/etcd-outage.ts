@@ -7,17 +7,8 @@
 import type { NodeName } from '../../src/config/config.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { wallNow } from '../lib/write-loop.js';
-import {
-  gauge,
-  inRecovery,
-  keeper,
-  latencyOf,
-  longestGap,
-  warmUp,
-  watchFor,
-  worstAck,
-  type Rig,
-} from './rig.js';
+import { gauge } from '../lib/keeper-log.js';
+import { inRecovery, keeper, latencyOf, longestGap, warmUp, watchFor, worstAck, type Rig } from './rig.js';
 import { type EtcdOutageSample } from './samples.js';
 
 export async function etcdOutage(rig: Rig): Promise<EtcdOutageSample> {

@@ -12,24 +12,20 @@
 // scenario run failed, 2 on bad usage, 130/143 when interrupted. Everything is torn down on every
 // path (error, Ctrl-C, SIGTERM).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { checkBuild, MissingBuild } from '../lib/build.js';
+import { keepaliveOf, onInterrupt, parseOrUsage, resultsFile, runMain, writeResults } from '../lib/cli.js';
 import { countPostgresProcesses, etcdVersion, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { etcdLeader } from './etcd-leader.js';
 import { etcdOutage } from './etcd-outage.js';
 import { hostLoss } from './host-loss.js';
 import { isolatePrimary } from './isolate-primary.js';
-import { label, parseArgs, rigFor, USAGE, UsageError, windowMs, type Options } from './options.js';
+import { label, parseArgs, rigFor, USAGE, windowMs, type Options } from './options.js';
 import { partition } from './partition.js';
 import { COMPARISON, evaluateTargets, report, summaries } from './report.js';
 import { createRig, destroyAll, destroyRig, type Rig } from './rig.js';
 import type { ScenarioName, ScenarioResult } from './samples.js';
 import { serverCrash } from './server-crash.js';
 import { standbyCut } from './standby-cut.js';
-
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 const RUNNERS: Record<ScenarioName, (rig: Rig) => Promise<NonNullable<ScenarioResult['sample']>>> = {
   partition,
@@ -40,19 +36,6 @@ const RUNNERS: Record<ScenarioName, (rig: Rig) => Promise<NonNullable<ScenarioRe
   'standby-cut': standbyCut,
   'etcd-leader': etcdLeader,
 };
-
-async function writeJson(file: string, data: unknown): Promise<void> {
-  mkdirSync(path.dirname(file), { recursive: true });
-  let text = `${JSON.stringify(data, null, 2)}\n`;
-  try {
-    const prettier = await import('prettier');
-    const config = (await prettier.resolveConfig(file)) ?? {};
-    text = await prettier.format(text, { ...config, parser: 'json' });
-  } catch {
-    // prettier is a dev dependency; without it the plain JSON is kept
-  }
-  writeFileSync(file, text);
-}
 
 async function oneScenario(
   s: ScenarioName,
@@ -91,46 +74,23 @@ async function oneScenario(
 }
 
 async function main(): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-    checkBuild();
-  } catch (err) {
-    if (err instanceof UsageError || err instanceof MissingBuild) {
-      process.stderr.write(`${err.message}\n${USAGE}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const opts = parseOrUsage(() => parseArgs(process.argv.slice(2)), USAGE);
+  if (!opts) return 2;
   const startedAt = new Date();
-  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-  const jsonFile = path.resolve(
-    opts.json ?? path.join(ROOT, 'bench', 'results', `arbiter-${label(opts)}-${stamp}.json`),
-  );
+  const jsonFile = resultsFile(opts.json, `arbiter-${label(opts)}`, startedAt);
   const loadStart = loadAverage();
   const machine = { ...machineInfo(countPostgresProcesses()), etcd: etcdVersion() };
   const total = opts.runs * opts.scenarios.length;
   const progress = new Progress(total, `arbiter ${label(opts)}`);
 
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    const code = signal === 'SIGINT' ? 130 : 143;
-    if (interrupted) process.exit(code);
-    interrupted = true;
-    progress.finish();
-    process.stderr.write(`\n${signal}: tearing down servers, keepers and etcd (again to force)...\n`);
-    setTimeout(() => process.exit(code), 30_000).unref();
-    void destroyAll().finally(() => process.exit(code));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const interrupted = onInterrupt(progress, 'servers, keepers and etcd', destroyAll);
 
   const results: ScenarioResult[] = [];
-  for (let run = 1; run <= opts.runs && !interrupted; run++) {
+  for (let run = 1; run <= opts.runs && !interrupted(); run++) {
     for (const s of opts.scenarios) {
-      if (interrupted) break;
+      if (interrupted()) break;
       const r = await oneScenario(s, run, opts, progress);
-      if (interrupted) break;
+      if (interrupted()) break;
       results.push(r);
       const note = r.error
         ? `${s} run ${run} FAILED: ${r.error.split('\n')[0]}`
@@ -140,19 +100,14 @@ async function main(): Promise<number> {
     }
   }
   progress.finish();
-  if (interrupted) return 130;
+  if (interrupted()) return 130;
 
   const loadEnd = loadAverage();
   const targets = evaluateTargets(results, opts);
   process.stdout.write(`${report(results, opts, targets, machine, { start: loadStart, end: loadEnd })}\n`);
-  await writeJson(jsonFile, {
-    benchmark: 'pg-keeper etcd arbiter',
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
+  await writeResults(jsonFile, 'pg-keeper etcd arbiter', startedAt, {
     config: {
-      keepaliveTime: opts.keepaliveTime,
-      keepaliveCount: opts.keepaliveCount,
+      ...keepaliveOf(opts),
       windowMs: windowMs(opts),
       ttl: opts.ttl,
       runs: opts.runs,
@@ -166,17 +121,7 @@ async function main(): Promise<number> {
     comparison: COMPARISON,
     runs: results,
   });
-  process.stdout.write(`\nraw samples and summary: ${path.relative(process.cwd(), jsonFile) || jsonFile}\n`);
   return results.some((r) => r.error) ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (err: unknown) => {
-    process.stderr.write(`benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
-    await destroyAll();
-    process.exitCode = 1;
-  },
-);
+runMain(main, destroyAll);

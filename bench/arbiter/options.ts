@@ -1,6 +1,9 @@
 // The command line of the arbiter's benchmark.
 
+import { runsOf, takeCommon, UsageError, walkArgs, windowMs } from '../lib/cli.js';
 import { SCENARIOS, type ScenarioName } from './samples.js';
+
+export { UsageError, windowMs };
 
 export interface Options {
   runs: number;
@@ -25,8 +28,6 @@ export const USAGE = `usage: npm run bench:arbiter -- [--runs N] [--scenarios a,
 Needs the built CLI (npm run build), PostgreSQL binaries (PG_BIN or /usr/lib/postgresql) and
 etcd (/usr/bin/etcd).`;
 
-export class UsageError extends Error {}
-
 export function parseArgs(argv: string[]): Options {
   const opts: Options = {
     runs: 5,
@@ -36,66 +37,33 @@ export function parseArgs(argv: string[]): Options {
     scenarios: [...SCENARIOS],
     json: null,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
+  walkArgs(argv, USAGE, (name, value) => {
     switch (name) {
-      case '--runs': {
-        const v = value();
-        opts.runs = Number(v);
-        if (!Number.isInteger(opts.runs) || opts.runs < 1) throw new UsageError(`--runs: not a count: ${v}`);
-        break;
-      }
+      case '--runs':
+        opts.runs = runsOf(value());
+        return true;
       case '--scenarios': {
         const names = value().split(',').filter(Boolean);
         const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
         if (names.length === 0 || unknown.length > 0)
           throw new UsageError(`--scenarios: unknown ${unknown.join(', ') || '(none given)'}`);
         opts.scenarios = SCENARIOS.filter((s) => names.includes(s));
-        break;
-      }
-      case '--keepalive': {
-        const v = value();
-        const m = /^(\d+(?:\.\d+)?|\.\d+)x(\d+)$/.exec(v);
-        const t = Number(m?.[1]);
-        const c = Number(m?.[2]);
-        if (!m || !(t > 0) || !(c >= 1))
-          throw new UsageError(`--keepalive: expected TIMExCOUNT, e.g. 0.3x3, got ${v}`);
-        opts.keepaliveTime = t;
-        opts.keepaliveCount = c;
-        break;
+        return true;
       }
       case '--ttl': {
         const v = value();
         opts.ttl = Number(v);
         if (!Number.isInteger(opts.ttl) || opts.ttl < 2 || opts.ttl > 300)
           throw new UsageError(`--ttl: whole seconds from 2 to 300, got ${v}`);
-        break;
+        return true;
       }
-      case '--json':
-        opts.json = value();
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write(`${USAGE}\n`);
-        process.exit(0);
-        break;
       default:
-        throw new UsageError(`unknown argument: ${arg}`);
+        return takeCommon(opts, name, value, '0.3x3');
     }
-  }
+  });
   return opts;
 }
 
-/** The window W in ms. */
-export const windowMs = (o: Options): number => Math.round(o.keepaliveTime * o.keepaliveCount * 1000);
 /** The keepers' default stream_timeout: max(W, keepalive_time + 1 s), as src/config/keys.ts derives it. */
 export const streamTimeoutMs = (o: Options): number =>
   Math.max(windowMs(o), Math.round(o.keepaliveTime * 1000) + 1000);

@@ -5,14 +5,13 @@
 // until the primary records "sync" again; then every write the primary acknowledged must be on
 // the standby too.
 
-import { firstLine, lineTime, okEvent } from '../lib/keeper-log.js';
+import { firstLine, lineTime, okEvent, scrape } from '../lib/keeper-log.js';
 import { wallNow } from '../lib/write-loop.js';
 import { NODES } from '../../src/config/config.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { windowMs } from './options.js';
 import {
   checkWrites,
-  counter,
   idsOn,
   inRecovery,
   keeper,
@@ -76,7 +75,7 @@ export async function partition(rig: Rig): Promise<PartitionSample> {
     resumedMs: stalled === null ? -1 : Math.round(stalled.end - cutAt),
     heldMs: Math.round(healAt - cutAt),
     promoted,
-    noLeaseVetoes: await counter(k2, 'pg_keeper_promotion_vetoes_total', 'reason="no-lease"').catch(
+    noLeaseVetoes: await scrape(k2, 'pg_keeper_promotion_vetoes_total', 'reason="no-lease"').catch(
       () => null,
     ),
     healToSyncRecordedMs: synced === null ? null : Math.round(synced - healAt),

@@ -3,7 +3,7 @@
 // met / MISSED and the ratio, and the machine it ran on.
 
 import type { Machine } from '../lib/machine.js';
-import { summarize, type Summary } from '../lib/stats.js';
+import { summarize, summaryTable, type Summary, type TableRow } from '../lib/stats.js';
 import { rigFor, streamTimeoutMs, windowMs, type Options } from './options.js';
 import type {
   EtcdLeaderSample,
@@ -34,9 +34,7 @@ export interface Target {
   note?: string;
 }
 
-interface Row {
-  label: string;
-  values: number[];
+interface Row extends TableRow {
   /** Show median and max against this limit (ms). */
   limitMs?: number;
 }
@@ -52,29 +50,14 @@ const sumWrites = (ws: WriteCheck[]): { acked: number; lost: number; dual: numbe
   dualMs: ws.reduce((m, w) => Math.max(m, w.dualWritableMs), 0),
 });
 
-function fmt(v: number): string {
-  if (!Number.isFinite(v)) return '-';
-  return Math.abs(v) >= 100 ? String(Math.round(v)) : v.toFixed(1);
-}
-
 function table(title: string, rows: Row[]): string {
-  const head = `${'  ms'.padEnd(64)}${['n', 'min', 'median', 'p90', 'max'].map((h) => h.padStart(8)).join('')}  median/limit  max/limit`;
-  const lines = [title, head];
-  for (const row of rows) {
-    const s = summarize(row.values);
-    if (!s) {
-      lines.push(`  ${row.label.padEnd(62)}${'0'.padStart(8)}   (no samples)`);
-      continue;
-    }
-    const cells = [String(s.n), fmt(s.min), fmt(s.median), fmt(s.p90), fmt(s.max)]
-      .map((c) => c.padStart(8))
-      .join('');
-    const ratio = row.limitMs
-      ? `${`${(s.median / row.limitMs).toFixed(2)}x`.padStart(14)}${`${(s.max / row.limitMs).toFixed(2)}x`.padStart(11)}`
-      : '';
-    lines.push(`  ${row.label.padEnd(62)}${cells}${ratio}`);
-  }
-  return lines.join('\n');
+  return summaryTable(title, rows, 62, {
+    head: '  median/limit  max/limit',
+    cells: (s, row) =>
+      row.limitMs
+        ? `${`${(s.median / row.limitMs).toFixed(2)}x`.padStart(14)}${`${(s.max / row.limitMs).toFixed(2)}x`.padStart(11)}`
+        : '',
+  });
 }
 
 /** Every measure's summary, per scenario, for the JSON file. */

@@ -158,24 +158,6 @@ export function watchFor(check: () => Promise<boolean>, everyMs = 100): { stop: 
   };
 }
 
-/** The value of an unlabelled gauge on a keeper's /metrics; null when absent or unreachable. */
-export async function gauge(k: KeeperProcess, name: string): Promise<number | null> {
-  try {
-    const text = await (await k.get('/metrics')).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    return line ? Number(line.slice(name.length + 1)) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** A labelled counter's value (e.g. vetoes by reason); null when absent. */
-export async function counter(k: KeeperProcess, name: string, labels: string): Promise<number | null> {
-  const text = await (await k.get('/metrics')).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : null;
-}
-
 /** Every id on a node's table. */
 export async function idsOn(rig: Rig, n: NodeName): Promise<Set<number>> {
   const rows = await queryOnce<{ id: string }>(

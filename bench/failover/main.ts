@@ -20,73 +20,30 @@
 // exits 0 even when a target is MISSED, 1 when a run itself failed, 2 on bad usage, 130/143 when
 // interrupted. Servers and keepers are torn down on every path (error, Ctrl-C, SIGTERM).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { checkBuild, MissingBuild } from '../lib/build.js';
+import { keepaliveOf, onInterrupt, parseOrUsage, resultsFile, runMain, writeResults } from '../lib/cli.js';
 import { countPostgresProcesses, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { destroyAll } from '../lib/rig.js';
-import { parseArgs, periodMs, USAGE, UsageError, windowMs, type Options } from './options.js';
+import { parseArgs, periodMs, USAGE, windowMs } from './options.js';
 import { COMPARISON, evaluateTargets, report, summaries } from './report.js';
 import { oneRun } from './run.js';
 import type { RunResult } from './samples.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
-
-async function writeJson(file: string, data: unknown): Promise<void> {
-  mkdirSync(path.dirname(file), { recursive: true });
-  let text = `${JSON.stringify(data, null, 2)}\n`;
-  // Formatted as the repository's prettier would.
-  try {
-    const prettier = await import('prettier');
-    const config = (await prettier.resolveConfig(file)) ?? {};
-    text = await prettier.format(text, { ...config, parser: 'json' });
-  } catch {
-    // prettier is a dev dependency; without it the plain JSON is kept
-  }
-  writeFileSync(file, text);
-}
-
 async function main(): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-    checkBuild();
-  } catch (err) {
-    if (err instanceof UsageError || err instanceof MissingBuild) {
-      process.stderr.write(`${err.message}\n${USAGE}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const opts = parseOrUsage(() => parseArgs(process.argv.slice(2)), USAGE);
+  if (!opts) return 2;
   const startedAt = new Date();
-  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-  const jsonFile = path.resolve(
-    opts.json ?? path.join(ROOT, 'bench', 'results', `failover-${opts.label}-${stamp}.json`),
-  );
+  const jsonFile = resultsFile(opts.json, `failover-${opts.label}`, startedAt);
   const loadStart = loadAverage();
   const machine = machineInfo(countPostgresProcesses());
   const progress = new Progress(opts.runs, `failover ${opts.label}`);
 
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    const code = signal === 'SIGINT' ? 130 : 143;
-    // Again: at once. The exit hooks of the keepers, pairs and directories SIGKILL by pid.
-    if (interrupted) process.exit(code);
-    interrupted = true;
-    progress.finish();
-    process.stderr.write(`\n${signal}: tearing down servers and keepers (again to force)...\n`);
-    const force = setTimeout(() => process.exit(code), 30_000);
-    force.unref();
-    void destroyAll().finally(() => process.exit(code));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const interrupted = onInterrupt(progress, 'servers and keepers', destroyAll);
 
   const runs: RunResult[] = [];
-  for (let i = 1; i <= opts.runs && !interrupted; i++) {
+  for (let i = 1; i <= opts.runs && !interrupted(); i++) {
     const r = await oneRun(i, opts, progress);
-    if (interrupted) break;
+    if (interrupted()) break;
     runs.push(r);
     const f = r.failover;
     const s = r.standbyLoss;
@@ -97,7 +54,7 @@ async function main(): Promise<number> {
     progress.runDone(r.error ? 'failed' : note);
   }
   progress.finish();
-  if (interrupted) return 130;
+  if (interrupted()) return 130;
 
   const loadEnd = loadAverage();
   const sum = summaries(runs, periodMs(opts));
@@ -105,14 +62,9 @@ async function main(): Promise<number> {
   const targets = evaluateTargets(sum, opts, completedFailovers);
   process.stdout.write(`${report(runs, opts, sum, targets, machine, { start: loadStart, end: loadEnd })}\n`);
 
-  await writeJson(jsonFile, {
-    benchmark: 'pg-keeper failover',
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
+  await writeResults(jsonFile, 'pg-keeper failover', startedAt, {
     config: {
-      keepaliveTime: opts.keepaliveTime,
-      keepaliveCount: opts.keepaliveCount,
+      ...keepaliveOf(opts),
       windowMs: windowMs(opts),
       runs: opts.runs,
       heartbeatsPerRun: opts.heartbeats,
@@ -132,17 +84,7 @@ async function main(): Promise<number> {
     comparison: COMPARISON,
     runs,
   });
-  process.stdout.write(`\nraw samples and summary: ${path.relative(process.cwd(), jsonFile) || jsonFile}\n`);
   return runs.some((r) => r.error) ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (err: unknown) => {
-    process.stderr.write(`benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
-    await destroyAll();
-    process.exitCode = 1;
-  },
-);
+runMain(main, destroyAll);

@@ -1,5 +1,9 @@
 // The command line of the failover benchmark.
 
+import { runsOf, takeCommon, UsageError, walkArgs, windowMs } from '../lib/cli.js';
+
+export { UsageError, windowMs };
+
 export interface Options {
   runs: number;
   keepaliveTime: number;
@@ -21,8 +25,6 @@ export const USAGE = `usage: npx tsx bench/failover/main.ts [--runs N] [--keepal
 
 Needs the built CLI (npm run build) and PostgreSQL binaries (PG_BIN or /usr/lib/postgresql).`;
 
-export class UsageError extends Error {}
-
 export function parseArgs(argv: string[]): Options {
   const opts: Options = {
     runs: 10,
@@ -32,61 +34,25 @@ export function parseArgs(argv: string[]): Options {
     json: null,
     heartbeats: 0,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
+  walkArgs(argv, USAGE, (name, value) => {
     switch (name) {
-      case '--runs': {
-        const v = value();
-        opts.runs = Number(v);
-        if (!Number.isInteger(opts.runs) || opts.runs < 1) throw new UsageError(`--runs: not a count: ${v}`);
-        break;
-      }
-      case '--keepalive': {
-        const v = value();
-        const m = /^(\d+(?:\.\d+)?|\.\d+)x(\d+)$/.exec(v);
-        const t = Number(m?.[1]);
-        const c = Number(m?.[2]);
-        if (!m || !(t > 0) || !(c >= 1))
-          throw new UsageError(`--keepalive: expected TIMExCOUNT, e.g. 0.2x3, got ${v}`);
-        opts.keepaliveTime = t;
-        opts.keepaliveCount = c;
-        opts.label = `${t}x${c}`;
-        break;
-      }
-      case '--json':
-        opts.json = value();
-        break;
+      case '--runs':
+        opts.runs = runsOf(value());
+        return true;
       case '--heartbeats': {
         const v = value();
         opts.heartbeats = Number(v);
         if (!Number.isInteger(opts.heartbeats) || opts.heartbeats < 2)
           throw new UsageError(`--heartbeats: need an integer >= 2, got ${v}`);
-        break;
+        return true;
       }
-      case '--help':
-      case '-h':
-        process.stdout.write(`${USAGE}\n`);
-        process.exit(0);
-        break;
       default:
-        throw new UsageError(`unknown argument: ${arg}`);
+        return takeCommon(opts, name, value, '0.2x3');
     }
-  }
+  });
+  opts.label = `${opts.keepaliveTime}x${opts.keepaliveCount}`;
   if (opts.heartbeats === 0) opts.heartbeats = Math.max(25, Math.ceil(150 / opts.runs));
   return opts;
-}
-
-/** The window W: keepalive_time × keepalive_count, in ms. */
-export function windowMs(opts: Options): number {
-  return Math.round(opts.keepaliveTime * opts.keepaliveCount * 1000);
 }
 
 /** keepalive_time in ms. */

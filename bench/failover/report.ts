@@ -3,7 +3,7 @@
 
 import { formatDuration } from '../lib/progress.js';
 import type { Machine } from '../lib/machine.js';
-import { summarize, type Summary } from '../lib/stats.js';
+import { fmt, summarize, summaryTable, type Summary, type TableRow } from '../lib/stats.js';
 import { periodMs as periodOf, windowMs as windowOf, type Options } from './options.js';
 import { pick, type FailoverSample, type ReturnSample, type RunResult } from './samples.js';
 
@@ -49,36 +49,19 @@ function serverRows(fo: FailoverSample[]): Row[] {
   ];
 }
 
-interface Row {
-  label: string;
-  values: number[];
+interface Row extends TableRow {
   /** Show median and max as multiples of the window. */
   ratio?: boolean;
 }
 
-function fmt(v: number): string {
-  if (!Number.isFinite(v)) return '-';
-  return Math.abs(v) >= 100 ? String(Math.round(v)) : v.toFixed(1);
-}
-
 function table(title: string, rows: Row[], windowMs: number): string {
-  const head = `${'  ms'.padEnd(62)}${['n', 'min', 'median', 'p90', 'max'].map((h) => h.padStart(8)).join('')}   median/W   max/W`;
-  const lines = [title, head];
-  for (const row of rows) {
-    const s = summarize(row.values);
-    if (!s) {
-      lines.push(`  ${row.label.padEnd(60)}${'0'.padStart(8)}   (no samples)`);
-      continue;
-    }
-    const cells = [String(s.n), fmt(s.min), fmt(s.median), fmt(s.p90), fmt(s.max)]
-      .map((c) => c.padStart(8))
-      .join('');
-    const ratio = row.ratio
-      ? `   ${`${(s.median / windowMs).toFixed(2)}x`.padStart(8)}${`${(s.max / windowMs).toFixed(2)}x`.padStart(8)}`
-      : '';
-    lines.push(`  ${row.label.padEnd(60)}${cells}${ratio}`);
-  }
-  return lines.join('\n');
+  return summaryTable(title, rows, 60, {
+    head: '   median/W   max/W',
+    cells: (s, row) =>
+      row.ratio
+        ? `   ${`${(s.median / windowMs).toFixed(2)}x`.padStart(8)}${`${(s.max / windowMs).toFixed(2)}x`.padStart(8)}`
+        : '',
+  });
 }
 
 export interface Target {

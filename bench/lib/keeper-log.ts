@@ -77,3 +77,14 @@ export async function scrape(k: KeeperProcess, name: string, labels: string): Pr
   const line = text.split('\n').find((l) => l.startsWith(prefix));
   return line ? Number(line.slice(prefix.length)) : null;
 }
+
+/** The value of an unlabelled gauge on a keeper's /metrics; null when absent or unreachable. */
+export async function gauge(k: KeeperProcess, name: string): Promise<number | null> {
+  try {
+    const text = await (await k.get('/metrics')).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.slice(name.length + 1)) : null;
+  } catch {
+    return null;
+  }
+}

@@ -47,3 +47,42 @@ export function summarize(values: readonly number[]): Summary | null {
 export function round1(v: number): number {
   return Math.round(v * 10) / 10;
 }
+
+/** A measure in a report: whole ms from 100 up, else to 0.1; '-' when there is none. */
+export function fmt(v: number): string {
+  if (!Number.isFinite(v)) return '-';
+  return Math.abs(v) >= 100 ? String(Math.round(v)) : v.toFixed(1);
+}
+
+/** One line of a report's table: a measure and its samples. */
+export interface TableRow {
+  label: string;
+  values: number[];
+}
+
+/**
+ * A report's table: under `title`, a line per row with n, min, median, p90 and max of its
+ * samples, the label padded to `labelWidth`; `more` adds columns after the max (its header and
+ * each row's cells).
+ */
+export function summaryTable<R extends TableRow>(
+  title: string,
+  rows: R[],
+  labelWidth: number,
+  more?: { head: string; cells: (s: Summary, row: R) => string },
+): string {
+  const head = `${'  ms'.padEnd(labelWidth + 2)}${['n', 'min', 'median', 'p90', 'max'].map((h) => h.padStart(8)).join('')}${more?.head ?? ''}`;
+  const lines = [title, head];
+  for (const row of rows) {
+    const s = summarize(row.values);
+    if (!s) {
+      lines.push(`  ${row.label.padEnd(labelWidth)}${'0'.padStart(8)}   (no samples)`);
+      continue;
+    }
+    const cells = [String(s.n), fmt(s.min), fmt(s.median), fmt(s.p90), fmt(s.max)]
+      .map((c) => c.padStart(8))
+      .join('');
+    lines.push(`  ${row.label.padEnd(labelWidth)}${cells}${more?.cells(s, row) ?? ''}`);
+  }
+  return lines.join('\n');
+}

@@ -151,19 +151,7 @@ export class WriteLoop {
     if (open) return open;
     const node = this.nodes.find((n) => n.name === name);
     if (!node) throw new Error(`unknown node ${name}`);
-    const client = new pg.Client({
-      ...node.target,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      application_name: 'pg-keeper-bench',
-    });
-    // A connection that dies while idle emits 'error'; the next write finds out and reconnects.
-    client.on('error', () => {});
-    try {
-      await client.connect();
-    } catch (err) {
-      destroy(client);
-      throw err;
-    }
+    const client = await connect(node.target, CONNECT_TIMEOUT_MS, 'pg-keeper-bench');
     this.conns.set(name, client);
     return client;
   }
@@ -189,7 +177,32 @@ export class WriteLoop {
   }
 }
 
-function destroy(client: pg.Client): void {
+/**
+ * A connection kept open for many queries. One that dies while idle emits 'error': ignored, the
+ * next query finds out and its caller reconnects.
+ */
+export async function connect(
+  target: ConnTarget,
+  timeoutMs: number,
+  applicationName: string,
+): Promise<pg.Client> {
+  const client = new pg.Client({
+    ...target,
+    connectionTimeoutMillis: timeoutMs,
+    application_name: applicationName,
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (err) {
+    destroy(client);
+    throw err;
+  }
+  return client;
+}
+
+/** Closes a connection at once, without a goodbye to the server. */
+export function destroy(client: pg.Client): void {
   try {
     client.connection.stream.destroy();
   } catch {
@@ -197,7 +210,8 @@ function destroy(client: pg.Client): void {
   }
 }
 
-function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+/** `work`, or a rejection after `ms` (then `onTimeout` is called first). */
+export function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

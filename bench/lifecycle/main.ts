@@ -17,38 +17,21 @@
 // a run failed, 2 on bad usage, 130/143 when interrupted. Servers and keepers are torn down on
 // every path (error, Ctrl-C, SIGTERM).
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type { NodeName } from '../../src/config/config.js';
 import { errorText } from '../../src/util/errors.js';
-import { checkBuild, MissingBuild } from '../lib/build.js';
+import { keepaliveOf, onInterrupt, parseOrUsage, resultsFile, runMain, writeResults } from '../lib/cli.js';
 import { countPostgresProcesses, loadAverage, machineInfo } from '../lib/machine.js';
 import { Progress } from '../lib/progress.js';
 import { destroyAll, destroyRig, type Rig } from '../lib/rig.js';
 import type { Pace } from '../failover/samples.js';
 import { growthGroup } from './growth.js';
-import { parseArgs, USAGE, UsageError, windowMs, type Options } from './options.js';
+import { parseArgs, USAGE, windowMs, type Options } from './options.js';
 import { lifecyclePair, other } from './pairs.js';
 import { Probe } from './probe.js';
 import { rejoinAfterFailover, waitUntilReady } from './rejoin.js';
 import { evaluateTargets, report, summaries } from './report.js';
 import type { RejoinGroup, RejoinSample, SwitchoverSample } from './samples.js';
 import { switchover } from './switchover.js';
-
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
-
-async function writeJson(file: string, data: unknown): Promise<void> {
-  mkdirSync(path.dirname(file), { recursive: true });
-  let text = `${JSON.stringify(data, null, 2)}\n`;
-  try {
-    const prettier = await import('prettier');
-    const config = (await prettier.resolveConfig(file)) ?? {};
-    text = await prettier.format(text, { ...config, parser: 'json' });
-  } catch {
-    // prettier is a dev dependency; without it the plain JSON is kept
-  }
-  writeFileSync(file, text);
-}
 
 /** One pair for a series of runs on it; an error ends the series (the pair may be half-way). */
 async function onOnePair(
@@ -89,20 +72,10 @@ async function onOnePair(
 }
 
 async function main(): Promise<number> {
-  let opts: Options;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-    checkBuild();
-  } catch (err) {
-    if (err instanceof UsageError || err instanceof MissingBuild) {
-      process.stderr.write(`${err.message}\n${USAGE}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const opts = parseOrUsage(() => parseArgs(process.argv.slice(2)), USAGE);
+  if (!opts) return 2;
   const startedAt = new Date();
-  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-  const jsonFile = path.resolve(opts.json ?? path.join(ROOT, 'bench', 'results', `lifecycle-${stamp}.json`));
+  const jsonFile = resultsFile(opts.json, 'lifecycle', startedAt);
   const loadStart = loadAverage();
   const machine = machineInfo(countPostgresProcesses());
   const has = (p: Options['parts'][number]): boolean => opts.parts.includes(p);
@@ -118,19 +91,7 @@ async function main(): Promise<number> {
     phase: (p) => progress.setPhase(p),
   };
 
-  let interrupted = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    const code = signal === 'SIGINT' ? 130 : 143;
-    if (interrupted) process.exit(code);
-    interrupted = true;
-    progress.finish();
-    process.stderr.write(`\n${signal}: tearing down servers and keepers (again to force)...\n`);
-    const force = setTimeout(() => process.exit(code), 30_000);
-    force.unref();
-    void destroyAll().finally(() => process.exit(code));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const interrupted = onInterrupt(progress, 'servers and keepers', destroyAll);
 
   const switchovers: SwitchoverSample[] = [];
   const rejoins: RejoinSample[] = [];
@@ -143,49 +104,47 @@ async function main(): Promise<number> {
     durations[part] = Date.now() - t0;
   };
 
-  if (has('switchover') && !interrupted)
-    await timed('switchover', () =>
+  /** A part's runs, all on one pair that can be rewound (auto_rejoin as the part needs). */
+  const series = (
+    part: 'switchover' | 'rejoin',
+    autoRejoin: boolean,
+    body: (rig: Rig, probe: Probe, i: number) => Promise<string>,
+  ): Promise<void> =>
+    timed(part, () =>
       onOnePair(
-        'switchover',
-        () => lifecyclePair(opts, { method: 'rewind', autoRejoin: false }),
+        part,
+        () => lifecyclePair(opts, { method: 'rewind', autoRejoin }),
         opts.runs,
         progress,
         pace,
-        async (rig, probe, i) => {
-          const from: NodeName = i % 2 === 1 ? 'node1' : 'node2';
-          await waitUntilReady(rig, from, pace.slowMs);
-          // The last run asks the standby's keeper, which passes the request on.
-          const askedOf = i === opts.runs && opts.runs > 1 ? other(from) : from;
-          const s = await switchover(rig, probe, from, askedOf, i, pace);
-          switchovers.push(s);
-          return `switchover ${i}: gap ${Math.round(s.longestGap)} ms, sync again ${Math.round(s.firstWriteToSync)} ms after the first write, lost ${s.lost}`;
-        },
+        body,
         errors,
       ),
     );
 
-  if (has('rejoin') && !interrupted)
-    await timed('rejoin', () =>
-      onOnePair(
-        'rejoin',
-        () => lifecyclePair(opts, { method: 'rewind', autoRejoin: true }),
-        opts.runs,
-        progress,
-        pace,
-        async (rig, probe, i) => {
-          const old: NodeName = i % 2 === 1 ? 'node1' : 'node2';
-          const s = await rejoinAfterFailover(rig, probe, old, 'rewind', null, `rejoin ${i}`, pace);
-          rejoins.push(s);
-          return `rejoin ${i}: kill -> sync ${Math.round(s.total)} ms (${s.method ?? '?'}, rejoin ${s.rejoin === null ? '?' : Math.round(s.rejoin)} ms)`;
-        },
-        errors,
-      ),
-    );
+  if (has('switchover') && !interrupted())
+    await series('switchover', false, async (rig, probe, i) => {
+      const from: NodeName = i % 2 === 1 ? 'node1' : 'node2';
+      await waitUntilReady(rig, from, pace.slowMs);
+      // The last run asks the standby's keeper, which passes the request on.
+      const askedOf = i === opts.runs && opts.runs > 1 ? other(from) : from;
+      const s = await switchover(rig, probe, from, askedOf, i, pace);
+      switchovers.push(s);
+      return `switchover ${i}: gap ${Math.round(s.longestGap)} ms, sync again ${Math.round(s.firstWriteToSync)} ms after the first write, lost ${s.lost}`;
+    });
+
+  if (has('rejoin') && !interrupted())
+    await series('rejoin', true, async (rig, probe, i) => {
+      const old: NodeName = i % 2 === 1 ? 'node1' : 'node2';
+      const s = await rejoinAfterFailover(rig, probe, old, 'rewind', null, `rejoin ${i}`, pace);
+      rejoins.push(s);
+      return `rejoin ${i}: kill -> sync ${Math.round(s.total)} ms (${s.method ?? '?'}, rejoin ${s.rejoin === null ? '?' : Math.round(s.rejoin)} ms)`;
+    });
 
   if (has('growth'))
     for (const size of opts.sizesMB)
       for (const method of ['rewind', 'basebackup'] as const) {
-        if (interrupted) break;
+        if (interrupted()) break;
         await timed(`growth ${size} MB ${method}`, async () => {
           const g = await growthGroup(opts, size, method, progress, pace);
           growth.push(g);
@@ -193,7 +152,7 @@ async function main(): Promise<number> {
         });
       }
   progress.finish();
-  if (interrupted) return 130;
+  if (interrupted()) return 130;
 
   const loadEnd = loadAverage();
   const sum = summaries(switchovers, rejoins, growth);
@@ -202,14 +161,9 @@ async function main(): Promise<number> {
   process.stdout.write(
     `${report(opts, sum, targets, data, machine, { start: loadStart, end: loadEnd }, durations)}\n`,
   );
-  await writeJson(jsonFile, {
-    benchmark: 'pg-keeper lifecycle',
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    argv: process.argv.slice(2),
+  await writeResults(jsonFile, 'pg-keeper lifecycle', startedAt, {
     config: {
-      keepaliveTime: opts.keepaliveTime,
-      keepaliveCount: opts.keepaliveCount,
+      ...keepaliveOf(opts),
       runs: opts.runs,
       growthRuns: opts.growthRuns,
       sizesMB: opts.sizesMB,
@@ -227,17 +181,7 @@ async function main(): Promise<number> {
     growth,
     errors,
   });
-  process.stdout.write(`\nraw samples and summary: ${path.relative(process.cwd(), jsonFile) || jsonFile}\n`);
   return errors.length > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (err: unknown) => {
-    process.stderr.write(`benchmark failed: ${(err as Error).stack ?? String(err)}\n`);
-    await destroyAll();
-    process.exitCode = 1;
-  },
-);
+runMain(main, destroyAll);

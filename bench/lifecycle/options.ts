@@ -1,5 +1,9 @@
 // The command line of the lifecycle benchmark.
 
+import { takeCommon, UsageError, walkArgs, windowMs } from '../lib/cli.js';
+
+export { UsageError, windowMs };
+
 export const PARTS = ['switchover', 'rejoin', 'growth'] as const;
 export type Part = (typeof PARTS)[number];
 
@@ -29,8 +33,6 @@ export const USAGE = `usage: npm run bench:lifecycle -- [--runs N] [--growth-run
 Needs the built CLI (npm run build), PostgreSQL's binaries (with pgbench) and, as root, the OS
 user postgres: the keepers run as it, as the data directories' owner.`;
 
-export class UsageError extends Error {}
-
 export function parseArgs(argv: string[]): Options {
   const opts: Options = {
     runs: 10,
@@ -47,26 +49,17 @@ export function parseArgs(argv: string[]): Options {
       throw new UsageError(`${name}: expected an integer >= ${min}, got ${v}`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const eq = arg.indexOf('=');
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = (): string => {
-      if (eq > 0) return arg.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      return v;
-    };
+  walkArgs(argv, USAGE, (name, value) => {
     switch (name) {
       case '--runs':
         opts.runs = count(name, value(), 1);
-        break;
+        return true;
       case '--growth-runs':
         opts.growthRuns = count(name, value(), 1);
-        break;
+        return true;
       case '--large':
         opts.sizesMB = [100, 1000];
-        break;
+        return true;
       case '--only': {
         const v = value();
         const parts = v.split(',').map((p) => p.trim());
@@ -74,35 +67,11 @@ export function parseArgs(argv: string[]): Options {
         if (parts.length === 0 || unknown.length > 0)
           throw new UsageError(`--only: expected some of ${PARTS.join(',')}, got ${v}`);
         opts.parts = PARTS.filter((p) => parts.includes(p));
-        break;
+        return true;
       }
-      case '--keepalive': {
-        const v = value();
-        const m = /^(\d+(?:\.\d+)?|\.\d+)x(\d+)$/.exec(v);
-        const t = Number(m?.[1]);
-        const c = Number(m?.[2]);
-        if (!m || !(t > 0) || !(c >= 1))
-          throw new UsageError(`--keepalive: expected TIMExCOUNT, e.g. 0.2x3, got ${v}`);
-        opts.keepaliveTime = t;
-        opts.keepaliveCount = c;
-        break;
-      }
-      case '--json':
-        opts.json = value();
-        break;
-      case '--help':
-      case '-h':
-        process.stdout.write(`${USAGE}\n`);
-        process.exit(0);
-        break;
       default:
-        throw new UsageError(`unknown argument: ${arg}`);
+        return takeCommon(opts, name, value, '0.2x3');
     }
-  }
+  });
   return opts;
-}
-
-/** keepalive_time x keepalive_count, in ms. */
-export function windowMs(opts: Options): number {
-  return Math.round(opts.keepaliveTime * opts.keepaliveCount * 1000);
 }

@@ -6,7 +6,9 @@
 // benchmark measures the base backup path.
 
 import type { NodeName } from '../../src/config/config.js';
+import { queryOnce } from '../../src/local-pair/query.js';
 import { createRig, type Rig } from '../lib/rig.js';
+import { WriteLoop } from '../lib/write-loop.js';
 import type { Options } from './options.js';
 
 export const TOKEN = 'pg-keeper-bench-lifecycle-token';
@@ -54,4 +56,22 @@ export const other = (n: NodeName): NodeName => (n === 'node1' ? 'node2' : 'node
 /** The keeper beside `node`. */
 export function keeperOf(rig: Rig, node: NodeName): Rig['k1'] {
   return node === 'node1' ? rig.k1 : rig.k2;
+}
+
+/**
+ * A new table on `primary`, and a client writing into it all the time, started: on `primary`,
+ * and on the other node once that one takes writes.
+ */
+export async function writingOn(rig: Rig, primary: NodeName, table: string): Promise<WriteLoop> {
+  const { pair } = rig;
+  await queryOnce(pair.target(pair[primary]), `CREATE TABLE ${table} (id bigint PRIMARY KEY)`);
+  const loop = new WriteLoop(
+    [
+      { name: primary, target: pair.target(pair[primary]) },
+      { name: other(primary), target: pair.target(pair[other(primary)]) },
+    ],
+    table,
+  );
+  loop.start();
+  return loop;
 }

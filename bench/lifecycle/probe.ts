@@ -7,7 +7,7 @@ import pg from 'pg';
 import type { NodeName } from '../../src/config/config.js';
 import type { ConnTarget } from '../../src/local-pair/query.js';
 import { sleep } from '../../src/util/wait.js';
-import { wallNow } from '../lib/write-loop.js';
+import { connect, destroy, wallNow, withDeadline } from '../lib/write-loop.js';
 
 const QUERY_TIMEOUT_MS = 2000;
 
@@ -35,6 +35,7 @@ export class Probe {
                                                      'syncState', sync_state))
                      FROM pg_stat_replication) AS standbys`,
         ),
+        QUERY_TIMEOUT_MS,
         () => this.drop(node),
       );
       const row = r.rows[0];
@@ -47,42 +48,25 @@ export class Probe {
   }
 
   /**
-   * Wall-clock ms at which `primary` first showed `standby` as its synchronous standby (and
-   * synchronous_standby_names set), polling every `everyMs`; null after `timeoutMs`.
+   * Wall-clock ms at which `primary` first showed `standby` streaming, or (`sync`) as its
+   * synchronous standby with synchronous_standby_names set, polling every `everyMs`; null after
+   * `timeoutMs`.
    */
-  async waitForSync(
+  async waitForStandby(
     primary: NodeName,
     standby: NodeName,
+    as: 'streaming' | 'sync',
     timeoutMs: number,
     everyMs = 10,
   ): Promise<number | null> {
+    const seen = (v: NodeView): boolean =>
+      as === 'sync'
+        ? v.syncNames && v.standbys.some((s) => s.name === standby && s.syncState === 'sync')
+        : v.standbys.some((s) => s.name === standby && s.state === 'streaming');
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const v = await this.view(primary);
-      if (
-        v &&
-        !v.inRecovery &&
-        v.syncNames &&
-        v.standbys.some((s) => s.name === standby && s.syncState === 'sync')
-      )
-        return wallNow();
-      await sleep(everyMs);
-    }
-    return null;
-  }
-
-  /** Wall-clock ms at which `primary` first showed `standby` streaming; null after `timeoutMs`. */
-  async waitForStreaming(
-    primary: NodeName,
-    standby: NodeName,
-    timeoutMs: number,
-    everyMs = 10,
-  ): Promise<number | null> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const v = await this.view(primary);
-      if (v && !v.inRecovery && v.standbys.some((s) => s.name === standby && s.state === 'streaming'))
-        return wallNow();
+      if (v && !v.inRecovery && seen(v)) return wallNow();
       await sleep(everyMs);
     }
     return null;
@@ -95,18 +79,7 @@ export class Probe {
   private async connection(node: NodeName): Promise<pg.Client> {
     const open = this.conns.get(node);
     if (open) return open;
-    const client = new pg.Client({
-      ...this.targets[node],
-      connectionTimeoutMillis: QUERY_TIMEOUT_MS,
-      application_name: 'pg-keeper-bench-probe',
-    });
-    client.on('error', () => {});
-    try {
-      await client.connect();
-    } catch (err) {
-      destroy(client);
-      throw err;
-    }
+    const client = await connect(this.targets[node], QUERY_TIMEOUT_MS, 'pg-keeper-bench-probe');
     this.conns.set(node, client);
     return client;
   }
@@ -116,23 +89,4 @@ export class Probe {
     this.conns.delete(node);
     if (client) destroy(client);
   }
-}
-
-function destroy(client: pg.Client): void {
-  try {
-    client.connection.stream.destroy();
-  } catch {
-    // already gone
-  }
-}
-
-function withDeadline<T>(work: Promise<T>, onTimeout: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onTimeout();
-      reject(new Error(`no answer within ${QUERY_TIMEOUT_MS} ms`));
-    }, QUERY_TIMEOUT_MS);
-  });
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }

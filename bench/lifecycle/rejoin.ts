@@ -9,9 +9,9 @@ import { queryOnce } from '../../src/local-pair/query.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { firstLine, lineTime, okEvent } from '../lib/keeper-log.js';
 import type { Rig } from '../lib/rig.js';
-import { wallNow, WriteLoop } from '../lib/write-loop.js';
+import { wallNow } from '../lib/write-loop.js';
 import { iso, r1, rel, warmUp, type Pace } from '../failover/samples.js';
-import { keeperOf, other, type Method } from './pairs.js';
+import { keeperOf, other, writingOn, type Method } from './pairs.js';
 import type { Probe } from './probe.js';
 import type { RejoinSample } from './samples.js';
 
@@ -59,15 +59,7 @@ export async function rejoinAfterFailover(
   pace.phase(`${label}: waiting for a healthy pair`);
   await waitUntilReady(rig, oldPrimary, pace.slowMs);
   const table = `bench_rejoin_${label.replace(/\W+/g, '_')}`;
-  await queryOnce(pair.target(pair[oldPrimary]), `CREATE TABLE ${table} (id bigint PRIMARY KEY)`);
-  const loop = new WriteLoop(
-    [
-      { name: oldPrimary, target: pair.target(pair[oldPrimary]) },
-      { name: newPrimary, target: pair.target(pair[newPrimary]) },
-    ],
-    table,
-  );
-  loop.start();
+  const loop = await writingOn(rig, oldPrimary, table);
   let killAt: number;
   let syncAt: number;
   let streamingAt: number | null;
@@ -83,8 +75,8 @@ export async function rejoinAfterFailover(
     pace.phase(`${label}: SIGKILL ${oldPrimary}'s server; failover and rejoin`);
     killAt = wallNow();
     await pair.kill(pair[oldPrimary], 'SIGKILL');
-    streamingAt = await probe.waitForStreaming(newPrimary, oldPrimary, pace.slowMs, 20);
-    const synced = await probe.waitForSync(newPrimary, oldPrimary, pace.slowMs, 10);
+    streamingAt = await probe.waitForStandby(newPrimary, oldPrimary, 'streaming', pace.slowMs, 20);
+    const synced = await probe.waitForStandby(newPrimary, oldPrimary, 'sync', pace.slowMs, 10);
     if (synced === null)
       throw new Error(`${newPrimary} did not list ${oldPrimary} as its synchronous standby in time`);
     syncAt = synced;

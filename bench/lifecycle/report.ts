@@ -4,7 +4,7 @@
 import type { NodeName } from '../../src/config/config.js';
 import type { Machine } from '../lib/machine.js';
 import { formatDuration } from '../lib/progress.js';
-import { summarize, type Summary } from '../lib/stats.js';
+import { fmt, summarize, summaryTable, type Summary, type TableRow } from '../lib/stats.js';
 import { pick } from '../failover/samples.js';
 import { windowMs, type Options } from './options.js';
 import type { RejoinGroup, RejoinSample, SwitchoverSample } from './samples.js';
@@ -128,27 +128,10 @@ export function evaluateTargets(sum: Summaries): Target[] {
   return targets;
 }
 
-interface Row {
-  label: string;
-  values: number[];
-}
-
-function fmt(v: number): string {
-  if (!Number.isFinite(v)) return '-';
-  return Math.abs(v) >= 100 ? String(Math.round(v)) : v.toFixed(1);
-}
+type Row = TableRow;
 
 function table(title: string, rows: Row[]): string {
-  const head = `${'  ms'.padEnd(64)}${['n', 'min', 'median', 'p90', 'max'].map((h) => h.padStart(8)).join('')}`;
-  const lines = [title, head];
-  for (const row of rows) {
-    const s = summarize(row.values);
-    const cells = s
-      ? [String(s.n), fmt(s.min), fmt(s.median), fmt(s.p90), fmt(s.max)].map((c) => c.padStart(8)).join('')
-      : `${'0'.padStart(8)}   (no samples)`;
-    lines.push(`  ${row.label.padEnd(62)}${cells}`);
-  }
-  return lines.join('\n');
+  return summaryTable(title, rows, 62);
 }
 
 function rejoinRows(rs: RejoinSample[]): Row[] {

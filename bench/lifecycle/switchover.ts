@@ -6,11 +6,11 @@
 import type { NodeName } from '../../src/config/config.js';
 import { queryOnce } from '../../src/local-pair/query.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
-import { firstLine, lineTime, okEvent, scrape } from '../lib/keeper-log.js';
+import { firstLine, gauge, lineTime, okEvent, scrape } from '../lib/keeper-log.js';
 import type { Rig } from '../lib/rig.js';
-import { wallNow, WriteLoop, type Ack } from '../lib/write-loop.js';
+import { wallNow, type Ack } from '../lib/write-loop.js';
 import { iso, r1, rel, warmUp, type Pace } from '../failover/samples.js';
-import { keeperOf, other, TOKEN } from './pairs.js';
+import { keeperOf, other, TOKEN, writingOn } from './pairs.js';
 import type { Probe } from './probe.js';
 import type { SwitchoverSample } from './samples.js';
 
@@ -28,15 +28,7 @@ export async function switchover(
   const to = other(from);
   const { pair } = rig;
   const table = `bench_switchover_${index}`;
-  await queryOnce(pair.target(pair[from]), `CREATE TABLE ${table} (id bigint PRIMARY KEY)`);
-  const loop = new WriteLoop(
-    [
-      { name: from, target: pair.target(pair[from]) },
-      { name: to, target: pair.target(pair[to]) },
-    ],
-    table,
-  );
-  loop.start();
+  const loop = await writingOn(rig, from, table);
   let requestAt: number;
   let syncAt: number;
   let first: Ack;
@@ -52,7 +44,7 @@ export async function switchover(
     const answer = (await res.json().catch(() => ({}))) as { id?: string; error?: string };
     if (res.status !== 202)
       throw new Error(`POST /switchover to ${askedOf}'s keeper: HTTP ${res.status} ${answer.error ?? ''}`);
-    const synced = await probe.waitForSync(to, from, pace.slowMs);
+    const synced = await probe.waitForStandby(to, from, 'sync', pace.slowMs);
     if (synced === null) throw new Error(`${to} did not list ${from} as its synchronous standby in time`);
     syncAt = synced;
     first = await waitFor(() => loop.acks.find((a) => a.node === to), `a write on ${to}`, pace.slowMs, 5);
@@ -85,7 +77,7 @@ export async function switchover(
   const reported = /handed the primary over in ([\d.]+) s/.exec(String(handed?.reason ?? ''));
   // Once both keepers have settled: a switchover still "in progress" afterwards is a finding.
   const inProgress = async (n: NodeName): Promise<number | null> =>
-    scrapeGauge(keeperOf(rig, n), 'pg_keeper_switchover_in_progress');
+    gauge(keeperOf(rig, n), 'pg_keeper_switchover_in_progress');
   await waitFor(
     async () => (await inProgress(from)) === 0 && (await inProgress(to)) === 0,
     'both keepers to end the switchover',
@@ -117,15 +109,4 @@ export async function switchover(
     >,
     okCountAfter: await scrape(kFrom, 'pg_keeper_switchovers_total', 'result="ok"'),
   };
-}
-
-/** A gauge without labels from a keeper's /metrics, or null. */
-export async function scrapeGauge(k: Rig['k1'], name: string): Promise<number | null> {
-  try {
-    const text = await (await k.get('/metrics')).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    return line ? Number(line.slice(name.length + 1)) : null;
-  } catch {
-    return null;
-  }
 }

@@ -14,9 +14,9 @@
 // lease that etcd may already have let go.
 
 import type { Logger } from 'pino';
-import type { NodeName } from '../config/config.js';
+import type { Config, NodeName } from '../config/config.js';
 import type { ArbiterView, ReplicationRecord } from '../policy/types.js';
-import type { Clock } from '../runtime/clock.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 import { errorText } from '../util/errors.js';
 import { EtcdClient, b64, unb64, type EtcdClientOptions } from './etcd-client.js';
 
@@ -52,6 +52,23 @@ interface Kv {
   value: string;
   lease: string;
   modRevision: number;
+}
+
+/** The etcd arbiter of a keeper's configuration (etcd_endpoints set), on the system's clocks. */
+export function arbiterOf(cfg: Config, log: EtcdArbiterOptions['log']): EtcdArbiter {
+  return new EtcdArbiter({
+    endpoints: cfg.etcdEndpoints,
+    tls: { ca: cfg.etcdCaCert, cert: cfg.etcdCert, key: cfg.etcdKey },
+    auth:
+      cfg.etcdUser !== null && cfg.etcdPassword !== null
+        ? { user: cfg.etcdUser, password: cfg.etcdPassword }
+        : null,
+    node: cfg.node,
+    prefix: cfg.etcdPrefix,
+    ttlMs: cfg.etcdLeaseTtlMs,
+    clock: systemClock,
+    log,
+  });
 }
 
 export class EtcdArbiter {

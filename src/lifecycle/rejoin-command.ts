@@ -4,14 +4,13 @@
 // discarded), or cannot say (no state file); with the arbiter, it refuses to turn into a
 // standby the node that holds the primary's key. Progress goes to stderr, step by step.
 
-import { EtcdArbiter } from '../arbiter/etcd.js';
+import { arbiterOf } from '../arbiter/etcd.js';
 import { conninfoOf, peerOf, type Config } from '../config/config.js';
 import { loadConfig, type Overrides } from '../config/load.js';
 import { describeEndpoint, toPgClientConfig } from '../postgres/client-config.js';
 import { PgSession } from '../postgres/session.js';
-import { systemClock } from '../runtime/clock.js';
 import { readStateFile } from '../runtime/state-file.js';
-import { ServerControl } from '../server/control.js';
+import { controlOf } from '../server/control.js';
 import { errorText } from '../util/errors.js';
 import { RejoinRefused, rejoin } from './rejoin.js';
 
@@ -28,12 +27,7 @@ export async function rejoinCommand(
     );
     return 2;
   }
-  const control = new ServerControl({
-    dataDir: cfg.dataDirectory,
-    binDir: cfg.pgBinDir,
-    startCommand: cfg.serverStartCommand,
-    stopCommand: cfg.serverStopCommand,
-  });
+  const control = controlOf(cfg, cfg.dataDirectory);
   const owner = control.ownerProblem();
   if (owner) {
     say(owner);
@@ -99,19 +93,7 @@ function stateRefusal(cfg: Config): string | null {
 /** With the arbiter: the node holding the primary's key is the primary; it never becomes a standby. */
 async function arbiterRefusal(cfg: Config): Promise<string | null> {
   if (cfg.etcdEndpoints.length === 0) return null;
-  const arbiter = new EtcdArbiter({
-    endpoints: cfg.etcdEndpoints,
-    tls: { ca: cfg.etcdCaCert, cert: cfg.etcdCert, key: cfg.etcdKey },
-    auth:
-      cfg.etcdUser !== null && cfg.etcdPassword !== null
-        ? { user: cfg.etcdUser, password: cfg.etcdPassword }
-        : null,
-    node: cfg.node,
-    prefix: cfg.etcdPrefix,
-    ttlMs: cfg.etcdLeaseTtlMs,
-    clock: systemClock,
-    log: { info() {}, warn() {}, error() {} },
-  });
+  const arbiter = arbiterOf(cfg, { info() {}, warn() {}, error() {} });
   try {
     const view = await arbiter.observe(5000);
     if (!view.reachable)

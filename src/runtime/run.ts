@@ -15,15 +15,14 @@ import { heartbeat } from '../postgres/peer.js';
 import { describeEndpoint, toPgClientConfig } from '../postgres/client-config.js';
 import { PgSession } from '../postgres/session.js';
 import { errorText } from '../util/errors.js';
-import { EtcdArbiter } from '../arbiter/etcd.js';
-import { systemClock } from './clock.js';
+import { arbiterOf, type EtcdArbiter } from '../arbiter/etcd.js';
 import { Keeper } from './keeper.js';
 import type { ServerPort, SignalPort } from './ports.js';
 import { switchover } from '../lifecycle/switchover.js';
 import { signalText } from '../policy/types.js';
 import { SignalSession } from '../postgres/signal.js';
 import { rejoin } from '../lifecycle/rejoin.js';
-import { ServerControl } from '../server/control.js';
+import { controlOf } from '../server/control.js';
 
 /** pg-keeper's log: JSON lines with structured fields, to stdout unless `destination` is given. */
 export function createLogger(
@@ -52,23 +51,6 @@ function session(cfg: Config, node: NodeName): PgSession {
   );
 }
 
-/** The etcd arbiter of this keeper's configuration (etcd_endpoints set). */
-function arbiterOf(cfg: Config, logger: Logger): EtcdArbiter {
-  return new EtcdArbiter({
-    endpoints: cfg.etcdEndpoints,
-    tls: { ca: cfg.etcdCaCert, cert: cfg.etcdCert, key: cfg.etcdKey },
-    auth:
-      cfg.etcdUser !== null && cfg.etcdPassword !== null
-        ? { user: cfg.etcdUser, password: cfg.etcdPassword }
-        : null,
-    node: cfg.node,
-    prefix: cfg.etcdPrefix,
-    ttlMs: cfg.etcdLeaseTtlMs,
-    clock: systemClock,
-    log: logger,
-  });
-}
-
 export interface Running {
   keeper: Keeper;
   server: Server;
@@ -81,12 +63,7 @@ export interface Running {
 /** The local server's processes and files, when the configuration says where (data_directory). */
 function serverOf(cfg: Config, arbiter: EtcdArbiter | null): ServerPort | null {
   if (cfg.dataDirectory === null) return null;
-  const control = new ServerControl({
-    dataDir: cfg.dataDirectory,
-    binDir: cfg.pgBinDir,
-    startCommand: cfg.serverStartCommand,
-    stopCommand: cfg.serverStopCommand,
-  });
+  const control = controlOf(cfg, cfg.dataDirectory);
   const owner = control.ownerProblem();
   if (owner) throw new Error(owner);
   const doRejoin: ServerPort['rejoin'] = async (progress) => {

@@ -10,6 +10,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { Config } from '../config/config.js';
 import { errorText } from '../util/errors.js';
 import { clearStaleLocks, postmasterPid } from './procs.js';
 
@@ -48,6 +49,16 @@ export class CommandFailed extends Error {
     super(message);
     this.name = 'CommandFailed';
   }
+}
+
+/** The control of the server in `dataDir`, with the configuration's binaries and start and stop commands. */
+export function controlOf(cfg: Config, dataDir: string): ServerControl {
+  return new ServerControl({
+    dataDir,
+    binDir: cfg.pgBinDir,
+    startCommand: cfg.serverStartCommand,
+    stopCommand: cfg.serverStopCommand,
+  });
 }
 
 export class ServerControl {

@@ -13,13 +13,13 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parse, stringify } from 'yaml';
-import { freePort } from '../../src/local-pair/free-port.js';
+import { parse } from 'yaml';
 import { waitFor } from '../../src/util/wait.js';
 import type { Status } from '../../src/http/status.js';
 import { Podman } from '../support/podman.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
-import { TestPair } from '../support/test-pair.js';
+import { boxedKeeperSetup, statusAt } from '../support/boxed-keeper.js';
+import type { TestPair } from '../support/test-pair.js';
 import { NODE_IMAGE, buildNodeImage } from '../support/stand-in-images.js';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
@@ -136,34 +136,19 @@ describe('the image', () => {
 
 describe('a keeper in the container beside a real pair', () => {
   let pair: TestPair | undefined;
-  let port = 0;
   let base = '';
-  const status = async (): Promise<Status> => {
-    const res = await fetch(`${base}/status`, { signal: AbortSignal.timeout(2000) });
-    return (await res.json()) as Status;
-  };
+  const status = (): Promise<Status> => statusAt(base);
   const stateDir = (): string =>
     p().must(['volume', 'inspect', '--format', '{{.Mountpoint}}', VOLUME]).trim();
 
   before(async () => {
-    pair = await TestPair.create({ baseDir: path.join(dir, 'pg') });
-    port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    const config = path.join(dir, 'pg-keeper.yml');
-    fs.writeFileSync(
-      config,
-      stringify({
-        node1_conninfo: pair.conninfo(pair.node1),
-        node2_conninfo: pair.conninfo(pair.node2),
-        node: 'node2',
-        keepalive_time: 0.2,
-        keepalive_count: 3,
-        listen: `127.0.0.1:${port}`,
-        after_command:
-          'echo "$PG_KEEPER_EVENT $PG_KEEPER_NODE $(id -u)" >> /var/lib/pg-keeper/after_command.log',
-      }),
+    // The configuration is read by uid 10001 inside.
+    const setup = await boxedKeeperSetup(
+      dir,
+      'echo "$PG_KEEPER_EVENT $PG_KEEPER_NODE $(id -u)" >> /var/lib/pg-keeper/after_command.log',
     );
-    fs.chmodSync(config, 0o644); // read by uid 10001 inside
+    pair = setup.pair;
+    base = setup.base;
     p().must(['volume', 'create', VOLUME]);
     p().must([
       'run',
@@ -178,7 +163,7 @@ describe('a keeper in the container beside a real pair', () => {
       '--env',
       `PG_KEEPER_HEALTH_URL=${base}/health`,
       '--volume',
-      `${config}:/etc/pg-keeper/pg-keeper.yml:ro`,
+      `${setup.config}:/etc/pg-keeper/pg-keeper.yml:ro`,
       '--volume',
       `${VOLUME}:/var/lib/pg-keeper`,
       IMAGE,

@@ -16,13 +16,12 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
-import { freePort } from '../../src/local-pair/free-port.js';
 import { waitFor } from '../../src/util/wait.js';
 import type { Status } from '../../src/http/status.js';
 import { Podman } from '../support/podman.js';
 import { makeDir, rmDir } from '../support/temp-dir.js';
-import { TestPair } from '../support/test-pair.js';
+import { boxedKeeperSetup, statusAt } from '../support/boxed-keeper.js';
+import type { TestPair } from '../support/test-pair.js';
 import { buildDebianImage } from '../support/stand-in-images.js';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
@@ -178,30 +177,15 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
     let pair: TestPair | undefined;
     let base = '';
     const NAME = 'pgk-test-deb-keeper';
-    const status = async (): Promise<Status> => {
-      const res = await fetch(`${base}/status`, { signal: AbortSignal.timeout(2000) });
-      return (await res.json()) as Status;
-    };
+    const status = (): Promise<Status> => statusAt(base);
 
     before(async () => {
-      pair = await TestPair.create({ baseDir: path.join(dir, 'pg') });
-      const port = await freePort();
-      base = `http://127.0.0.1:${port}`;
-      const config = path.join(dir, 'pg-keeper.yml');
-      fs.writeFileSync(
-        config,
-        stringify({
-          node1_conninfo: pair.conninfo(pair.node1),
-          node2_conninfo: pair.conninfo(pair.node2),
-          node: 'node2',
-          keepalive_time: 0.2,
-          keepalive_count: 3,
-          listen: `127.0.0.1:${port}`,
-          after_command:
-            'echo "$PG_KEEPER_EVENT $(id -un) NODE_OPTIONS=${NODE_OPTIONS-unset}" >> /var/lib/pg-keeper/after_command.log',
-        }),
+      const setup = await boxedKeeperSetup(
+        dir,
+        'echo "$PG_KEEPER_EVENT $(id -un) NODE_OPTIONS=${NODE_OPTIONS-unset}" >> /var/lib/pg-keeper/after_command.log',
       );
-      fs.chmodSync(config, 0o644);
+      pair = setup.pair;
+      base = setup.base;
       // As the unit runs it: user postgres, the state directory in STATE_DIRECTORY.
       p().must([
         'run',
@@ -214,7 +198,7 @@ describe('npm run package:deb, then apt install in a clean Debian 12', () => {
         '--env',
         'STATE_DIRECTORY=/var/lib/pg-keeper',
         '--volume',
-        `${config}:/etc/pg-keeper/pg-keeper.yml:ro`,
+        `${setup.config}:/etc/pg-keeper/pg-keeper.yml:ro`,
         INSTALLED,
         '/usr/bin/pg-keeper',
         'run',

@@ -16,21 +16,37 @@ function openssl(args: string[], cwd: string): void {
   if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
 }
 
+/** openssl req's arguments for a new EC P-256 key, unencrypted, written to `key`. */
+const newKey = (key: string): string[] => [
+  '-newkey',
+  'ec',
+  '-pkeyopt',
+  'ec_paramgen_curve:prime256v1',
+  '-nodes',
+  '-keyout',
+  key,
+];
+
+/** Where `name`'s certificate and key go in `dir`. */
+const pemIn = (dir: string, name: string): Pem => ({
+  cert: join(dir, `${name}.crt`),
+  key: join(dir, `${name}.key`),
+});
+
+/** Readable by everyone: a keeper under test may run as another OS user. */
+function readable(pem: Pem): Pem {
+  for (const f of [pem.cert, pem.key]) chmodSync(f, 0o644);
+  return pem;
+}
+
 /** A self-signed CA named `name`, in dir/name.crt and dir/name.key. */
 export function makeCa(dir: string, name: string): Pem {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
+  const { cert, key } = pemIn(dir, name);
   openssl(
     [
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
+      ...newKey(key),
       '-out',
       cert,
       '-days',
@@ -44,14 +60,12 @@ export function makeCa(dir: string, name: string): Pem {
     ],
     dir,
   );
-  for (const f of [cert, key]) chmodSync(f, 0o644);
-  return { cert, key };
+  return readable({ cert, key });
 }
 
 /** A certificate signed by `ca`: for a server on 127.0.0.1, or for a client. */
 export function makeCert(dir: string, ca: Pem, name: string, use: 'server' | 'client'): Pem {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
+  const { cert, key } = pemIn(dir, name);
   const csr = join(dir, `${name}.csr`);
   const ext = join(dir, `${name}.ext`);
   writeFileSync(
@@ -60,23 +74,7 @@ export function makeCert(dir: string, ca: Pem, name: string, use: 'server' | 'cl
       ? 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n'
       : 'extendedKeyUsage=clientAuth\n',
   );
-  openssl(
-    [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      csr,
-      '-subj',
-      `/CN=${name}`,
-    ],
-    dir,
-  );
+  openssl(['req', ...newKey(key), '-out', csr, '-subj', `/CN=${name}`], dir);
   openssl(
     [
       'x509',
@@ -97,8 +95,7 @@ export function makeCert(dir: string, ca: Pem, name: string, use: 'server' | 'cl
     ],
     dir,
   );
-  for (const f of [cert, key]) chmodSync(f, 0o644);
-  return { cert, key };
+  return readable({ cert, key });
 }
 
 /** The SHA-256 fingerprint of a PEM certificate, as Node's getPeerCertificate() spells it. */
