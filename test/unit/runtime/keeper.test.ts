@@ -412,6 +412,26 @@ test('a lasting failure is logged when it begins and as a reminder, not at every
   assert.ok(written.some((l) => l.event === 'switch-to-async' && l.outcome === 'ok'));
 });
 
+test('the new primary after a failover writes a handful of lines in the minute after, not one a tick', async () => {
+  const { local, peer } = syncStandby();
+  const { k, tick, lines } = keeper(local, peer);
+  await tick(); // sees the primary, as its synchronous standby
+  peer.seen = peerDown;
+  local.seen = standbyLocal({ walReceiver: silentReceiver });
+  for (let i = 0; i < 10 && !local.calls.includes('promote'); i++) await tick();
+  assert.deepEqual(local.calls, ['promote'], 'the failover');
+  assert.equal(k.snapshot().state.role, 'primary');
+  const from = lines.length;
+  const ticks = Math.round(REMINDER_MS / 200) + 5; // a minute and a second at 0.2 s, the old primary gone
+  for (let i = 0; i < ticks; i++) await tick();
+  const written = lines.slice(from);
+  assert.ok(
+    written.length <= 6,
+    `${written.length} lines in ${ticks} ticks:\n${written.map((l) => l.msg).join('\n')}`,
+  );
+  assert.equal(written.filter((l) => l.reminder === true).length, 1, 'one reminder after a minute');
+});
+
 test('a situation change logs the row it entered, with its comment', async () => {
   const { local, peer } = syncStandby();
   const { tick, lines } = keeper(local, peer);
