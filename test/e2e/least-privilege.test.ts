@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import type { NodeName } from '../../src/config/config.js';
-import { waitFor } from '../../src/util/wait.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
+import { sleep, waitFor } from '../../src/util/wait.js';
 import { CLI, KEEPER_NODE_FLAGS } from '../support/keeper-process.js';
 import { usePair, type Setup } from '../support/setup.js';
 import type { TestPair } from '../support/test-pair.js';
@@ -62,6 +63,9 @@ async function inRecovery(s: Setup, node: NodeName): Promise<boolean | null> {
 }
 
 describe('the keeper as the shipped non-superuser role', () => {
+  // node2's keeper reaches node1 through a proxy (the veto test cuts it); replication goes direct.
+  let proxy: TcpProxy | undefined;
+  after(() => proxy?.close());
   const s = usePair({
     osUser: 'postgres',
     pairOptions: { extraConf: { wal_log_hints: 'on', wal_keep_size: '256MB' } },
@@ -70,12 +74,19 @@ describe('the keeper as the shipped non-superuser role', () => {
       psql(pair, 'node1', ['-f', ROLE_SQL, '-v', 'rejoin=on']); // idempotent: a second run is fine
       psql(pair, 'node1', ['-c', `ALTER ROLE pgkeeper PASSWORD '${PASSWORD}'`]);
       psql(pair, 'node1', ['-c', 'CREATE TABLE app_secrets (secret text)']);
+      proxy = await TcpProxy.start({ host: '127.0.0.1', port: pair.node1.port });
       await waitFor(
         async () => (await asRole(pair, 'node2', 'SELECT 1 AS one').catch(() => []))[0],
         'the role on node2',
       );
     },
     conninfo: (pair, node) => pair.conninfo(pair[node], { user: 'pgkeeper', password: PASSWORD }),
+    peerConninfo: (pair, of) =>
+      pair.conninfo(pair[of], {
+        user: 'pgkeeper',
+        password: PASSWORD,
+        ...(of === 'node1' ? { port: String(proxy?.port) } : {}),
+      }),
     settingsOf: (pair, node) => ({ data_directory: pair[node].dataDir }),
   });
 
@@ -136,6 +147,40 @@ describe('the keeper as the shipped non-superuser role', () => {
     } finally {
       psql(pair, 'node1', ['-c', 'GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO pgkeeper']);
     }
+  });
+
+  test('the stream-alive veto reads what it needs: heartbeat path cut, stream alive, no promotion', async () => {
+    const { k2 } = s();
+    const vetoes = async (): Promise<number> => {
+      const m = /^pg_keeper_promotion_vetoes_total\{reason="stream-alive"\} (\d+)$/m.exec(
+        await (await k2.get('/metrics')).text(),
+      );
+      return Number(m?.[1] ?? 0);
+    };
+    const beats = async (): Promise<number> =>
+      Number(
+        /^pg_keeper_heartbeats_total\{peer="node1"\} (\d+)$/m.exec(
+          await (await k2.get('/metrics')).text(),
+        )?.[1] ?? 0,
+      );
+    await proxy?.cut('blackhole');
+    try {
+      await waitFor(async () => (await vetoes()) >= 1, 'a stream-alive veto');
+      // Watched for two more windows (3 ticks each) and a margin: still a standby.
+      const until = (await beats()) + 8;
+      const deadline = Date.now() + 30_000;
+      while ((await beats()) < until) {
+        assert.equal(await inRecovery(s(), 'node2'), true, "node2's server was promoted");
+        assert.ok(Date.now() < deadline, "node2's keeper stopped ticking after the veto");
+        await sleep(100);
+      }
+      assert.equal(await inRecovery(s(), 'node2'), true, "node2's server was promoted");
+      assert.equal(k2.events('promote').length, 0);
+      assert.match((await k2.status()).reason ?? '', /only the heartbeat path is broken/);
+    } finally {
+      await proxy?.restore();
+    }
+    await waitFor(async () => (await k2.status()).guards.synchronous_at_last_contact, 'heartbeats again');
   });
 
   test('switches to async when the standby dies, and back to sync when it returns', async () => {
