@@ -1,57 +1,23 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decide, settle, situationRows } from '../../../src/policy/decide.js';
+import { SITUATIONS, initialState, lastAction, type KeeperState } from '../../../src/policy/types.js';
 import {
-  SITUATIONS,
-  initialState,
-  lastAction,
-  type KeeperState,
-  type LocalAction,
-  type Observation,
-  type Rule,
-} from '../../../src/policy/types.js';
-import {
+  acted,
   peerDown,
   peerPrimary,
   peerStandby,
   primaryLocal,
   rule,
+  run,
   seen,
   silentReceiver,
   standbyLocal,
   standbyView,
+  stateAfter,
   succeeded,
   syncStandbyState,
 } from './fixtures.js';
-
-/**
- * Feeds the same observation at each tick of a fake clock; returns every decision. Each
- * local action succeeds, and its outcome goes back to the policy, as the runtime does.
- */
-function run(state: KeeperState, obs: Observation, ticks: number, r: Rule = rule()) {
-  const out = [];
-  let s = state;
-  for (let i = 0; i < ticks; i++) {
-    const now = i * r.keepaliveTimeMs;
-    const d = decide(s, obs, now, r);
-    out.push(d);
-    s = acted(d.state, d.actions, now);
-  }
-  return out;
-}
-
-/** The state after `ticks` ticks, the last one's actions carried out. */
-function stateAfter(state: KeeperState, obs: Observation, ticks: number, r: Rule = rule()): KeeperState {
-  const last = run(state, obs, ticks, r).at(-1);
-  return last ? acted(last.state, last.actions, (ticks - 1) * r.keepaliveTimeMs) : state;
-}
-
-/** The state after each local action succeeded. */
-function acted(state: KeeperState, actions: readonly { kind: string }[], at: number): KeeperState {
-  return actions
-    .filter((a): a is LocalAction => a.kind !== 'run-hook')
-    .reduce((st, a) => settle(st, succeeded(a, at)), state);
-}
 
 const lostStandby = seen(primaryLocal({ standbys: [] }), peerDown);
 const lostPrimary = seen(standbyLocal({ walReceiver: silentReceiver }), peerDown);
