@@ -5,23 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError } from '../../../src/config/config.js';
 import { describeConfig, loadConfig, parseConfig } from '../../../src/config/load.js';
-
-const BASE = `
-node1_conninfo: "host=127.0.0.1 port=5551 dbname=postgres user=keeper password=s3cret-pw"
-node2_conninfo: "postgresql://keeper:s3cret-pw@127.0.0.1:5552/postgres"
-node: node1
-`;
-
-function problemsOf(text: string, overrides = {}): string[] {
-  try {
-    parseConfig(text, '/etc/pg-keeper.yml', overrides, {});
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    assert.equal(err.file, '/etc/pg-keeper.yml');
-    return err.problems;
-  }
-  assert.fail('the configuration was accepted');
-}
+import { BASE, problemsOf } from './fixtures.js';
 
 test('defaults: keepalive 5 s × 4, listen 0.0.0.0:9754, sync required for failover', () => {
   const cfg = parseConfig(BASE, 'f.yml', {}, {});
