@@ -82,3 +82,8 @@ test('the view is read from the snapshot', () => {
     true,
   );
 });
+
+test('only a standby is a replica, whatever else its view says', () => {
+  assert.equal(answers(view({ role: 'primary', walReceiverStatus: 'streaming' })), 'primary read-only');
+  assert.equal(answers(view({ role: 'unknown', walReceiverStatus: 'streaming' })), '-');
+});
