@@ -129,7 +129,7 @@ test('a missing file is a ConfigError naming it', () => {
   assert.throws(
     () => loadConfig('/nonexistent/pg-keeper.yml'),
     (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
+      assert.ok(err instanceof ConfigError, String(err));
       assert.match(err.message, /\/nonexistent\/pg-keeper\.yml: .*cannot read the file/s);
       return true;
     },

@@ -68,14 +68,20 @@ test('fractional keepalive_time changes nothing in the counting', () => {
 test('a primary already asynchronous does not switch again', () => {
   const async = seen(primaryLocal({ syncStandbyNames: '', standbys: [] }), peerDown);
   const ds = run(initialState(), async, 6);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.match(ds[5]?.reason ?? '', /already asynchronous/);
 });
 
 test('primary keeps sync while the standby still replies on the replication stream', () => {
   const talking = seen(primaryLocal({ standbys: [standbyView({ replyAgeMs: 100 })] }), peerDown);
   const ds = run(initialState(), talking, 5);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.match(ds[4]?.reason ?? '', /replied on the replication stream/);
 });
 
@@ -212,7 +218,10 @@ test('a contact one tick (plus a timed-out heartbeat) before the primary became 
 test('standby that never saw the primary does not promote, and says so once', () => {
   const fresh = { ...initialState(), role: 'standby' as const };
   const ds = run(fresh, lostPrimary, 6);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.deepEqual(
     ds.map((d) => d.veto),
     [undefined, undefined, 'never-saw-primary', undefined, undefined, undefined],
@@ -239,7 +248,10 @@ test('standby does not promote while its WAL receiver still hears from the prima
     peerDown,
   );
   const ds = run(syncStandbyState(), pathCut, 8);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.equal(ds.filter((d) => d.veto === 'stream-alive').length, 1, 'one veto per run of failures');
   assert.match(ds[7]?.reason ?? '', /only the heartbeat path is broken/);
 });
@@ -292,7 +304,10 @@ test('two primaries: no action, error every tick', () => {
 
 test('two standbys: no promotion', () => {
   const ds = run(syncStandbyState(), seen(standbyLocal(), peerStandby), 5);
-  assert.ok(ds.every((d) => d.actions.length === 0 && d.situation === 'standby-with-standby'));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0 && d.situation === 'standby-with-standby'),
+    'standby-with-standby, without action, at every tick',
+  );
 });
 
 test('paused: a primary says what it would have done and does nothing', () => {
@@ -311,7 +326,10 @@ test('paused: a standby says it would promote and does not', () => {
 test('local server down: no action, the heartbeat count goes on', () => {
   const down = seen({ up: false, error: 'connect ECONNREFUSED' }, peerDown);
   const ds = run(syncStandbyState(), down, 5);
-  assert.ok(ds.every((d) => d.actions.length === 0 && d.situation === 'local-down'));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0 && d.situation === 'local-down'),
+    'local-down, without action, at every tick',
+  );
   assert.equal(ds[4]?.state.failures, 5);
   assert.equal(ds[4]?.state.role, 'unknown');
 });
@@ -336,7 +354,10 @@ test('the role comes from the server, not from the configuration', () => {
 test('after promotion, the new primary does not switch to async again for the dead old primary', () => {
   const promoted = { ...syncStandbyState(), failures: 3, savedSyncNames: '*' };
   const ds = run(promoted, seen(primaryLocal({ syncStandbyNames: '', standbys: [] }), peerDown), 5);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.equal(ds[4]?.state.savedSyncNames, '*', 'keeps the value to restore when the old primary returns');
   assert.equal(
     ds[4]?.reason,
@@ -352,7 +373,10 @@ test('sync is never restored while heartbeats to the standby fail, even if it st
     peerDown,
   );
   const ds = run(s, streamingButSilent, 5);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.deepEqual(
     ds.map((d) => d.situation),
     [
@@ -466,7 +490,7 @@ test('every observation falls into exactly one row of the table', () => {
             1000,
             rule(),
           );
-          assert.ok(SITUATIONS.includes(d.situation));
+          assert.ok(SITUATIONS.includes(d.situation), d.situation);
           seenSituations.add(d.situation);
         }
       }
