@@ -10,20 +10,22 @@
 #
 # The config's `listen` must be 0.0.0.0:9754 (the default) for the published port and the health check;
 # set PG_KEEPER_HEALTH_URL when it is another port. --init (tini) reaps what an after_command leaves
-# behind. docs/examples/docker-compose.yml runs a whole pair.
+# behind. docs/examples/docker-compose.yml runs a whole pair. `npm run test:container` builds this file
+# and runs the image beside a real pair (README, "Docker").
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
-# ---- build: compile TypeScript, then keep only the runtime dependencies ----
+# ---- build: one JavaScript file with pg-keeper and its dependencies (scripts/bundle.ts) ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
+COPY scripts/bundle.ts ./scripts/bundle.ts
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+RUN npm run bundle
 
-# ---- runtime ----
+# ---- runtime: Node.js and that file; no node_modules, no npm run at start ----
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     STATE_DIRECTORY=/var/lib/pg-keeper \
@@ -33,18 +35,19 @@ RUN groupadd --system --gid 10001 pg-keeper \
  && useradd --system --uid 10001 --gid pg-keeper --home-dir /var/lib/pg-keeper --shell /usr/sbin/nologin pg-keeper \
  && mkdir -p /etc/pg-keeper /var/lib/pg-keeper \
  && chown pg-keeper:pg-keeper /var/lib/pg-keeper
-WORKDIR /app
-COPY --from=build /app/package.json ./package.json
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/pg-keeper.cjs /app/build/pg-keeper.cjs.LEGAL.txt /app/
 COPY deploy/pg-keeper.yml.example /etc/pg-keeper/pg-keeper.yml.example
 COPY deploy/after_command/move-vip.sh /etc/pg-keeper/move-vip.sh.example
 USER pg-keeper
+WORKDIR /var/lib/pg-keeper
 # The keeper's state (what it must remember across restarts: STATE_DIRECTORY/<node>.state.json).
 VOLUME ["/var/lib/pg-keeper"]
 EXPOSE 9754
-# Slim images have no curl: ask /health with node's own fetch.
+# Slim images have no curl: pg-keeper asks its own /health. With a web_config_file, give it what it
+# needs through the environment: PG_KEEPER_HEALTH_URL=https://127.0.0.1:9754/health,
+# PG_KEEPER_HEALTH_CACERT (the CA of the keeper's certificate), PG_KEEPER_HEALTH_CERT and _KEY (a client
+# certificate), PG_KEEPER_HEALTH_USER and PG_KEEPER_HEALTH_PASSWORD_FILE (a user of basic_auth_users).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch(process.env.PG_KEEPER_HEALTH_URL,{signal:AbortSignal.timeout(2500)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/cli.js"]
+  CMD ["node", "/app/pg-keeper.cjs", "health"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/pg-keeper.cjs"]
 CMD ["run", "--config", "/etc/pg-keeper/pg-keeper.yml"]

@@ -8,13 +8,18 @@
 // BENCH_REST_SECONDS (default 30).
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { PgPair, queryOnce } from '../src/demo/cluster.js';
-import { CLI, KeeperProcess, waitFor } from '../test/support/keeper-process.js';
+import { PgPair } from '../src/local-pair/pair.js';
+import { readProcStat } from '../src/util/procfs.js';
+import { sleep, waitFor } from '../src/util/wait.js';
+import { KeeperProcess } from '../test/support/keeper-process.js';
+import { makeDir, rmDir } from '../test/support/temp-dir.js';
+import { checkBuild, MissingBuild } from './lib/build.js';
+import { countPostgresProcesses, machineInfo } from './lib/machine.js';
+import { summarize } from './lib/stats.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
 const REST_SECONDS = Number(process.env.BENCH_REST_SECONDS ?? 30);
@@ -53,10 +58,9 @@ const CLK_TCK = (() => {
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14 and 15 of proc(5)
+  const stat = readProcStat(pid);
+  if (!stat) throw new Error(`process ${pid} is gone`);
+  return (stat.utime + stat.stime) / CLK_TCK;
 }
 
 /** A kB field of /proc/<pid>/status (VmRSS, VmHWM), in MB. */
@@ -96,9 +100,6 @@ function get(agent: http.Agent, url: URL): Promise<{ status: number; bytes: numb
   });
 }
 
-const pct = (sorted: number[], p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-
 async function scrapeRun(base: string, pid: number, concurrency: number, requests: number): Promise<Run> {
   const url = new URL('/metrics', base);
   // Keep-alive connections, one per scraper, as Prometheus keeps its own.
@@ -133,15 +134,15 @@ async function scrapeRun(base: string, pid: number, concurrency: number, request
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(pid) - cpu0;
     progress(`[bench] ${concurrency} concurrent scraper(s): ${latencies.length}/${requests} done`, true);
-    const sorted = latencies.sort((a, b) => a - b);
+    const stats = summarize(latencies);
     return {
       concurrency,
       requests: latencies.length,
       errors,
-      p50Ms: pct(sorted, 50),
-      p90Ms: pct(sorted, 90),
-      p99Ms: pct(sorted, 99),
-      maxMs: sorted.at(-1) ?? NaN,
+      p50Ms: stats?.median ?? NaN,
+      p90Ms: stats?.p90 ?? NaN,
+      p99Ms: stats?.p99 ?? NaN,
+      maxMs: stats?.max ?? NaN,
       requestsPerSecond: latencies.length / seconds,
       cpuMsPerScrape: (cpu * 1000) / latencies.length,
       client: 'node',
@@ -221,7 +222,7 @@ async function measure(
   const t0 = performance.now();
   for (let left = REST_SECONDS; left > 0; left--) {
     progress(`[bench] CPU at rest: ${left} s left`);
-    await delay(1000);
+    await sleep(1000);
   }
   const restSeconds = (performance.now() - t0) / 1000;
   const cpuPercentAtRest = ((cpuSeconds(pid) - cpu0) / restSeconds) * 100;
@@ -242,7 +243,7 @@ async function measure(
   // Does the heap give the memory back once the scrapers are gone?
   for (let left = SETTLE_SECONDS; left > 0; left--) {
     progress(`[bench] RSS after the scrapes settle: ${left} s left`);
-    await delay(1000);
+    await sleep(1000);
   }
   progress(`[bench] RSS after the scrapes settle: done`, true);
   return {
@@ -310,18 +311,21 @@ function report(runs: Run[], r: Resources, bytes: number): { missed: string[] } 
 }
 
 async function main(): Promise<number> {
-  if (!existsSync(CLI)) {
-    console.error(`bench: ${CLI} is missing: run \`npm run build\` first`);
+  try {
+    checkBuild();
+  } catch (err) {
+    if (!(err instanceof MissingBuild)) throw err;
+    console.error(`bench: ${err.message}`);
     return 1;
   }
-  const dir = mkdtempSync(join(os.tmpdir(), 'pgk-bench-'));
-  chmodSync(dir, 0o755); // the postgres OS user must reach the data directories inside
+  const machine = machineInfo(countPostgresProcesses());
+  const dir = makeDir('pgk-bench-');
   let pair: PgPair | null = null;
   let keeper: KeeperProcess | null = null;
   const tearDown = async (): Promise<void> => {
     await keeper?.kill();
     await pair?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    rmDir(dir);
   };
   // Ctrl-C still tears the pair down.
   process.once('SIGINT', () => {
@@ -356,10 +360,6 @@ async function main(): Promise<number> {
       15_000,
       200,
     );
-    const [version] = await queryOnce<{ v: string }>(
-      pair.target(pair.node1),
-      "SELECT current_setting('server_version') AS v",
-    );
     const { runs, res, bytes } = await measure(k, k.url);
     const { missed } = report(runs, res, bytes);
 
@@ -378,12 +378,12 @@ async function main(): Promise<number> {
           scrape_bytes: bytes,
           missed,
           machine: {
-            cpus: os.cpus().length,
-            cpu_model: os.cpus()[0]?.model ?? null,
+            cpus: machine.cpus,
+            cpu_model: machine.cpuModel,
             loadavg: os.loadavg(),
             memory_mb: Math.round(os.totalmem() / 1024 / 1024),
-            node: process.version,
-            postgresql: version?.v ?? null,
+            node: machine.node,
+            postgresql: machine.postgres,
           },
         },
         null,

@@ -4,7 +4,10 @@
 //
 // Built with Grafana's foundation SDK (typed builders for the classic dashboard JSON model).
 // Every query goes through `q()`, every selector through `sel()`, so that each one filters
-// on the $job and $instance variables and reads from the ${datasource} variable.
+// on the $job and $instance variables and reads from the ${datasource} variable, and every
+// expression joins pg_keeper_node_info filtered on $cluster (`withNode()`): that names each
+// keeper's pair and node, and narrows the dashboard to the selected pairs. Only the fleet
+// overview at the top (`fleetSel()`) reads every pair of the job, whatever is selected.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,9 +16,11 @@ import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
+import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 
 export const DASHBOARD_FILE = fileURLToPath(new URL('../dashboards/pg-keeper.json', import.meta.url));
+export const DASHBOARD_UID = 'pg-keeper';
 
 const DATASOURCE: common.DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
 
@@ -27,27 +32,47 @@ function sel(metric: string, ...matchers: string[]): string {
   return `${metric}{${['job="$job"', 'instance=~"$instance"', ...matchers].join(', ')}}`;
 }
 
-/** Adds the `node` label (node1/node2) from pg_keeper_node_info, for legends. */
+/** The info metric of the selected pairs' keepers: always 1, labels cluster, node, peer. */
+const NODE_INFO = sel('pg_keeper_node_info', 'cluster=~"$cluster"');
+
+/** The labels that name a keeper in legends: its pair and its node. */
+const NODE = 'cluster, node';
+
+/**
+ * Adds the `cluster` and `node` labels from pg_keeper_node_info (for legends), and keeps only
+ * the keepers of the selected pairs. pg_keeper_node_info is 1, so values are unchanged.
+ */
 function withNode(expr: string): string {
-  return `${expr} * on (instance, job) group_left (node) ${sel('pg_keeper_node_info')}`;
+  return `(${expr}) * on (instance, job) group_left (${NODE}) ${NODE_INFO}`;
 }
 
 /** One value per node: a gauge that has at most one series per keeper. */
 function perNode(expr: string): string {
-  return `max by (node) (${withNode(expr)})`;
+  return `max by (${NODE}) (${withNode(expr)})`;
+}
+
+/**
+ * pg_keeper_node_info as last seen within the hour: names a keeper that is down now (it
+ * exports nothing), as the PgKeeperDown alert does.
+ */
+const LAST_NODE_INFO = `topk by (instance, job) (1, last_over_time(${NODE_INFO}[1h]))`;
+
+/** One value per pair: `agg` of its keepers' values. */
+function perPair(expr: string, agg = 'max'): string {
+  return `${agg} by (cluster) (${withNode(expr)})`;
 }
 
 /** Per-second rate per node (and the extra labels in `by`). */
-function ratePerNode(metric: string, by = 'node'): string {
+function ratePerNode(metric: string, by = NODE): string {
   return `sum by (${by}) (${withNode(`rate(${sel(metric)}[$__rate_interval])`)})`;
 }
 
 /** Increase over the rate interval per node (and the extra labels in `by`). */
-function increasePerNode(metric: string, by = 'node'): string {
+function increasePerNode(metric: string, by = NODE): string {
   return `sum by (${by}) (${withNode(`increase(${sel(metric)}[$__rate_interval])`)})`;
 }
 
-function quantile(q: number, histogram: string, by = 'node'): string {
+function quantile(q: number, histogram: string, by = NODE): string {
   return `histogram_quantile(${q}, ${ratePerNode(`${histogram}_bucket`, `${by}, le`)})`;
 }
 
@@ -57,6 +82,23 @@ const ROLE_CODE = perNode(
     ` + 2 * max by (instance, job) (${sel('pg_keeper_role', 'role="standby"')}))`,
 );
 
+/**
+ * A node's name as a number, for value mappings (node names are always node1 or node2):
+ * 1 on node1's keeper, 2 on node2's. `info` is a pg_keeper_node_info selector.
+ */
+function nodeCode(info: (...matchers: string[]) => string): string {
+  return `(${info('node="node1"')} or 2 * ${info('node="node2"')})`;
+}
+
+/** The lease holder etcd names, as seen by each keeper: 0 nobody, 1 node1, 2 node2. */
+function holderCode(select: (metric: string, ...matchers: string[]) => string): string {
+  const holder = (name: string) => select('pg_keeper_arbiter_lease_holder', `holder="${name}"`);
+  return `(${holder('node1')} or 2 * ${holder('node2')} or 0 * ${holder('none')})`;
+}
+
+/** The lease holder per pair over time (no sample in two-node mode or while etcd does not answer). */
+const HOLDER_CODE = perPair(holderCode(sel));
+
 // ---------------------------------------------------------------------------------------
 // Panel helpers
 
@@ -65,6 +107,8 @@ interface Query {
   legend: string;
   /** Instant queries for "now" stats; range queries otherwise. */
   instant?: boolean;
+  /** As a table (one row per series, its labels as columns), for the table panel. */
+  table?: boolean;
 }
 
 interface PanelSpec {
@@ -83,6 +127,7 @@ function q(query: Query, index: number): prometheus.DataqueryBuilder {
     .editorMode(prometheus.QueryEditorMode.Code)
     .expr(query.expr)
     .legendFormat(query.legend);
+  if (query.table) b.format(prometheus.PromQueryFormat.Table);
   return query.instant ? b.instant() : b.range();
 }
 
@@ -211,19 +256,187 @@ const SYNC: Mapping[] = [
   [1, 'sync', 'green'],
   [0, 'async', 'orange'],
 ];
+const HOLDER: Mapping[] = [
+  [0, 'nobody', 'orange'],
+  [1, 'node1', 'blue'],
+  [2, 'node2', 'purple'],
+];
+
+// ---------------------------------------------------------------------------------------
+// The fleet overview: every pair of the job, whatever $cluster and $instance select, so that
+// it stays the way from one pair to another. One instant query per column, one series per
+// pair (label `cluster` only); a pair that has nothing to say for a column gets a negative
+// code that the column's mapping names, so that every pair has a full row.
+
+/** A selector on the job only: the fleet overview reads every pair. */
+function fleetSel(metric: string, ...matchers: string[]): string {
+  return `${metric}{${['job="$job"', ...matchers].join(', ')}}`;
+}
+
+const FLEET_INFO = (...matchers: string[]): string => fleetSel('pg_keeper_node_info', ...matchers);
+
+/** Adds the `cluster` label to a per-keeper expression of the fleet overview. */
+function inPair(expr: string): string {
+  return `(${expr}) * on (instance, job) group_left (cluster) ${FLEET_INFO()}`;
+}
+
+/** Every pair whose keepers answered within the hour, at `code`: the column's fallback. */
+function orEveryPair(expr: string, code: number): string {
+  return `(${expr}) or (${code} * group by (cluster) (last_over_time(${FLEET_INFO()}[1h])))`;
+}
+
+interface FleetColumn {
+  header: string;
+  expr: string;
+  unit: string;
+  mappings?: Mapping[];
+  thresholds?: [base: string, ...steps: [number, string][]];
+}
+
+const FLEET_COLUMNS: FleetColumn[] = [
+  {
+    header: 'Primary',
+    // 0: neither keeper says primary; 3: both do.
+    expr: orEveryPair(
+      `sum by (cluster) (${fleetSel('pg_keeper_role', 'role="primary"')} * on (instance, job) group_left (cluster) ${nodeCode(FLEET_INFO)})`,
+      -1,
+    ),
+    unit: 'none',
+    mappings: [
+      [-1, 'no keeper answers', 'red'],
+      [0, 'NONE', 'red'],
+      [1, 'node1', 'blue'],
+      [2, 'node2', 'blue'],
+      [3, 'TWO PRIMARIES', 'red'],
+    ],
+  },
+  {
+    header: 'Replication',
+    // The primary's keeper alone exports it; min: an async primary shows even beside a sync one.
+    expr: orEveryPair(`min by (cluster) (${inPair(fleetSel('pg_keeper_synchronous_replication'))})`, -1),
+    unit: 'none',
+    mappings: [[-1, 'no primary', 'text'], ...SYNC],
+  },
+  {
+    header: 'Lease holder',
+    expr: orEveryPair(
+      `max by (cluster) (${inPair(holderCode(fleetSel))}) or (-2 * group by (cluster) (${inPair(fleetSel('pg_keeper_arbiter_up'))}))`,
+      -1,
+    ),
+    unit: 'none',
+    mappings: [
+      [-2, 'etcd unreachable', 'red'],
+      [-1, 'no arbiter', 'text'],
+      [0, 'nobody', 'orange'],
+      [1, 'node1', 'blue'],
+      [2, 'node2', 'blue'],
+    ],
+  },
+  {
+    header: 'Since last failover',
+    // pg_keeper_last_promotion_timestamp_seconds is kept across restarts of the keeper.
+    expr: orEveryPair(
+      `time() - max by (cluster) (${inPair(`${fleetSel('pg_keeper_last_promotion_timestamp_seconds')} > 0`)})`,
+      -1,
+    ),
+    unit: 's',
+    mappings: [[-1, 'never', 'text']],
+    thresholds: ['text', [0, 'red'], [600, 'orange'], [86400, 'text']],
+  },
+  {
+    header: 'Heartbeats failing',
+    // Failed in a row, the worse of the two keepers: 0 while every heartbeat succeeds.
+    expr: orEveryPair(
+      `max by (cluster) (${inPair(fleetSel('pg_keeper_heartbeat_consecutive_failures'))})`,
+      -1,
+    ),
+    unit: 'none',
+    mappings: [[-1, 'no keeper answers', 'red']],
+    thresholds: ['red', [0, 'green'], [1, 'orange']],
+  },
+  {
+    header: 'Keepers up',
+    expr: orEveryPair(
+      `sum by (cluster) (${fleetSel('up')} * on (instance, job) group_left (cluster) topk by (instance, job) (1, last_over_time(${FLEET_INFO()}[1h])))`,
+      0,
+    ),
+    unit: 'none',
+    thresholds: ['red', [1, 'orange'], [2, 'green']],
+  },
+];
+
+/** The dashboard itself, narrowed to one pair: the fleet overview's link. */
+const PAIR_LINK =
+  `/d/${DASHBOARD_UID}/pg-keeper?\${datasource:queryparam}&\${job:queryparam}` +
+  '&var-cluster=${__value.raw}&${__url_time_range}';
 
 // ---------------------------------------------------------------------------------------
 // Rows
 
+/** The fleet overview's column of query `index` after Grafana's merge: `Value #A`, `Value #B`... */
+function fleetField(index: number): string {
+  return `Value #${String.fromCharCode(65 + index)}`;
+}
+
+function fleet(d: dashboard.DashboardBuilder): void {
+  const panel = new table.PanelBuilder()
+    .title('Pairs')
+    .description(
+      'One row per pair of the job, whatever the variables select: its primary, the replication mode on that primary, who holds the etcd lease (with the arbiter), how long ago a keeper last promoted its server, the most heartbeats failed in a row by one of its keepers now, and how many of its keepers Prometheus scrapes. Click a pair to narrow the rest of the dashboard to it.',
+    )
+    .datasource(DATASOURCE)
+    .unit('none')
+    .span(24)
+    .height(7)
+    .targets(
+      FLEET_COLUMNS.map((c, i) => q({ expr: c.expr, legend: c.header, instant: true, table: true }, i)),
+    )
+    // One frame per query (Time, cluster, Value #X): merged on cluster into one row per pair.
+    .transformations([
+      { id: 'merge', options: {} },
+      {
+        id: 'organize',
+        options: {
+          excludeByName: { Time: true },
+          indexByName: Object.fromEntries([
+            ['cluster', 0],
+            ...FLEET_COLUMNS.map((_, i) => [fleetField(i), i + 1] as const),
+          ]),
+          renameByName: {},
+        },
+      },
+    ])
+    .showHeader(true)
+    .cellHeight(common.TableCellHeight.Sm)
+    .sortBy([new common.TableSortByFieldStateBuilder().displayName('Pair').desc(false)])
+    .overrideByName('cluster', [
+      { id: 'displayName', value: 'Pair' },
+      { id: 'links', value: [{ title: 'Show only pair ${__value.raw}', url: PAIR_LINK }] },
+    ]);
+  FLEET_COLUMNS.forEach((c, i) => {
+    const [base, ...steps] = c.thresholds ?? ['text'];
+    panel.overrideByName(fleetField(i), [
+      { id: 'displayName', value: c.header },
+      { id: 'unit', value: c.unit },
+      { id: 'decimals', value: 0 },
+      ...(c.mappings ? [{ id: 'mappings', value: valueMappings(c.mappings) }] : []),
+      { id: 'thresholds', value: thresholds(base, ...steps).build() },
+      { id: 'color', value: { mode: dashboard.FieldColorModeId.Thresholds } },
+      { id: 'custom.cellOptions', value: { type: common.TableCellDisplayMode.ColorText } },
+    ]);
+  });
+  d.withRow(row('Fleet')).withPanel(panel);
+}
+
 function overview(d: dashboard.DashboardBuilder): void {
-  d.withRow(row('Overview'))
+  d.withRow(row('Nodes now'))
     .withPanel(
       stateStat(
         {
           title: 'Role',
           description:
             'Role of each node now, as its keeper last saw it (pg_keeper_role). Exactly one primary and one standby is the healthy state; unknown means the keeper could not reach its local server.',
-          queries: [{ expr: ROLE_CODE, legend: '{{node}}', instant: true }],
+          queries: [{ expr: ROLE_CODE, legend: '{{cluster}} {{node}}', instant: true }],
           w: 6,
           h: 4,
         },
@@ -237,7 +450,11 @@ function overview(d: dashboard.DashboardBuilder): void {
           description:
             'On the primary: synchronous (commits wait for the standby) or asynchronous (the keeper switched to async after the standby missed keepalive_count heartbeats). A standby exports nothing here.',
           queries: [
-            { expr: perNode(sel('pg_keeper_synchronous_replication')), legend: '{{node}}', instant: true },
+            {
+              expr: perNode(sel('pg_keeper_synchronous_replication')),
+              legend: '{{cluster}} {{node}}',
+              instant: true,
+            },
           ],
           w: 6,
           h: 4,
@@ -252,7 +469,7 @@ function overview(d: dashboard.DashboardBuilder): void {
           description:
             'Whether a keeper sees its local server and its peer both as primaries (pg_keeper_peer_is_primary): split brain, to resolve by hand now.',
           queries: [
-            { expr: `max(${sel('pg_keeper_peer_is_primary')})`, legend: 'two primaries', instant: true },
+            { expr: perPair(sel('pg_keeper_peer_is_primary')), legend: '{{cluster}}', instant: true },
           ],
           w: 6,
           h: 4,
@@ -261,7 +478,7 @@ function overview(d: dashboard.DashboardBuilder): void {
           [0, 'no', 'green'],
           [1, 'TWO PRIMARIES', 'red'],
         ],
-      ).textMode(common.BigValueTextMode.Value),
+      ),
     )
     .withPanel(
       stateStat(
@@ -269,7 +486,9 @@ function overview(d: dashboard.DashboardBuilder): void {
           title: 'Paused',
           description:
             'A paused keeper keeps observing and exporting but takes no action: no async switch, no promotion.',
-          queries: [{ expr: perNode(sel('pg_keeper_paused')), legend: '{{node}}', instant: true }],
+          queries: [
+            { expr: perNode(sel('pg_keeper_paused')), legend: '{{cluster}} {{node}}', instant: true },
+          ],
           w: 6,
           h: 4,
         },
@@ -286,8 +505,12 @@ function overview(d: dashboard.DashboardBuilder): void {
           description:
             "Whether each keeper's last heartbeat to the other node succeeded (pg_keeper_peer_up), and whether its local server answered (pg_keeper_local_up).",
           queries: [
-            { expr: perNode(sel('pg_keeper_peer_up')), legend: '{{node}} → peer', instant: true },
-            { expr: perNode(sel('pg_keeper_local_up')), legend: '{{node}} → local server', instant: true },
+            { expr: perNode(sel('pg_keeper_peer_up')), legend: '{{cluster}} {{node}} → peer', instant: true },
+            {
+              expr: perNode(sel('pg_keeper_local_up')),
+              legend: '{{cluster}} {{node}} → local server',
+              instant: true,
+            },
           ],
           w: 8,
           h: 4,
@@ -303,8 +526,14 @@ function overview(d: dashboard.DashboardBuilder): void {
         {
           title: 'Keeper up',
           description:
-            "Prometheus' own up metric for each keeper's /metrics endpoint. A keeper that is down cannot act: its node has no failover.",
-          queries: [{ expr: sel('up'), legend: '{{instance}}', instant: true }],
+            "Prometheus' own up metric for each keeper's /metrics endpoint. A keeper that is down cannot act: its node has no failover. A keeper is named by the pair and node it last exported within the hour; one not seen for longer is left out (PgKeeperDown still names it by its instance).",
+          queries: [
+            {
+              expr: `${sel('up')} * on (instance, job) group_left (${NODE}) ${LAST_NODE_INFO}`,
+              legend: '{{cluster}} {{node}} ({{instance}})',
+              instant: true,
+            },
+          ],
           w: 8,
           h: 4,
         },
@@ -323,7 +552,7 @@ function overview(d: dashboard.DashboardBuilder): void {
         queries: [
           {
             expr: perNode(`time() - (${sel('pg_keeper_last_tick_timestamp_seconds')} > 0)`),
-            legend: '{{node}}',
+            legend: '{{cluster}} {{node}}',
             instant: true,
           },
         ],
@@ -343,7 +572,7 @@ function stateOverTime(d: dashboard.DashboardBuilder): void {
           title: 'Role of each node over time',
           description:
             'Role of each node over time (pg_keeper_role). A failover shows as the standby turning primary; the old primary comes back as standby once it is rebuilt.',
-          queries: [{ expr: ROLE_CODE, legend: '{{node}}' }],
+          queries: [{ expr: ROLE_CODE, legend: '{{cluster}} {{node}}' }],
           w: 12,
           h: 6,
         },
@@ -356,7 +585,9 @@ function stateOverTime(d: dashboard.DashboardBuilder): void {
           title: 'Replication mode over time',
           description:
             "The primary's replication mode over time: async from the moment its keeper gave up on the standby, sync again once the standby streamed and caught up.",
-          queries: [{ expr: perNode(sel('pg_keeper_synchronous_replication')), legend: '{{node}}' }],
+          queries: [
+            { expr: perNode(sel('pg_keeper_synchronous_replication')), legend: '{{cluster}} {{node}}' },
+          ],
           w: 12,
           h: 6,
         },
@@ -374,8 +605,8 @@ function heartbeats(d: dashboard.DashboardBuilder): void {
           'Heartbeats each keeper sends to its peer per second, and how many of them failed or timed out.',
         unit: 'reqps',
         queries: [
-          { expr: ratePerNode('pg_keeper_heartbeats_total'), legend: '{{node}} sent' },
-          { expr: ratePerNode('pg_keeper_heartbeat_failures_total'), legend: '{{node}} failed' },
+          { expr: ratePerNode('pg_keeper_heartbeats_total'), legend: '{{cluster}} {{node}} sent' },
+          { expr: ratePerNode('pg_keeper_heartbeat_failures_total'), legend: '{{cluster}} {{node}} failed' },
         ],
         w: 12,
         h: 8,
@@ -390,9 +621,9 @@ function heartbeats(d: dashboard.DashboardBuilder): void {
         queries: [
           {
             expr: perNode(sel('pg_keeper_heartbeat_consecutive_failures')),
-            legend: '{{node}} failures in a row',
+            legend: '{{cluster}} {{node}} failures in a row',
           },
-          { expr: `max(${sel('pg_keeper_keepalive_threshold')})`, legend: 'keepalive_count' },
+          { expr: perPair(sel('pg_keeper_keepalive_threshold')), legend: '{{cluster}} keepalive_count' },
         ],
         w: 12,
         h: 8,
@@ -413,7 +644,7 @@ function heartbeats(d: dashboard.DashboardBuilder): void {
             expr: withNode(
               `clamp_min((${sel('pg_keeper_keepalive_threshold')} - on (instance, job) ${sel('pg_keeper_heartbeat_consecutive_failures')}) * on (instance, job) ${sel('pg_keeper_keepalive_time_seconds')}, 0)`,
             ),
-            legend: '{{node}}',
+            legend: '{{cluster}} {{node}}',
           },
         ],
         w: 12,
@@ -433,8 +664,11 @@ function heartbeats(d: dashboard.DashboardBuilder): void {
           'Round trip of successful heartbeats (connect, query, answer), p50 and p99. It must stay well below keepalive_time: the heartbeat timeout is below it.',
         unit: 's',
         queries: [
-          { expr: quantile(0.5, 'pg_keeper_heartbeat_duration_seconds'), legend: '{{node}} p50' },
-          { expr: quantile(0.99, 'pg_keeper_heartbeat_duration_seconds'), legend: '{{node}} p99' },
+          { expr: quantile(0.5, 'pg_keeper_heartbeat_duration_seconds'), legend: '{{cluster}} {{node}} p50' },
+          {
+            expr: quantile(0.99, 'pg_keeper_heartbeat_duration_seconds'),
+            legend: '{{cluster}} {{node}} p99',
+          },
         ],
         w: 12,
         h: 8,
@@ -451,25 +685,29 @@ function actions(d: dashboard.DashboardBuilder): void {
           'What each keeper has done since it started (counters reset when a keeper restarts). Promotions and async switches are also drawn as annotations on every graph.',
         unit: 'short',
         queries: [
-          { expr: perNode(sel('pg_keeper_promotions_total')), legend: '{{node}} promotions', instant: true },
+          {
+            expr: perNode(sel('pg_keeper_promotions_total')),
+            legend: '{{cluster}} {{node}} promotions',
+            instant: true,
+          },
           {
             expr: perNode(sel('pg_keeper_async_switches_total')),
-            legend: '{{node}} async switches',
+            legend: '{{cluster}} {{node}} async switches',
             instant: true,
           },
           {
             expr: perNode(sel('pg_keeper_sync_restores_total')),
-            legend: '{{node}} sync restores',
+            legend: '{{cluster}} {{node}} sync restores',
             instant: true,
           },
           {
-            expr: `sum by (node) (${withNode(sel('pg_keeper_promotion_vetoes_total'))})`,
-            legend: '{{node}} vetoes',
+            expr: `sum by (cluster, node) (${withNode(sel('pg_keeper_promotion_vetoes_total'))})`,
+            legend: '{{cluster}} {{node}} vetoes',
             instant: true,
           },
           {
-            expr: `sum by (node) (${withNode(sel('pg_keeper_action_failures_total'))})`,
-            legend: '{{node}} failed actions',
+            expr: `sum by (cluster, node) (${withNode(sel('pg_keeper_action_failures_total'))})`,
+            legend: '{{cluster}} {{node}} failed actions',
             instant: true,
           },
         ],
@@ -487,9 +725,15 @@ function actions(d: dashboard.DashboardBuilder): void {
           'Promotions, async switches and sync restores per interval, per node. A failover is one promotion on the standby and, if the old primary was still alive, one async switch on it.',
         unit: 'short',
         queries: [
-          { expr: increasePerNode('pg_keeper_promotions_total'), legend: '{{node}} promotion' },
-          { expr: increasePerNode('pg_keeper_async_switches_total'), legend: '{{node}} async switch' },
-          { expr: increasePerNode('pg_keeper_sync_restores_total'), legend: '{{node}} sync restore' },
+          { expr: increasePerNode('pg_keeper_promotions_total'), legend: '{{cluster}} {{node}} promotion' },
+          {
+            expr: increasePerNode('pg_keeper_async_switches_total'),
+            legend: '{{cluster}} {{node}} async switch',
+          },
+          {
+            expr: increasePerNode('pg_keeper_sync_restores_total'),
+            legend: '{{cluster}} {{node}} sync restore',
+          },
         ],
         w: 8,
         h: 8,
@@ -503,12 +747,12 @@ function actions(d: dashboard.DashboardBuilder): void {
         unit: 'short',
         queries: [
           {
-            expr: increasePerNode('pg_keeper_promotion_vetoes_total', 'node, reason'),
-            legend: '{{node}} veto: {{reason}}',
+            expr: increasePerNode('pg_keeper_promotion_vetoes_total', 'cluster, node, reason'),
+            legend: '{{cluster}} {{node}} veto: {{reason}}',
           },
           {
-            expr: increasePerNode('pg_keeper_action_failures_total', 'node, action'),
-            legend: '{{node}} failed: {{action}}',
+            expr: increasePerNode('pg_keeper_action_failures_total', 'cluster, node, action'),
+            legend: '{{cluster}} {{node}} failed: {{action}}',
           },
         ],
         w: 8,
@@ -527,8 +771,8 @@ function afterCommand(d: dashboard.DashboardBuilder): void {
         unit: 'short',
         queries: [
           {
-            expr: increasePerNode('pg_keeper_after_command_runs_total', 'node, hook, result'),
-            legend: '{{node}} {{hook}}: {{result}}',
+            expr: increasePerNode('pg_keeper_after_command_runs_total', 'cluster, node, hook, result'),
+            legend: '{{cluster}} {{node}} {{hook}}: {{result}}',
           },
         ],
         w: 8,
@@ -543,8 +787,8 @@ function afterCommand(d: dashboard.DashboardBuilder): void {
         unit: 'short',
         queries: [
           {
-            expr: increasePerNode('pg_keeper_after_command_failures_total', 'node, hook'),
-            legend: '{{node}} {{hook}}',
+            expr: increasePerNode('pg_keeper_after_command_failures_total', 'cluster, node, hook'),
+            legend: '{{cluster}} {{node}} {{hook}}',
           },
         ],
         w: 8,
@@ -561,12 +805,12 @@ function afterCommand(d: dashboard.DashboardBuilder): void {
         unit: 's',
         queries: [
           {
-            expr: `${increasePerNode('pg_keeper_after_command_duration_seconds_sum', 'node, hook')} / (${increasePerNode('pg_keeper_after_command_duration_seconds_count', 'node, hook')} > 0)`,
-            legend: '{{node}} {{hook}} mean',
+            expr: `${increasePerNode('pg_keeper_after_command_duration_seconds_sum', 'cluster, node, hook')} / (${increasePerNode('pg_keeper_after_command_duration_seconds_count', 'cluster, node, hook')} > 0)`,
+            legend: '{{cluster}} {{node}} {{hook}} mean',
           },
           {
-            expr: quantile(0.99, 'pg_keeper_after_command_duration_seconds', 'node, hook'),
-            legend: '{{node}} {{hook}} p99',
+            expr: quantile(0.99, 'pg_keeper_after_command_duration_seconds', 'cluster, node, hook'),
+            legend: '{{cluster}} {{node}} {{hook}} p99',
           },
         ],
         w: 8,
@@ -586,7 +830,10 @@ function replication(d: dashboard.DashboardBuilder): void {
           'On the primary: WAL not yet replayed by its most lagging standby. Synchronous replication is restored only once this is small enough (sync_restore_max_lag_bytes).',
         unit: 'bytes',
         queries: [
-          { expr: perNode(sel('pg_keeper_replication_lag_bytes')), legend: '{{node}} (primary) → standby' },
+          {
+            expr: perNode(sel('pg_keeper_replication_lag_bytes')),
+            legend: '{{cluster}} {{node}} (primary) → standby',
+          },
         ],
         w: 12,
         h: 8,
@@ -598,7 +845,10 @@ function replication(d: dashboard.DashboardBuilder): void {
         description: 'On the primary: replay_lag of its most lagging standby, from pg_stat_replication.',
         unit: 's',
         queries: [
-          { expr: perNode(sel('pg_keeper_replication_lag_seconds')), legend: '{{node}} (primary) → standby' },
+          {
+            expr: perNode(sel('pg_keeper_replication_lag_seconds')),
+            legend: '{{cluster}} {{node}} (primary) → standby',
+          },
         ],
         w: 12,
         h: 8,
@@ -613,9 +863,9 @@ function replication(d: dashboard.DashboardBuilder): void {
         queries: [
           {
             expr: perNode(sel('pg_keeper_wal_receiver_last_message_age_seconds')),
-            legend: '{{node}} (standby)',
+            legend: '{{cluster}} {{node}} (standby)',
           },
-          { expr: `max(${sel('pg_keeper_stream_timeout_seconds')})`, legend: 'stream_timeout' },
+          { expr: perPair(sel('pg_keeper_stream_timeout_seconds')), legend: '{{cluster}} stream_timeout' },
         ],
         w: 8,
         h: 8,
@@ -629,7 +879,7 @@ function replication(d: dashboard.DashboardBuilder): void {
         description:
           'Timeline of each local server. A promotion starts a new timeline; after a failover both nodes should end up on the same one.',
         unit: 'none',
-        queries: [{ expr: perNode(sel('pg_keeper_timeline')), legend: '{{node}}' }],
+        queries: [{ expr: perNode(sel('pg_keeper_timeline')), legend: '{{cluster}} {{node}}' }],
         w: 8,
         h: 8,
       })
@@ -642,13 +892,116 @@ function replication(d: dashboard.DashboardBuilder): void {
         description:
           'On the primary: standbys in state streaming in pg_stat_replication. 0 means the pair has no replica right now.',
         unit: 'none',
-        queries: [{ expr: perNode(sel('pg_keeper_streaming_standbys')), legend: '{{node}} (primary)' }],
+        queries: [
+          { expr: perNode(sel('pg_keeper_streaming_standbys')), legend: '{{cluster}} {{node}} (primary)' },
+        ],
         w: 8,
         h: 8,
       })
         .decimals(0)
         .min(0)
         .lineInterpolation(common.LineInterpolation.StepAfter),
+    );
+}
+
+function arbiter(d: dashboard.DashboardBuilder): void {
+  d.withRow(row('etcd arbiter'))
+    .withPanel(
+      timelinePanel(
+        {
+          title: 'Lease holder over time',
+          description:
+            "Which node's keeper holds the pair's lease in etcd (the primary's key), as its keepers read it at every tick: it must be the primary. A failover shows as the holder changing. Empty in two-node mode, and while no keeper reaches etcd.",
+          queries: [{ expr: HOLDER_CODE, legend: '{{cluster}}' }],
+          w: 12,
+          h: 6,
+        },
+        HOLDER,
+      ),
+    )
+    .withPanel(
+      timelinePanel(
+        {
+          title: 'Replication recorded in etcd over time',
+          description:
+            'What etcd records about the pair\'s replication (pg_keeper_arbiter_replication_synchronous): "async" is written before the primary switches, "sync" only once the standby has everything the primary acknowledged alone. A standby promotes only while "sync" is recorded.',
+          queries: [
+            { expr: perPair(sel('pg_keeper_arbiter_replication_synchronous'), 'min'), legend: '{{cluster}}' },
+          ],
+          w: 12,
+          h: 6,
+        },
+        SYNC,
+      ),
+    )
+    .withPanel(
+      timelinePanel(
+        {
+          title: 'etcd reachable',
+          description:
+            "Whether each keeper's last call to etcd succeeded within the lease TTL (pg_keeper_arbiter_up). Without etcd nothing changes, but a standby may not promote and a primary may not switch to async.",
+          queries: [{ expr: perNode(sel('pg_keeper_arbiter_up')), legend: '{{cluster}} {{node}}' }],
+          w: 6,
+          h: 8,
+        },
+        [
+          [1, 'up', 'green'],
+          [0, 'DOWN', 'red'],
+        ],
+      ),
+    )
+    .withPanel(
+      graphPanel({
+        title: 'Lease time left',
+        description:
+          "Time left on the holder's lease by its keeper's own clock, from the send time of the last renewal that succeeded, against etcd_lease_ttl (the dashed line). Renewals every quarter of the TTL keep it near the top; a fall towards 0 means renewals are failing.",
+        unit: 's',
+        queries: [
+          { expr: perNode(sel('pg_keeper_arbiter_lease_remaining_seconds')), legend: '{{cluster}} {{node}}' },
+          { expr: perPair(sel('pg_keeper_arbiter_lease_ttl_seconds')), legend: '{{cluster}} etcd_lease_ttl' },
+        ],
+        w: 6,
+        h: 8,
+      })
+        .min(0)
+        .overrideByQuery('B', AS_LIMIT),
+    )
+    .withPanel(
+      graphPanel({
+        title: 'Lease renewals',
+        description:
+          'Lease renewals per second that etcd acknowledged, and those that failed or timed out (only the holder renews).',
+        unit: 'reqps',
+        queries: [
+          {
+            expr: ratePerNode('pg_keeper_arbiter_lease_renewals_total'),
+            legend: '{{cluster}} {{node}} renewed',
+          },
+          {
+            expr: ratePerNode('pg_keeper_arbiter_lease_renewal_failures_total'),
+            legend: '{{cluster}} {{node}} failed',
+          },
+        ],
+        w: 6,
+        h: 8,
+      })
+        .min(0)
+        .overrideByRegexp('.* failed', [{ id: 'color', value: { mode: 'fixed', fixedColor: 'red' } }]),
+    )
+    .withPanel(
+      eventsPanel({
+        title: 'Leases lost',
+        description:
+          'Leases a keeper lost without giving them up: not renewed in time, or expired in etcd. A primary without its lease keeps synchronous replication, and its peer may take the lease and promote.',
+        unit: 'short',
+        queries: [
+          { expr: increasePerNode('pg_keeper_arbiter_leases_lost_total'), legend: '{{cluster}} {{node}}' },
+        ],
+        w: 6,
+        h: 8,
+      }).colorScheme(
+        new dashboard.FieldColorBuilder().mode(dashboard.FieldColorModeId.Fixed).fixedColor('red'),
+      ),
     );
 }
 
@@ -661,7 +1014,7 @@ function keeperProcess(d: dashboard.DashboardBuilder): void {
           title: 'Resident memory',
           description: 'Resident set size of each keeper process.',
           unit: 'bytes',
-          queries: [{ expr: withNode(sel('process_resident_memory_bytes')), legend: '{{node}}' }],
+          queries: [{ expr: withNode(sel('process_resident_memory_bytes')), legend: '{{cluster}} {{node}}' }],
           w: 8,
           h: 8,
         }).min(0),
@@ -674,7 +1027,7 @@ function keeperProcess(d: dashboard.DashboardBuilder): void {
           queries: [
             {
               expr: withNode(`rate(${sel('process_cpu_seconds_total')}[$__rate_interval])`),
-              legend: '{{node}}',
+              legend: '{{cluster}} {{node}}',
             },
           ],
           w: 8,
@@ -687,7 +1040,9 @@ function keeperProcess(d: dashboard.DashboardBuilder): void {
           description:
             'Node.js event loop delay of each keeper. Heartbeats are scheduled on the event loop: a lag near keepalive_time delays them.',
           unit: 's',
-          queries: [{ expr: withNode(sel('nodejs_eventloop_lag_p99_seconds')), legend: '{{node}}' }],
+          queries: [
+            { expr: withNode(sel('nodejs_eventloop_lag_p99_seconds')), legend: '{{cluster}} {{node}}' },
+          ],
           w: 8,
           h: 8,
         }).min(0),
@@ -697,7 +1052,12 @@ function keeperProcess(d: dashboard.DashboardBuilder): void {
           title: 'Uptime',
           description: 'Time since each keeper process started: a drop is a restart.',
           unit: 's',
-          queries: [{ expr: withNode(`time() - ${sel('process_start_time_seconds')}`), legend: '{{node}}' }],
+          queries: [
+            {
+              expr: withNode(`time() - ${sel('process_start_time_seconds')}`),
+              legend: '{{cluster}} {{node}}',
+            },
+          ],
           w: 8,
           h: 8,
         }).min(0),
@@ -710,8 +1070,8 @@ function keeperProcess(d: dashboard.DashboardBuilder): void {
           unit: 'short',
           queries: [
             {
-              expr: increasePerNode('pg_keeper_config_reloads_total', 'node, result'),
-              legend: '{{node}} {{result}}',
+              expr: increasePerNode('pg_keeper_config_reloads_total', 'cluster, node, result'),
+              legend: '{{cluster}} {{node}} {{result}}',
             },
           ],
           w: 8,
@@ -725,7 +1085,11 @@ function keeperProcess(d: dashboard.DashboardBuilder): void {
             'pg-keeper version of each keeper (pg_keeper_build_info). Both should match outside an upgrade.',
           unit: 'none',
           queries: [
-            { expr: withNode(sel('pg_keeper_build_info')), legend: '{{node}}: {{version}}', instant: true },
+            {
+              expr: withNode(sel('pg_keeper_build_info')),
+              legend: '{{cluster}} {{node}}: {{version}}',
+              instant: true,
+            },
           ],
           w: 8,
           h: 8,
@@ -758,7 +1122,7 @@ function actionAnnotation(
     .useValueForTime(true)
     .titleFormat(title)
     .textFormat(text)
-    .tagKeys('node');
+    .tagKeys(NODE);
 }
 
 function builtInAnnotation(): dashboard.AnnotationQueryBuilder {
@@ -791,10 +1155,24 @@ function variables(d: dashboard.DashboardBuilder): void {
         .includeAll(false),
     )
     .withVariable(
+      // The pairs (cluster_name): all by default. `.*` rather than a list of every name, so
+      // that a long fleet makes no long regex, and a keeper without the label still shows.
+      new dashboard.QueryVariableBuilder('cluster')
+        .label('Pair')
+        .datasource(DATASOURCE)
+        .query('label_values(pg_keeper_node_info{job="$job"}, cluster)')
+        .current({ selected: true, text: ['All'], value: ['$__all'] })
+        .refresh(dashboard.VariableRefresh.OnTimeRangeChanged)
+        .sort(dashboard.VariableSort.AlphabeticalAsc)
+        .multi(true)
+        .includeAll(true)
+        .allValue('.*'),
+    )
+    .withVariable(
       new dashboard.QueryVariableBuilder('instance')
         .label('Instance')
         .datasource(DATASOURCE)
-        .query('label_values(pg_keeper_build_info{job="$job"}, instance)')
+        .query('label_values(pg_keeper_node_info{job="$job", cluster=~"$cluster"}, instance)')
         .current({ selected: true, text: ['All'], value: ['$__all'] })
         .refresh(dashboard.VariableRefresh.OnTimeRangeChanged)
         .sort(dashboard.VariableSort.AlphabeticalAsc)
@@ -807,9 +1185,9 @@ function variables(d: dashboard.DashboardBuilder): void {
 
 export function buildDashboard(): dashboard.Dashboard {
   const d = new dashboard.DashboardBuilder('pg-keeper')
-    .uid('pg-keeper')
+    .uid(DASHBOARD_UID)
     .description(
-      'pg-keeper: roles, heartbeats, failover actions and replication of a two-node PostgreSQL pair',
+      'pg-keeper: roles, heartbeats, failover actions and replication of two-node PostgreSQL pairs, one pair or a fleet',
     )
     .tags(['pg-keeper', 'postgresql', 'failover'])
     .refresh('10s')
@@ -824,7 +1202,7 @@ export function buildDashboard(): dashboard.Dashboard {
         'Promotion',
         'pg_keeper_last_promotion_timestamp_seconds',
         'red',
-        '{{node}} promoted its server to primary',
+        '{{cluster}}: {{node}} promoted its server to primary',
       ),
     )
     .annotation(
@@ -833,7 +1211,7 @@ export function buildDashboard(): dashboard.Dashboard {
         'Async switch',
         'pg_keeper_last_async_switch_timestamp_seconds',
         'orange',
-        '{{node}} switched to asynchronous replication',
+        '{{cluster}}: {{node}} switched to asynchronous replication',
       ),
     )
     .annotation(
@@ -842,16 +1220,18 @@ export function buildDashboard(): dashboard.Dashboard {
         'Sync restore',
         'pg_keeper_last_sync_restore_timestamp_seconds',
         'green',
-        '{{node}} restored synchronous replication',
+        '{{cluster}}: {{node}} restored synchronous replication',
       ),
     );
   variables(d);
+  fleet(d);
   overview(d);
   stateOverTime(d);
   heartbeats(d);
   actions(d);
   afterCommand(d);
   replication(d);
+  arbiter(d);
   keeperProcess(d);
   const model = d.build();
   numberPanels(model);

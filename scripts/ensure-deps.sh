@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Installs what pg-keeper's tests and demo need from the machine, from Debian's packages, when it is
 # missing: the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, postgres), Prometheus and
-# Alertmanager's amtool, and wrk for the metrics benchmark. Idempotent; silent when everything is there.
+# Alertmanager's amtool, systemd's systemd-analyze (to verify the shipped unit), wrk for the metrics
+# benchmark, and etcd for the arbiter's tests. Idempotent; silent when everything is there. Debian's
+# etcd service is never started (policy-rc.d below): the tests start their own members on free ports.
+#
+#   bash scripts/ensure-deps.sh               what `npm test` needs
+#   bash scripts/ensure-deps.sh --containers  also what `npm run test:package` and
+#                                             `npm run test:container` need: podman (with runc and
+#                                             catatonit), mmdebstrap, podman-compose, and strip
 #
 # Installing needs root. Not root and something missing: prints what to install and exits 1.
 #
@@ -9,7 +16,18 @@
 # starting during the install (policy-rc.d), and a cluster that runs anyway is stopped and set to manual.
 set -euo pipefail
 
-PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager wrk)
+PACKAGES=(postgresql postgresql-contrib prometheus prometheus-alertmanager systemd wrk etcd-server)
+# runc: crun refuses the hybrid cgroup layout of machines like CI's. catatonit: `podman run --init`.
+# uidmap: podman wants newuidmap. binutils: strip, for the single executable of `npm run package:deb`.
+CONTAINER_PACKAGES=(podman runc catatonit mmdebstrap podman-compose uidmap binutils)
+case ${1:-} in
+  '') ;;
+  --containers) PACKAGES+=("${CONTAINER_PACKAGES[@]}") ;;
+  *)
+    echo "usage: $0 [--containers]" >&2
+    exit 2
+    ;;
+esac
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -63,7 +81,9 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   echo "ensure-deps: installed, but no /usr/lib/postgresql/*/bin/initdb found" >&2
   exit 1
 fi
-for cmd in prometheus amtool; do
+commands=(prometheus amtool systemd-analyze etcd)
+[[ ${1:-} == --containers ]] && commands+=(podman runc mmdebstrap podman-compose strip)
+for cmd in "${commands[@]}"; do
   if ! command -v "$cmd" >/dev/null; then
     echo "ensure-deps: installed, but $cmd is not on PATH" >&2
     exit 1

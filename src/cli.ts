@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/config.js';
 import { describeConfig, loadConfig } from './config/load.js';
+import type { ClientOptions } from './http/client.js';
 import { errorText } from './util/errors.js';
 import { VERSION } from './version.js';
 
@@ -18,11 +19,20 @@ const USAGE = `pg-keeper ${VERSION}: automatic failover for a PostgreSQL primary
 usage:
   pg-keeper run --config FILE [--node node1|node2] [--listen HOST:PORT]
   pg-keeper check-config --config FILE [--node node1|node2]
-  pg-keeper status [--url URL] [--json]
-  pg-keeper demo [--prometheus] [--once] [--dir D]
-  pg-keeper demo kill primary|standby [--dir D]
+  pg-keeper status [--url URL] [--json] [TLS and auth options]
+  pg-keeper health [--url URL] [TLS and auth options]
+                                      exit 0 when the keeper's /health answers 200 (the image's HEALTHCHECK)
+  pg-keeper demo [--arbiter] [--prometheus] [--once] [--dir D]
+  pg-keeper demo kill primary|standby | partition | heal | switchover [--dir D]
+  pg-keeper rejoin --config FILE [--node node1|node2] [--force]
+                                      make the local server a standby of the peer (the new primary)
+  pg-keeper switchover --url URL [--to node1|node2] [--token-file FILE] [TLS and auth options]
+                                      hand the primary over to the standby, losing no commit
   pg-keeper import-conf FILE          print pg_keeper.* settings of a postgresql.conf as YAML
   pg-keeper --version | --help
+
+TLS and auth options (for a keeper with a web_config_file):
+  --cacert FILE  --cert FILE --key FILE  --user USER --password-file FILE
 `;
 
 class UsageError extends Error {}
@@ -35,12 +45,36 @@ const OPTIONS = {
   json: { type: 'boolean' },
   prometheus: { type: 'boolean' },
   once: { type: 'boolean' },
+  arbiter: { type: 'boolean' },
   dir: { type: 'string' },
+  force: { type: 'boolean' },
+  to: { type: 'string' },
+  'token-file': { type: 'string' },
+  cacert: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  user: { type: 'string' },
+  'password-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
 
+/**
+ * A reader that goes away (`pg-keeper check-config | head -1`) is not a failure of the
+ * command: stop at once, quietly, instead of dying on an unhandled EPIPE. `run` logs
+ * through its own stream (pino), which carries on without a reader: a keeper must not stop
+ * failing over because someone closed a pipe.
+ */
+function exitQuietlyWhenOutputCloses(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyWhenOutputCloses(process.stdout);
+  exitQuietlyWhenOutputCloses(process.stderr);
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -72,14 +106,37 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'status': {
         const { statusCommand } = await import('./http/status-command.js');
-        return await statusCommand(values.url ?? 'http://127.0.0.1:9754', values.json ?? false);
+        return await statusCommand(
+          values.url ?? 'http://127.0.0.1:9754',
+          values.json ?? false,
+          client(values),
+        );
+      }
+      case 'health': {
+        const { healthCommand, healthOptionsFromEnv } = await import('./http/health-command.js');
+        return await healthCommand(healthOptionsFromEnv(process.env, { url: values.url, ...client(values) }));
       }
       case 'demo': {
         const { demoCommand } = await import('./demo/demo.js');
         return await demoCommand(rest, {
           prometheus: values.prometheus ?? false,
           once: values.once ?? false,
+          arbiter: values.arbiter ?? false,
           dir: values.dir,
+        });
+      }
+      case 'rejoin': {
+        const { rejoinCommand } = await import('./lifecycle/rejoin-command.js');
+        return await rejoinCommand(requireConfig(values.config), overrides(values), values.force ?? false);
+      }
+      case 'switchover': {
+        const { switchoverCommand } = await import('./lifecycle/switchover-command.js');
+        if (!values.url) throw new UsageError('switchover needs --url, the address of either keeper');
+        return await switchoverCommand({
+          url: values.url,
+          to: values.to,
+          tokenFile: values['token-file'],
+          client: client(values),
         });
       }
       case 'import-conf': {
@@ -103,6 +160,19 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`pg-keeper: ${errorText(err)}\n`);
     return 1;
   }
+}
+
+function client(v: {
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  user?: string;
+  'password-file'?: string;
+}): ClientOptions {
+  if ((v.cert === undefined) !== (v.key === undefined)) throw new UsageError('--cert and --key go together');
+  if (v.user !== undefined && v['password-file'] === undefined)
+    throw new UsageError('--user needs --password-file (a password never goes on the command line)');
+  return { cacert: v.cacert, cert: v.cert, key: v.key, user: v.user, passwordFile: v['password-file'] };
 }
 
 function requireConfig(file: string | undefined): string {

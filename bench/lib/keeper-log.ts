@@ -1,5 +1,6 @@
 // Reading a keeper's own JSON log lines (pino, `time` = ISO wall clock, millisecond resolution).
 
+import { waitFor } from '../../src/util/wait.js';
 import type { KeeperProcess, LogLine } from '../../test/support/keeper-process.js';
 
 export function lineTime(l: LogLine): number {
@@ -20,6 +21,17 @@ export function firstLine(
     const t = lineTime(l);
     return t >= Math.floor(after) && t <= before && pred(l);
   });
+}
+
+/** Waits for the first successful `event` logged at or after `after`, polling every 10 ms. */
+export function waitForOkEvent(
+  k: KeeperProcess,
+  event: string,
+  after: number,
+  what: string,
+  timeoutMs: number,
+): Promise<LogLine> {
+  return waitFor(() => firstLine(k, okEvent(event), after), what, timeoutMs, 10);
 }
 
 /** A successful action event ('promote', 'switch-to-async', 'restore-sync'). */

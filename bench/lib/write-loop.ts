@@ -14,7 +14,8 @@
 // acknowledged; it may or may not be on the new primary.
 
 import pg from 'pg';
-import type { ConnTarget } from '../../src/demo/cluster.js';
+import type { ConnTarget } from '../../src/local-pair/query.js';
+import { sleep } from '../../src/util/wait.js';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable with Date.now() and log times. */
 export function wallNow(): number {
@@ -47,19 +48,41 @@ const CONNECT_TIMEOUT_MS = 1000;
 const WRITE_TIMEOUT_MS = 60_000;
 const READ_ONLY = '25006';
 
+export interface WriteLoopOptions {
+  /**
+   * A write unanswered for this long is abandoned (its socket destroyed; not acknowledged). Default:
+   * longer than any stall the failover benchmark provokes. A fenced primary never answers: the
+   * arbiter's benchmark gives up sooner.
+   */
+  writeTimeoutMs?: number;
+  /** Where ids come from: loops that write into one table share one counter. Default: 1, 2, 3, ... */
+  nextId?: () => number;
+}
+
+/** One counter for several loops. */
+export function idCounter(): () => number {
+  let next = 1;
+  return () => next++;
+}
+
 export class WriteLoop {
   readonly acks: Ack[] = [];
   readonly errors: WriteError[] = [];
   private readonly conns = new Map<string, pg.Client>();
   private current: string | null = null;
-  private nextId = 1;
+  private readonly nextId: () => number;
+  private readonly writeTimeoutMs: number;
   private stopping = false;
   private running: Promise<void> | null = null;
 
   constructor(
     private readonly nodes: readonly WriteNode[],
     private readonly table: string,
-  ) {}
+    opts: WriteLoopOptions = {},
+  ) {
+    this.nextId = opts.nextId ?? idCounter();
+    this.writeTimeoutMs = opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
+  }
 
   start(): void {
     this.running ??= this.run();
@@ -105,12 +128,12 @@ export class WriteLoop {
       this.note(name, err);
       return false;
     }
-    const id = this.nextId++;
+    const id = this.nextId();
     const start = wallNow();
     try {
       await withDeadline(
         client.query(`INSERT INTO ${this.table} (id) VALUES ($1)`, [id]),
-        WRITE_TIMEOUT_MS,
+        this.writeTimeoutMs,
         () => destroy(client),
       );
       this.acks.push({ id, node: name, start, end: wallNow() });
@@ -172,10 +195,6 @@ function destroy(client: pg.Client): void {
   } catch {
     // already gone
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {

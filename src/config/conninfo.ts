@@ -69,6 +69,13 @@ export function maskConninfo(ci: Conninfo): string {
     .join(' ');
 }
 
+/** A keyword/value string of `params` that libpq parses back: for programs and primary_conninfo. */
+export function formatConninfo(params: Readonly<Record<string, string>>): string {
+  return Object.entries(params)
+    .map(([key, value]) => `${key}=${quoteValue(value)}`)
+    .join(' ');
+}
+
 // ---- keyword/value form ----
 
 function parseKeywordValue(text: string, secrets: string[]): Map<string, string> {

@@ -4,11 +4,12 @@
 // reference all read this table, so they cannot disagree; the `Config` type itself is
 // derived from it.
 
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { toPgClientConfig } from '../postgres/client-config.js';
 import { errnoCode, errorText } from '../util/errors.js';
-import { NODES, type NodeName } from './config.js';
+import { loadWebConfig } from '../http/web-config.js';
+import { ConfigError, NODES, type NodeName } from './config.js';
 import { ConninfoError, maskConninfo, parseConninfo, type Conninfo } from './conninfo.js';
 
 /** A value that could not be used: what is allowed, and what was given. */
@@ -21,6 +22,8 @@ export interface Basis {
   keepaliveTimeMs: number;
   keepaliveCount: number;
   node: NodeName;
+  /** etcd_prefix when the arbiter is on (etcd_endpoints given), else null. */
+  etcdPrefix: string | null;
   env: NodeJS.ProcessEnv;
 }
 
@@ -46,6 +49,8 @@ export interface KeyDef<F extends string, T> {
   default: Default<T>;
   /** How check-config and /status show the value: passwords and tokens never appear. */
   show: (v: T) => Shown;
+  /** What the reference says when the absent value means "found" or "built in" (not a value of its own). */
+  defaultText?: string;
   /** A check against the other settings, once all are known. */
   check?: (v: T, b: Basis) => string | null;
 }
@@ -116,6 +121,90 @@ function tokenFromFile(v: unknown): string | null | Invalid {
   return text.trim() === '' ? new Invalid(`the file ${file} is empty`) : text.trim();
 }
 
+/** A list of etcd client URLs: http(s)://host:port, no path, no credentials, one scheme for all. */
+function endpoints(v: unknown): string[] | Invalid {
+  const list = typeof v === 'string' ? v.split(',').map((x) => x.trim()) : v;
+  if (!Array.isArray(list) || list.length === 0 || list.length > 7)
+    return new Invalid(`must be a list of 1 to 7 etcd client URLs (http://host:2379), ${got(v)}`);
+  const out: string[] = [];
+  for (const item of list) {
+    let url: URL;
+    try {
+      url = new URL(String(item));
+    } catch {
+      return new Invalid(
+        `must be a list of http:// or https:// URLs, and ${JSON.stringify(item)} is not one`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      return new Invalid(`must be a list of http:// or https:// URLs, and ${url.protocol} is neither`);
+    if (url.username !== '' || url.password !== '')
+      return new Invalid('must not carry credentials in a URL: use etcd_user and etcd_password_file');
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '')
+      return new Invalid(
+        `must be URLs without a path or query (etcd's client URL, e.g. ${url.origin}), got ${url.href}`,
+      );
+    out.push(url.origin);
+  }
+  if (new Set(out.map((u) => u.split(':')[0])).size > 1)
+    return new Invalid('must use one scheme for every endpoint, http:// or https://');
+  return out;
+}
+
+/** A pair's name: short and printable, so that it is a good Prometheus label value and log field. */
+function clusterName(v: unknown): string | Invalid {
+  return typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(v)
+    ? v
+    : new Invalid(`must be a short name (letters, digits, . _ -; at most 63), such as orders, ${got(v)}`);
+}
+
+/** An etcd key prefix: /name[/name...], printable, no trailing slash. */
+function prefix(v: unknown): string | Invalid {
+  return typeof v === 'string' && /^(\/[A-Za-z0-9._-]+)+$/.test(v) && v.length <= 200
+    ? v
+    : new Invalid(
+        `must be a path such as /pg-keeper/orders (letters, digits, . _ -, no trailing /), ${got(v)}`,
+      );
+}
+
+/** A file that exists and can be read now (certificates, keys): a typo fails at start-up, not at the first failover. */
+function readableFile(v: unknown): string | null | Invalid {
+  const file = optionalString(v);
+  if (file === null || file instanceof Invalid) return file;
+  try {
+    readFileSync(file);
+  } catch (err) {
+    return new Invalid(`cannot read ${file}: ${errnoCode(err) ?? errorText(err)}`);
+  }
+  return file;
+}
+
+/** A web configuration file that loads: its own problems are named with the file. */
+function webConfigFile(v: unknown): string | null | Invalid {
+  const file = optionalString(v);
+  if (file === null || file instanceof Invalid) return file;
+  try {
+    loadWebConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) return new Invalid(`${err.file}: ${err.problems.join('; ')}`);
+    throw err;
+  }
+  return file;
+}
+
+/** An existing directory (the data directory, the binaries): a typo fails at start-up. */
+function directory(v: unknown): string | null | Invalid {
+  const dir = optionalString(v);
+  if (dir === null || dir instanceof Invalid) return dir;
+  if (!isAbsolute(dir)) return new Invalid(`must be an absolute path, ${got(v)}`);
+  try {
+    if (!statSync(dir).isDirectory()) return new Invalid(`${dir} is not a directory`);
+  } catch (err) {
+    return new Invalid(`cannot use ${dir}: ${errnoCode(err) ?? errorText(err)}`);
+  }
+  return dir;
+}
+
 export function parseListen(text: string): { host: string; port: number } | null {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):(\d{1,5})$/.exec(text.trim());
   if (!m) return null;
@@ -175,6 +264,17 @@ export const KEYS = {
     parse: oneOf(NODES),
     default: {
       required: 'key "node" is required (or --node): which node is local to this keeper, node1 or node2',
+    },
+    show: same,
+  }),
+  cluster_name: key({
+    field: 'clusterName',
+    reloadable: false,
+    doc: "the pair's name, on every view: the `cluster` label of pg_keeper_node_info, /status, the logs, the alerts (a Prometheus label value: letters, digits, . _ -)",
+    parse: clusterName,
+    default: {
+      derive: (b) => (b.etcdPrefix === null ? 'default' : (b.etcdPrefix.split('/').pop() ?? 'default')),
+      text: "default; with the arbiter, etcd_prefix's last part",
     },
     show: same,
   }),
@@ -325,7 +425,152 @@ export const KEYS = {
     default: { value: 'info' },
     show: same,
   }),
+  data_directory: key({
+    field: 'dataDirectory',
+    reloadable: false,
+    doc: "the local server's data directory: with it the keeper can stop, rewind and start its own server (rejoin, switchover); absent: it never does",
+    parse: directory,
+    default: { value: null },
+    show: showText,
+  }),
+  pg_bin_dir: key({
+    field: 'pgBinDir',
+    reloadable: false,
+    doc: 'where pg_ctl, pg_rewind, pg_basebackup and pg_controldata are',
+    parse: directory,
+    default: { value: null },
+    defaultText: "found: /usr/lib/postgresql/<data_directory's PG_VERSION>/bin, else pg_config --bindir",
+    show: showText,
+  }),
+  server_start_command: key({
+    field: 'serverStartCommand',
+    reloadable: true,
+    doc: 'shell command that starts the local server and returns once it runs (e.g. systemctl start postgresql@15-main); $PGDATA is set',
+    parse: optionalString,
+    default: { value: null },
+    defaultText: 'pg_ctl start -w -D data_directory -l data_directory.log',
+    show: showText,
+  }),
+  server_stop_command: key({
+    field: 'serverStopCommand',
+    reloadable: true,
+    doc: 'shell command that stops the local server cleanly (fast shutdown) and returns once it is down; $PGDATA is set',
+    parse: optionalString,
+    default: { value: null },
+    defaultText: 'pg_ctl stop -m fast -w -D data_directory',
+    show: showText,
+  }),
+  auto_rejoin: key({
+    field: 'autoRejoin',
+    reloadable: true,
+    doc: "turn the old primary into the new primary's standby by itself (pg_rewind, else pg_basebackup), unless that could discard an acknowledged commit",
+    parse: bool,
+    default: { value: false },
+    show: same,
+  }),
+  web_config_file: key({
+    field: 'webConfigFile',
+    reloadable: false,
+    doc: "the HTTP port's TLS, client certificates, basic authentication (bcrypt) and headers, in the Prometheus exporter toolkit's web configuration format; re-read on SIGHUP",
+    parse: webConfigFile,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_endpoints: key({
+    field: 'etcdEndpoints',
+    reloadable: false,
+    doc: 'the etcd v3 arbiter: a list of http:// or https:// client URLs (one member, or all of a 3- or 5-member cluster); absent: two-node mode',
+    parse: endpoints,
+    default: { value: [] },
+    show: (v) => (v.length === 0 ? null : v.join(',')),
+  }),
+  etcd_lease_ttl: key({
+    field: 'etcdLeaseTtlMs',
+    reloadable: false,
+    doc: "seconds the primary's lease lasts without renewal: failover after the loss of the primary's whole host takes about this long",
+    parse: seconds(2, 300),
+    default: { value: 5000 },
+    show: showSeconds,
+  }),
+  etcd_prefix: key({
+    field: 'etcdPrefix',
+    reloadable: false,
+    doc: "where the pair's keys live in etcd (leader, replication): one prefix per pair",
+    parse: prefix,
+    default: { value: '/pg-keeper/default' },
+    show: same,
+  }),
+  etcd_cacert: key({
+    field: 'etcdCaCert',
+    reloadable: false,
+    doc: "PEM file of the certificate authority that signed etcd's server certificates (https endpoints)",
+    parse: readableFile,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_cert: key({
+    field: 'etcdCert',
+    reloadable: false,
+    doc: 'PEM client certificate for etcd (with etcd_key)',
+    parse: readableFile,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_key: key({
+    field: 'etcdKey',
+    reloadable: false,
+    doc: 'PEM private key of etcd_cert',
+    parse: readableFile,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_user: key({
+    field: 'etcdUser',
+    reloadable: false,
+    doc: "etcd user (with etcd_password_file), when etcd's authentication is on",
+    parse: optionalString,
+    default: { value: null },
+    show: showText,
+  }),
+  etcd_password_file: key({
+    field: 'etcdPassword',
+    reloadable: false,
+    doc: "file holding etcd_user's password (it never appears in a log, /status, a metric or an error)",
+    parse: tokenFromFile,
+    default: { value: null },
+    show: (v) => (v === null ? null : MASKED),
+  }),
 };
+
+/** Checks across keys, on the assembled settings; each names the keys and says what to give. */
+export const CROSS_CHECKS: ((s: Settings) => string | null)[] = [
+  (s) =>
+    (s.etcdCert === null) === (s.etcdKey === null)
+      ? null
+      : 'keys "etcd_cert" and "etcd_key": give both (a client certificate and its key) or neither',
+  (s) =>
+    s.autoRejoin && s.dataDirectory === null
+      ? 'key "auto_rejoin" needs data_directory: the keeper can only rejoin a server whose data directory it knows'
+      : null,
+  (s) =>
+    (s.etcdUser === null) === (s.etcdPassword === null)
+      ? null
+      : 'keys "etcd_user" and "etcd_password_file": give both or neither',
+  (s) => {
+    const etcdOnly = [
+      ['etcd_cacert', s.etcdCaCert],
+      ['etcd_cert', s.etcdCert],
+      ['etcd_user', s.etcdUser],
+    ].filter(([, v]) => v !== null);
+    return s.etcdEndpoints.length === 0 && etcdOnly.length > 0
+      ? `key "${String(etcdOnly[0]?.[0])}" needs etcd_endpoints: without it there is no arbiter`
+      : null;
+  },
+  (s) =>
+    (s.etcdCaCert !== null || s.etcdCert !== null) && s.etcdEndpoints.some((e) => e.startsWith('http://'))
+      ? 'key "etcd_endpoints": etcd_cacert and etcd_cert are for https:// endpoints, and some are http://'
+      : null,
+];
 
 export type KeyName = keyof typeof KEYS;
 type Def<K extends KeyName> = (typeof KEYS)[K];
@@ -354,6 +599,7 @@ export function keysOf(field: Field): KeyName[] {
 /** What the reference shows as a key's default. */
 export function defaultText(name: KeyName): string | undefined {
   const def = defOf(name);
+  if (def.defaultText !== undefined) return def.defaultText;
   const d = def.default;
   if ('required' in d) return undefined;
   if ('derive' in d) return d.text;

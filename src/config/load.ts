@@ -7,6 +7,7 @@ import { parseDocument, isMap } from 'yaml';
 import { errorText } from '../util/errors.js';
 import { ConfigError, type Config } from './config.js';
 import {
+  CROSS_CHECKS,
   Invalid,
   KEY_NAMES,
   canonicalKey,
@@ -15,6 +16,7 @@ import {
   type Basis,
   type Field,
   type KeyName,
+  type Settings,
 } from './keys.js';
 
 export interface Overrides {
@@ -98,19 +100,26 @@ export function parseConfig(
     else settings.set(defOf(key).field, parsed);
   }
 
+  // Defaults: the constant ones first, then those computed from the settings (the basis).
+  const unset = KEY_NAMES.filter((k) => !settings.has(defOf(k).field) && !from.has(defOf(k).field));
+  for (const key of unset) {
+    const d = defOf(key).default;
+    if ('required' in d) problems.push(d.required);
+    else if ('value' in d) settings.set(defOf(key).field, d.value);
+  }
+  const endpoints = settings.get('etcdEndpoints');
+  const prefix = settings.get('etcdPrefix');
   const basis: Basis = {
     keepaliveTimeMs: numberOr(settings.get('keepaliveTimeMs'), 5000),
     keepaliveCount: numberOr(settings.get('keepaliveCount'), 4),
     node: settings.get('node') === 'node2' ? 'node2' : 'node1',
+    etcdPrefix:
+      Array.isArray(endpoints) && endpoints.length > 0 && typeof prefix === 'string' ? prefix : null,
     env,
   };
-  for (const key of KEY_NAMES) {
-    const def = defOf(key);
-    if (settings.has(def.field)) continue;
-    if (from.has(def.field)) continue; // given, but invalid: already reported
-    const d = def.default;
-    if ('required' in d) problems.push(d.required);
-    else settings.set(def.field, 'derive' in d ? d.derive(basis) : d.value);
+  for (const key of unset) {
+    const d = defOf(key).default;
+    if ('derive' in d) settings.set(defOf(key).field, d.derive(basis));
   }
   for (const [key, { name }] of given) {
     const def = defOf(key);
@@ -118,6 +127,12 @@ export function parseConfig(
     if (wrong) problems.push(problemOf(name, key, wrong));
   }
 
+  if (problems.length === 0) {
+    for (const check of CROSS_CHECKS) {
+      const wrong = check(Object.fromEntries(settings) as Settings);
+      if (wrong) problems.push(wrong);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(file, problems);
   // Every field of Settings is now set, each by its own key's parser or default: the
   // table's types are the fields' types (keys.ts).

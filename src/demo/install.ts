@@ -2,7 +2,7 @@
 // Debian machine, as root, it installs Debian's `postgresql` package; otherwise it says what to install.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { findPgBin } from './cluster.js';
+import { findPgBin } from '../local-pair/pg-bin.js';
 
 const APT_GET = '/usr/bin/apt-get';
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { freePort } from './cluster.js';
-import { sleep } from './proc.js';
-import { processStartTime } from './server-procs.js';
+import { freePort } from '../local-pair/free-port.js';
+import { processStartTime } from '../util/procfs.js';
+import { sleep } from '../util/wait.js';
 import type { RecordedProcess } from './workdir.js';
 
 const INSTALL = 'apt-get install prometheus prometheus-alertmanager';

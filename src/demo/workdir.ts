@@ -9,17 +9,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { NodeName } from '../config/config.js';
-import { lookupUser } from './proc.js';
-import {
-  isSameProcessAlive,
-  killRecorded,
-  killServer,
-  processStartTime,
-  releaseStaleSharedMemory,
-} from './server-procs.js';
-
-export const NODES: readonly NodeName[] = ['node1', 'node2'];
+import { NODES, type NodeName } from '../config/config.js';
+import { lookupUser } from '../local-pair/command.js';
+import { isSameProcessAlive, killRecorded, processStartTime } from '../util/procfs.js';
+import { killServer, releaseStaleSharedMemory } from '../server/procs.js';
 
 const MARKER = '.pg-keeper-demo';
 const SUN_PATH_MAX = 107;
@@ -38,11 +31,19 @@ export interface DemoState {
   pid: number;
   start: number | null;
   startedAt: string;
-  /** PgPair's baseDir: `<dir>/pg`, or a directory under the system's temp directory (see pgBaseDirFor). */
+  /** PgPair's baseDir: `<dir>/pg`, or `<tempRoot>/pg` (see placementFor). */
   pgBaseDir: string;
+  /** The keepers' own files: `<dir>/keepers`, or `<tempRoot>/keepers`. */
+  keepersDir: string;
+  /** A directory under the system's temp directory, when the OS user postgres cannot work in <dir>. */
+  tempRoot: string | null;
   nodes: Record<NodeName, { dataDir: string; port: number | null; keeperUrl: string | null }>;
-  /** Prometheus and Alertmanager, when started. */
+  /** The keepers, and etcd, Prometheus and Alertmanager when started. */
   children: RecordedProcess[];
+  /** etcd's client URL with --arbiter, else null. */
+  arbiter: string | null;
+  /** The path between the nodes, once its proxies run: what `demo partition` and `demo heal` wait for. */
+  network: { state: 'connected' | 'partitioned'; changedAt: number; request: number | null } | null;
 }
 
 /** What `pg-keeper demo kill` writes, so that the running demo can show the kill and time the failover. */
@@ -53,16 +54,22 @@ export interface KillRecord {
   pids: number[];
 }
 
-export function demoFiles(dir: string) {
+/** The files of the demo in `dir`; the keepers' own in `keepersDir` (see placementFor). */
+export function demoFiles(dir: string, keepersDir = path.join(dir, 'keepers')) {
   return {
     marker: path.join(dir, MARKER),
     state: path.join(dir, 'state.json'),
     kill: path.join(dir, 'kill.json'),
-    afterCommandScript: path.join(dir, 'after_command.sh'),
-    afterCommandLog: path.join(dir, 'after_command.log'),
-    config: (node: NodeName) => path.join(dir, `${node}.yml`),
+    networkRequest: path.join(dir, 'network.json'),
     log: (node: NodeName) => path.join(dir, `${node}.log`),
-    keeperState: (node: NodeName) => path.join(dir, `${node}.state.json`),
+    // The keepers' own files, in a directory of the OS user they run as (postgres, when the demo is
+    // root): what they read, write, and run as after_command.
+    keepers: keepersDir,
+    config: (node: NodeName) => path.join(keepersDir, `${node}.yml`),
+    keeperState: (node: NodeName) => path.join(keepersDir, `${node}.state.json`),
+    tokenFile: path.join(keepersDir, 'http_token'),
+    afterCommandScript: path.join(keepersDir, 'after_command.sh'),
+    afterCommandLog: path.join(keepersDir, 'after_command.log'),
   };
 }
 
@@ -83,9 +90,9 @@ export function writeDemoState(state: DemoState): void {
   fs.renameSync(`${file}.tmp`, file);
 }
 
-export function newDemoState(dir: string, pgBaseDir: string): DemoState {
+export function newDemoState(dir: string, place: Placement): DemoState {
   const node = (name: NodeName) => ({
-    dataDir: path.join(pgBaseDir, name, 'data'),
+    dataDir: path.join(place.pgBaseDir, name, 'data'),
     port: null,
     keeperUrl: null,
   });
@@ -94,9 +101,13 @@ export function newDemoState(dir: string, pgBaseDir: string): DemoState {
     pid: process.pid,
     start: processStartTime(process.pid),
     startedAt: new Date().toISOString(),
-    pgBaseDir,
+    pgBaseDir: place.pgBaseDir,
+    keepersDir: place.keepersDir,
+    tempRoot: place.tempRoot,
     nodes: { node1: node('node1'), node2: node('node2') },
     children: [],
+    arbiter: null,
+    network: null,
   };
 }
 
@@ -158,7 +169,10 @@ export async function prepareDemoDir(dir: string, say: (line: string) => void): 
   );
 }
 
-/** Kills what a demo that did not stop cleanly left running: its PostgreSQL servers and its children. */
+/**
+ * Kills what a demo that did not stop cleanly left running: its children first (keepers, which would
+ * otherwise act on what follows, and etcd, Prometheus, Alertmanager), then its PostgreSQL servers.
+ */
 async function stopLeftovers(previous: DemoState, say: (line: string) => void): Promise<void> {
   for (const child of previous.children) {
     if (killRecorded(child.pid, child.start))
@@ -171,8 +185,9 @@ async function stopLeftovers(previous: DemoState, say: (line: string) => void): 
       say(`stopped ${node}'s PostgreSQL (pids ${killed.join(' ')}) left by a previous demo`);
     releaseStaleSharedMemory(dataDir);
   }
-  // A pair created under the temp directory is outside <dir>: remove it too.
-  if (!isInside(previous.pgBaseDir, previous.dir)) {
+  // What was placed under the temp directory is outside <dir>: remove it too.
+  if (previous.tempRoot) await fsp.rm(previous.tempRoot, { recursive: true, force: true });
+  else if (!isInside(previous.pgBaseDir, previous.dir)) {
     await fsp.rm(previous.pgBaseDir, { recursive: true, force: true });
   }
 }
@@ -182,11 +197,23 @@ function isInside(child: string, parent: string): boolean {
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
 
+export interface Placement {
+  /** PgPair's baseDir. */
+  pgBaseDir: string;
+  /** The keepers' own files. */
+  keepersDir: string;
+  /** The directory under the system's temp directory holding both, or null when <dir> holds them. */
+  tempRoot: string | null;
+  /** Why not <dir>, or null. */
+  why: string | null;
+}
+
 /**
- * Where the pair lives: `<dir>/pg`, unless its unix socket path would be too long, or (as root) the OS
- * user postgres cannot reach it; then a fresh directory under the system's temp directory.
+ * Where the pair and the keepers' own files live: `<dir>/pg` and `<dir>/keepers`, unless the unix
+ * socket path would be too long, or (as root) the OS user postgres, which runs the servers and the
+ * keepers, cannot reach <dir>; then both go to a fresh directory under the system's temp directory.
  */
-export async function pgBaseDirFor(dir: string): Promise<{ baseDir: string; why: string | null }> {
+export async function placementFor(dir: string): Promise<Placement> {
   const inside = path.join(dir, 'pg');
   let why: string | null = null;
   if (Buffer.byteLength(path.join(inside, 'node1')) + SOCKET_NAME_MAX > SUN_PATH_MAX) {
@@ -195,10 +222,10 @@ export async function pgBaseDirFor(dir: string): Promise<{ baseDir: string; why:
     const pgUser = await lookupUser('postgres').catch(() => null);
     if (pgUser && !searchableBy(dir, pgUser)) why = `the OS user postgres cannot reach ${dir}`;
   }
-  if (why === null) return { baseDir: inside, why };
-  const baseDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgk-demo-'));
-  await fsp.rmdir(baseDir); // PgPair creates it with the modes it wants
-  return { baseDir, why };
+  if (why === null) return { pgBaseDir: inside, keepersDir: path.join(dir, 'keepers'), tempRoot: null, why };
+  const tempRoot = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgk-demo-'));
+  await fsp.chmod(tempRoot, 0o755); // the OS user postgres passes through it to pg/ and keepers/
+  return { pgBaseDir: path.join(tempRoot, 'pg'), keepersDir: path.join(tempRoot, 'keepers'), tempRoot, why };
 }
 
 /** Whether every directory from / down to `dir` lets this uid/gid (no supplementary groups) pass. */

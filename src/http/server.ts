@@ -2,18 +2,22 @@
 // for HAProxy, /status for people, and the token-protected pause/resume. Every answer is
 // computed from the keeper's snapshot: no request ever waits for a database.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { sameSecret } from './auth.js';
 import { buildStatus, checkView, checks, type CheckName } from './status.js';
+import { WebSecurity } from './web-security.js';
 import { syncModeOf } from '../policy/types.js';
 import type { Keeper } from '../runtime/keeper.js';
 
 export interface HttpDeps {
   keeper: Keeper;
   registry: Registry;
+  /** TLS, basic authentication and headers of web_config_file; absent: plain HTTP, open. */
+  web?: WebSecurity;
   /** Where a 500 is reported: the client only sees "internal error". */
   logger?: Pick<Logger, 'error'>;
 }
@@ -30,10 +34,11 @@ const CHECK_PATHS: Record<string, CheckName> = {
   '/asynchronous': 'async',
 };
 
-export function createApp({ keeper, registry, logger }: HttpDeps): express.Express {
+export function createApp({ keeper, registry, logger, web }: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  if (web) app.use(web.middleware());
 
   const render = sharedRendering(
     () => registry.metrics(),
@@ -84,7 +89,12 @@ export function createApp({ keeper, registry, logger }: HttpDeps): express.Expre
       });
       return;
     }
-    const given = /^Bearer\s+(.+)$/i.exec(req.get('authorization') ?? '')?.[1]?.trim() ?? '';
+    // With basic authentication the Authorization header carries the user: the token then
+    // comes in X-Pg-Keeper-Token (accepted always).
+    const given =
+      req.get('x-pg-keeper-token')?.trim() ??
+      /^Bearer\s+(.+)$/i.exec(req.get('authorization') ?? '')?.[1]?.trim() ??
+      '';
     if (!sameSecret(given, expected)) {
       res.set('WWW-Authenticate', 'Bearer').status(401).json({ error: 'missing or wrong bearer token' });
       return;
@@ -101,9 +111,34 @@ export function createApp({ keeper, registry, logger }: HttpDeps): express.Expre
     res.json({ paused: false });
   });
 
-  const known = new Set(['/metrics', '/health', '/status', '/pause', '/resume', ...Object.keys(CHECK_PATHS)]);
+  // A planned switchover: to=nodeN (query or JSON body) names the node to become the
+  // primary; the policy takes or refuses it at the next tick, and /status says which.
+  app.post('/switchover', requireToken, body, (req, res) => {
+    const fromBody = (req.body as { to?: unknown } | undefined)?.to;
+    const to = typeof req.query.to === 'string' ? req.query.to : fromBody;
+    if (to !== undefined && to !== 'node1' && to !== 'node2') {
+      res.status(400).json({ error: `to must be node1 or node2, got ${JSON.stringify(to)}` });
+      return;
+    }
+    const r = keeper.requestSwitchover(to ?? null);
+    if ('refused' in r) {
+      res.status(409).json({ error: r.refused });
+      return;
+    }
+    res.status(202).json({ id: r.id, to: to ?? null, status: '/status' });
+  });
+
+  const known = new Set([
+    '/metrics',
+    '/health',
+    '/status',
+    '/pause',
+    '/resume',
+    '/switchover',
+    ...Object.keys(CHECK_PATHS),
+  ]);
   const allowed = (path: string): string =>
-    path === '/pause' || path === '/resume'
+    path === '/pause' || path === '/resume' || path === '/switchover'
       ? 'POST'
       : path === '/health' || Object.hasOwn(CHECK_PATHS, path)
         ? 'GET, HEAD, OPTIONS'
@@ -146,17 +181,17 @@ export function sharedRendering<T>(
   render: () => Promise<T>,
   reuseMs: number,
   version: () => unknown,
+  now: () => number = () => performance.now(),
 ): () => Promise<T> {
   let last: { text: T; at: number; version: unknown } | null = null;
   let inFlight: { promise: Promise<T>; version: unknown } | null = null;
   return () => {
     const v = version();
-    if (last && last.version === v && performance.now() - last.at < reuseMs)
-      return Promise.resolve(last.text);
+    if (last && last.version === v && now() - last.at < reuseMs) return Promise.resolve(last.text);
     if (inFlight && inFlight.version === v) return inFlight.promise;
     const promise = render()
       .then((text) => {
-        last = { text, at: performance.now(), version: v };
+        last = { text, at: now(), version: v };
         return text;
       })
       .finally(() => {
@@ -167,15 +202,17 @@ export function sharedRendering<T>(
   };
 }
 
-/** Constant-time comparison that does not leak the token's length either. */
-function sameSecret(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b) && given.length > 0;
-}
-
-export async function listen(app: express.Express, host: string, port: number): Promise<Server> {
-  const server = createServer({ maxHeaderSize: 16 * 1024 }, app);
+export async function listen(
+  app: express.Express,
+  host: string,
+  port: number,
+  web?: WebSecurity,
+): Promise<Server> {
+  const tls = web?.serverOptions() ?? null;
+  const server: Server = tls
+    ? createHttpsServer({ ...tls, maxHeaderSize: 16 * 1024 }, app)
+    : createServer({ maxHeaderSize: 16 * 1024 }, app);
+  if (tls && web) web.guard(server);
   // A slow or idle client must not hold sockets open for long.
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;

@@ -17,13 +17,14 @@ import {
   peerIsAlsoPrimary,
   type LocalActionKind,
 } from '../policy/types.js';
-import type { Snapshot } from '../runtime/snapshot.js';
+import { holderName, type Snapshot } from '../runtime/snapshot.js';
 import { VERSION } from '../version.js';
 
 export interface KeeperMetrics {
   registry: Registry;
   heartbeatDuration: Histogram<'peer'>;
   hookDuration: Histogram<'hook'>;
+  tickDelay: Histogram;
 }
 
 type Labels = Record<string, string>;
@@ -80,13 +81,17 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
   family('gauge', 'pg_keeper_build_info', 'pg-keeper version; always 1', ['version'], () => [
     [{ version: VERSION }, 1],
   ]);
+  // An info metric (Prometheus' convention): the pair's name and the node's reach every view
+  // through `* on(instance) group_left(cluster, node) pg_keeper_node_info`, without a label on
+  // every series (which would multiply them by nothing, and change every query).
   family(
     'gauge',
     'pg_keeper_node_info',
-    'Which node this keeper runs beside, and its peer; always 1',
-    ['node', 'peer'],
-    (snap) => [[{ node: snap.node, peer: snap.peer }, 1]],
+    'Which pair (cluster_name) and node this keeper runs beside, and its peer; always 1',
+    ['cluster', 'node', 'peer'],
+    (snap) => [[{ cluster: config().clusterName, node: snap.node, peer: snap.peer }, 1]],
   );
+
   gauge(
     'pg_keeper_keepalive_time_seconds',
     'Configured seconds between heartbeats',
@@ -253,6 +258,122 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     (snap) => (snap.state.role === 'standby' ? (snap.state.syncAtLastContact ? 1 : 0) : null),
   );
 
+  // The lifecycle.
+  family(
+    'counter',
+    'pg_keeper_rejoins_total',
+    "Rejoins of the local server as the new primary's standby: ok (by pg_rewind, a base backup, or a restart), failed, refused",
+    ['result', 'method'],
+    (snap) => {
+      const r = snap.counts.rejoins;
+      return [
+        [{ result: 'ok', method: 'rewind' }, r.rewind],
+        [{ result: 'ok', method: 'basebackup' }, r.basebackup],
+        [{ result: 'ok', method: 'restart' }, r.restart],
+        [{ result: 'failed', method: 'none' }, snap.counts.actions.rejoin.failed],
+        [{ result: 'refused', method: 'none' }, r.refused],
+      ];
+    },
+  );
+  gauge(
+    'pg_keeper_last_rejoin_timestamp_seconds',
+    'When the local server last rejoined as a standby (0: never)',
+    done('rejoin'),
+  );
+  family(
+    'counter',
+    'pg_keeper_switchovers_total',
+    'Planned switchovers this keeper handed over (ok, failed) or refused',
+    ['result'],
+    (snap) => [
+      [{ result: 'ok' }, snap.counts.actions.switchover.ok],
+      [{ result: 'failed' }, snap.counts.actions.switchover.failed],
+      [{ result: 'refused' }, snap.counts.switchoversRefused],
+    ],
+  );
+  gauge(
+    'pg_keeper_last_switchover_timestamp_seconds',
+    'When this keeper last handed the primary over (0: never)',
+    done('switchover'),
+  );
+  gauge('pg_keeper_switchover_in_progress', '1 while a switchover runs on this keeper', (snap) =>
+    snap.switchover?.result === 'running' ? 1 : 0,
+  );
+  gauge('pg_keeper_rejoin_in_progress', '1 while a rejoin runs', (snap) =>
+    snap.task?.kind === 'rejoin' ? 1 : 0,
+  );
+
+  // The arbiter (etcd): no sample in two-node mode.
+  const arbiter = (snap: Snapshot) => snap.arbiter;
+  gauge('pg_keeper_arbiter_up', '1 when the last call to etcd succeeded within the lease TTL', (snap) => {
+    const a = arbiter(snap);
+    return a === null ? null : a.up ? 1 : 0;
+  });
+  gauge('pg_keeper_arbiter_lease_held', "1 when this keeper holds the primary's key in etcd", (snap) => {
+    const a = arbiter(snap);
+    return a === null ? null : a.leaseRemainingMs !== null ? 1 : 0;
+  });
+  gauge(
+    'pg_keeper_arbiter_lease_remaining_seconds',
+    "Time left on this keeper's lease by its own clock, from the send time of the last renewal that succeeded",
+    (snap) => {
+      const left = arbiter(snap)?.leaseRemainingMs;
+      return left === null || left === undefined ? null : left / 1000;
+    },
+  );
+  family(
+    'gauge',
+    'pg_keeper_arbiter_lease_holder',
+    "Who holds the primary's key, as etcd said at the last tick: 1 for the holder (none: nobody)",
+    ['holder'],
+    (snap) => {
+      const view = snap.observation?.arbiter;
+      if (!arbiter(snap) || !view?.reachable) return [];
+      return [[{ holder: holderName(snap) ?? 'none' }, 1]];
+    },
+  );
+  gauge(
+    'pg_keeper_arbiter_replication_synchronous',
+    'What etcd records about replication: 1 sync, 0 async (no sample: no record yet)',
+    (snap) => {
+      const r = snap.observation?.arbiter?.replication;
+      return !arbiter(snap) || r === null || r === undefined ? null : r === 'sync' ? 1 : 0;
+    },
+  );
+  gauge('pg_keeper_arbiter_lease_ttl_seconds', 'Configured etcd_lease_ttl', () =>
+    config().etcdEndpoints.length > 0 ? config().etcdLeaseTtlMs / 1000 : null,
+  );
+  family(
+    'counter',
+    'pg_keeper_arbiter_lease_renewals_total',
+    'Lease renewals etcd acknowledged',
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.renewals]];
+    },
+  );
+  family(
+    'counter',
+    'pg_keeper_arbiter_lease_renewal_failures_total',
+    'Lease renewals that failed or timed out',
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.renewalFailures]];
+    },
+  );
+  family(
+    'counter',
+    'pg_keeper_arbiter_leases_lost_total',
+    'Leases this keeper lost without giving them up (not renewed in time, or expired in etcd)',
+    [],
+    (snap) => {
+      const a = arbiter(snap);
+      return a === null ? [] : [[{}, a.leasesLost]];
+    },
+  );
+
   const heartbeatDuration = new Histogram({
     name: 'pg_keeper_heartbeat_duration_seconds',
     help: 'Round trip of successful heartbeats',
@@ -267,9 +388,15 @@ export function createMetrics(snapshot: () => Snapshot, config: () => Config, pe
     buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: r,
   });
+  const tickDelay = new Histogram({
+    name: 'pg_keeper_tick_delay_seconds',
+    help: 'How late each scheduled tick started after its slot (a starved event loop shows here)',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: r,
+  });
   heartbeatDuration.zero({ peer });
   for (const hook of HOOK_NAMES) hookDuration.zero({ hook });
-  return { registry, heartbeatDuration, hookDuration };
+  return { registry, heartbeatDuration, hookDuration, tickDelay };
 }
 
 /** The largest of a value over the local primary's standbys; null on a standby or with none. */

@@ -6,9 +6,16 @@
 // handler says what to do and why. A tick that no row matches is a bug, and says so.
 // docs/SITUATIONS.md is generated from this table (`npm run docs:situations`).
 
+import type { NodeName } from '../config/config.js';
 import {
   FAST_WAL_RETRIEVE_RETRY_MS,
   SITUATIONS,
+  lsnValue,
+  parseSignal,
+  signalText,
+  type Signal,
+  type SwitchoverRequest,
+  type ArbiterView,
   type Action,
   type Decision,
   type KeeperState,
@@ -59,33 +66,218 @@ const peerIsStandby = (t: UpTick): boolean => t.seen.peer.reachable && t.seen.pe
 const peerIsPrimary = (t: UpTick): boolean => t.seen.peer.reachable && !t.seen.peer.inRecovery;
 const windowPassed = (t: UpTick): boolean => t.state.failures >= t.rule.keepaliveCount;
 const asynchronous = (t: UpTick): boolean => t.local.syncStandbyNames.trim() === '';
+/** Switched to async by this keeper (an operator's own async setting is the operator's). */
+const keeperAsync = (t: UpTick): boolean => asynchronous(t) && t.state.savedSyncNames !== null;
+
+/** The arbiter's view, when the arbiter is on. */
+const arbiter = (t: Tick): ArbiterView | null => (t.rule.arbiter && t.seen.arbiter ? t.seen.arbiter : null);
+/** This keeper holds the lease, by its own clock. */
+const holdsLease = (a: ArbiterView | null): boolean =>
+  a !== null &&
+  a.leaseRemainingMs !== null &&
+  a.leaseRemainingMs > 0 &&
+  (!a.reachable || a.holder === 'self');
+/** ... with enough left to be asynchronous (the margin). */
+const holdsLeaseWithMargin = (t: Tick): boolean => {
+  const a = arbiter(t);
+  return holdsLease(a) && (a?.leaseRemainingMs ?? 0) > (t.rule.arbiter?.marginMs ?? 0);
+};
+const peerHoldsLease = (t: Tick): boolean => {
+  const a = arbiter(t);
+  return a !== null && a.reachable && a.holder === 'peer';
+};
 
 const LOCAL_DOWN: Row<Tick> = {
   when: 'the local server does not answer',
   comment:
-    'nothing can be done on this node; keep heartbeating the peer, and keep recording what a primary peer says ' +
-    'about this node, which a later promotion must know',
-  may: [],
-  guards: [],
-  // Stryker disable next-line ArrowFunction,BooleanLiteral: never called: classify() takes local-down before the table
-  matches: () => true,
+    'nothing can be done on this node but giving up the lease; keep heartbeating the peer, and keep recording ' +
+    'what a primary peer says about this node, which a later promotion must know',
+  may: ['release-lease'],
+  guards: ['paused'],
+  matches: (t) => !t.seen.local.up,
   handle: (t) => {
     const { seen, now } = t;
     const peer = seen.peer.reachable ? 'peer answers' : `peer missed ${t.state.failures} heartbeats in a row`;
     const watched =
       seen.peer.reachable && !seen.peer.inRecovery ? primaryContact(t.state, seen.peer, now) : t.state;
+    const state: KeeperState = { ...watched, role: 'unknown' };
     // Stryker disable next-line StringLiteral: never used: the server is down here; '' is for the type checker
     const error = seen.local.up ? '' : seen.local.error;
+    const reason = `local server unreachable (${error}); ${peer}; nothing can be done on this node`;
+    // A crashed server whose keeper lives must cost no lease wait: the standby then fails
+    // over in the two-node time. Only the loss of a whole host costs the lease's TTL.
+    const a = arbiter(t);
+    if (a === null || (a.leaseRemainingMs === null && a.holder !== 'self'))
+      return { state, actions: [], severity: 'error', reason };
+    if (t.rule.paused)
+      return { state, actions: [], severity: 'error', reason: `${reason}; paused: would give up the lease` };
     return {
-      state: { ...watched, role: 'unknown' },
-      actions: [],
+      state,
+      actions: [{ kind: 'release-lease' }],
       severity: 'error',
-      reason: `local server unreachable (${error}); ${peer}; nothing can be done on this node`,
+      reason: `${reason}; giving up the lease, so that the standby need not wait for it`,
     };
   },
 };
 
-const ROWS: Record<Exclude<Situation, 'local-down'>, Row<UpTick>> = {
+/** The old primary, down or still a primary, while the peer is the primary on a newer timeline. */
+function rejoinWanted(t: Tick): boolean {
+  const peer = t.seen.peer;
+  if (!t.rule.autoRejoin || !peer.reachable || peer.inRecovery || peer.timeline === null) return false;
+  const local = t.seen.local;
+  const ours = local.up ? (local.inRecovery ? null : local.timeline) : (t.seen.server?.timeline ?? null);
+  if (ours === null || peer.timeline <= ours) return false;
+  // With the arbiter, the node that holds the primary's key never becomes a standby.
+  const a = arbiter(t);
+  return a === null || (a.reachable && a.holder !== 'self');
+}
+
+/** A standby's switchover request is passed on for this long before it is given up. */
+const SWITCHOVER_RELAY_MS = 10_000;
+
+/** The peer's signal of this kind on the local server (for this node), if any. */
+function peerSignal(t: Tick, word: Signal['word']): Signal | null {
+  const local = t.seen.local;
+  if (!local.up) return null;
+  for (const text of local.signals) {
+    const s = parseSignal(text);
+    if (
+      s &&
+      s.from !== t.rule.self &&
+      s.word === word &&
+      (s.word !== 'switchover' || s.arg === null || s.arg === t.rule.self)
+    )
+      return s;
+  }
+  return null;
+}
+
+/** A switchover asked of this primary's keeper, directly or by the standby's signal, not answered yet. */
+function pendingSwitchover(t: Tick): { id: string; to: NodeName | null } | null {
+  const r = t.seen.request;
+  if (r && r.id !== t.state.answeredSwitchover) return { id: r.id, to: r.to };
+  const signal = peerSignal(t, 'request');
+  return signal && signal.id !== t.state.answeredSwitchover ? { id: signal.id, to: signal.from } : null;
+}
+
+/**
+ * The signal the standby's keeper should hold on the primary's server: "ready" (or
+ * "refused", when paused) once the primary's keeper announced a switchover to it, "request"
+ * while a switchover asked of it waits to be taken, else none.
+ */
+function wantedSignal(t: Tick): Signal | null {
+  const local = t.seen.local;
+  if (!local.up || !local.inRecovery) return null;
+  const announce = peerSignal(t, 'switchover') ?? peerSignal(t, 'stopped');
+  if (announce)
+    return { from: t.rule.self, word: t.rule.paused ? 'refused' : 'ready', id: announce.id, arg: null };
+  const r = t.seen.request;
+  if (r && (r.to === null || r.to === t.rule.self) && !t.rule.paused)
+    return { from: t.rule.self, word: 'request', id: r.id, arg: null };
+  return null;
+}
+
+const sameSignal = (a: Signal | null, b: Signal | null): boolean =>
+  (a === null ? '' : signalText(a)) === (b === null ? '' : signalText(b));
+
+/** After a failed rejoin, the next waits: the backoff doubles each time, up to 10 minutes. */
+function rejoinBackoffLeft(t: Tick): number {
+  const failedAt = t.state.rejoinFailedAt;
+  if (failedAt === null) return 0;
+  const wait = Math.min(t.rule.rejoinBackoffMs * 2 ** Math.max(0, t.state.rejoinFailures - 1), 600_000);
+  return Math.max(0, failedAt + wait - t.now);
+}
+
+/** The rows that apply whether or not the local server answers, in order. */
+const EARLY: Record<
+  'switching-over' | 'rejoining' | 'rejoin-refused' | 'rejoin-needed' | 'local-down',
+  Row<Tick>
+> = {
+  'switching-over': {
+    when: 'this keeper is handing the primary over (announce, clean stop, the standby promotes, rejoin as its standby)',
+    comment: 'the switchover owns the local server until it ends: take no other action meanwhile',
+    may: [],
+    guards: [],
+    matches: (t) => t.seen.task?.kind === 'switchover',
+    handle: (t) => ({
+      state: t.state,
+      actions: [],
+      severity: 'warn',
+      reason: `planned switchover: ${t.seen.task?.step ?? '?'} (${t.seen.task?.detail ?? ''})`,
+    }),
+  },
+  rejoining: {
+    when: 'a rejoin runs (stopping, rewinding or copying, starting the server as a standby)',
+    comment: 'the rejoin owns the local server until it ends: take no other action meanwhile',
+    may: [],
+    guards: [],
+    matches: (t) => t.seen.task?.kind === 'rejoin',
+    handle: (t) => {
+      const task = t.seen.task;
+      return {
+        state: t.state,
+        actions: [],
+        severity: 'warn',
+        reason: `rejoining the primary as its standby: ${task?.step ?? '?'} (${task?.detail ?? ''})`,
+      };
+    },
+  },
+  'rejoin-refused': {
+    when:
+      'auto_rejoin; the peer is the primary on a newer timeline, this node is down or an old primary, and it may ' +
+      'have acknowledged commits its standby lacks (it was asynchronous), or cannot tell',
+    comment:
+      'a rejoin would discard those commits: never silently; say so, and leave it to an operator (pg-keeper rejoin --force)',
+    may: [],
+    guards: [],
+    matches: (t) => rejoinWanted(t) && t.state.mayHaveAckedAlone !== false,
+    handle: (t) => ({
+      state: t.state,
+      actions: [],
+      severity: 'error',
+      reason:
+        t.state.mayHaveAckedAlone === null
+          ? 'the peer is the primary on a newer timeline, but this keeper cannot tell whether this server acknowledged ' +
+            'commits its standby lacks: not rejoining (pg-keeper rejoin --force rejoins anyway)'
+          : 'the peer is the primary on a newer timeline, but this server was asynchronous as a primary and may have ' +
+            'acknowledged commits the new primary lacks: a rejoin would discard them; not rejoining (pg-keeper rejoin --force)',
+    }),
+  },
+  'rejoin-needed': {
+    when: 'auto_rejoin; the peer is the primary on a newer timeline, this node is down or an old primary, and nothing acknowledged can be lost',
+    comment:
+      "heal the pair: turn this server into the new primary's standby (pg_rewind, else pg_basebackup), so that sync comes back",
+    may: ['rejoin'],
+    guards: ['paused'],
+    matches: rejoinWanted,
+    handle: (t) => {
+      const wait = rejoinBackoffLeft(t);
+      if (wait > 0)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'error',
+          reason: `the last rejoin failed (${t.state.rejoinFailures} in a row); trying again in ${Math.ceil(wait / 1000)} s`,
+        };
+      if (t.rule.paused)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'warn',
+          reason: "paused: would rejoin as the new primary's standby",
+        };
+      return {
+        state: t.state,
+        actions: [{ kind: 'rejoin' }],
+        severity: 'warn',
+        reason: 'the peer is the primary on a newer timeline: rejoining as its standby',
+      };
+    },
+  },
+  'local-down': LOCAL_DOWN,
+};
+
+const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
   'two-primaries': {
     when: 'the local server is a primary and the peer answers as a primary too',
     comment: 'both servers accept writes: never act, and shout at every tick until an operator demotes one',
@@ -93,12 +285,138 @@ const ROWS: Record<Exclude<Situation, 'local-down'>, Row<UpTick>> = {
     guards: [],
     loud: true,
     matches: (t) => primary(t) && peerIsPrimary(t),
+    handle: (t) => {
+      const a = arbiter(t);
+      const lease = !a?.reachable
+        ? ''
+        : a.holder === 'self'
+          ? '; this node holds the lease: the peer must be demoted'
+          : a.holder === 'peer'
+            ? '; the peer holds the lease: this node must be demoted'
+            : '';
+      return {
+        state: t.state,
+        actions: [],
+        severity: 'error',
+        reason: `two primaries: the peer is also a primary; taking no action until one of them is demoted${lease}`,
+      };
+    },
+  },
+  'switchover-requested': {
+    when: "primary; a switchover was asked of this keeper (POST /switchover) or, through a signal, of the standby's keeper",
+    comment:
+      'hand the primary over, but only to a standby that is synchronous, caught up and replying, and never while paused: ' +
+      'no acknowledged commit may be lost, and writes stop only for a clean stop and a promotion',
+    may: ['switchover'],
+    guards: ['paused'],
+    matches: (t) => primary(t) && pendingSwitchover(t) !== null && !t.seen.task,
+    handle: (t) => {
+      const { id, to } = pendingSwitchover(t) as { id: string; to: NodeName | null };
+      const answered = { ...t.state, answeredSwitchover: id };
+      const refuse = (why: string): Handled => ({
+        state: answered,
+        actions: [],
+        severity: 'warn',
+        reason: `switchover ${id} refused: ${why}`,
+        switchover: { id, refused: why },
+      });
+      if (to === t.rule.self) return refuse(`${t.rule.self} is already the primary`);
+      if (!t.rule.managesServer)
+        return refuse("the primary's keeper has no data_directory: it cannot stop and restart its server");
+      if (t.rule.paused) return refuse('the keeper is paused');
+      if (!peerIsStandby(t)) return refuse('the standby does not answer heartbeats');
+      const standby = t.local.standbys.find(
+        (x) => x.state === 'streaming' && (x.syncState === 'sync' || x.syncState === 'quorum'),
+      );
+      if (asynchronous(t) || !standby) return refuse('no standby is synchronous now');
+      if (!replying(standby, t.rule))
+        return refuse(`standby ${standby.name} has not replied for ${standby.replyAgeMs ?? '?'} ms`);
+      if (!caughtUp(standby, t.rule))
+        return refuse(
+          `standby ${standby.name} is ${standby.replayLagBytes ?? 'an unknown number of'} bytes behind ` +
+            `(sync_restore_max_lag ${t.rule.syncRestoreMaxLagBytes})`,
+        );
+      return {
+        state: answered,
+        actions: [{ kind: 'switchover', id }],
+        severity: 'warn',
+        reason: `switchover ${id}: handing the primary over to synchronous standby ${standby.name}`,
+        switchover: { id, refused: null },
+      };
+    },
+  },
+  'primary-fencing': {
+    when:
+      'arbiter on; primary switched to asynchronous by the keeper, and its lease is not held with more than ' +
+      'the margin left (lost, expiring, not renewed)',
+    comment:
+      'synchronous replication is the fence: a primary without the lease must never acknowledge a commit alone, ' +
+      'so it goes back to synchronous replication before its lease could expire (commits then wait)',
+    may: ['restore-sync'],
+    guards: ['paused'],
+    matches: (t) => arbiter(t) !== null && primary(t) && keeperAsync(t) && !holdsLeaseWithMargin(t),
+    handle: (t) => {
+      const left = arbiter(t)?.leaseRemainingMs ?? null;
+      const why =
+        left === null ? 'this keeper does not hold the lease' : `its lease has ${Math.round(left)} ms left`;
+      if (t.rule.paused)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'error',
+          reason: `paused: would go back to synchronous replication (${why})`,
+        };
+      return {
+        state: t.state,
+        actions: [{ kind: 'restore-sync', value: t.state.savedSyncNames as string }],
+        severity: 'error',
+        reason:
+          `primary; asynchronous, but ${why} (margin ${t.rule.arbiter?.marginMs} ms): going back to synchronous ` +
+          'replication, so that it acknowledges no commit its standby lacks',
+      };
+    },
+  },
+  'primary-without-lease': {
+    when: 'arbiter on; primary, and etcd says the peer holds the lease',
+    comment:
+      'not a primary to anyone: /primary answers 503 and its commits wait for a standby; it must become the ' +
+      "lease holder's standby (an operator, or a rejoin)",
+    may: [],
+    guards: [],
+    matches: (t) => primary(t) && peerHoldsLease(t),
     handle: (t) => ({
       state: t.state,
       actions: [],
       severity: 'error',
-      reason: 'two primaries: the peer is also a primary; taking no action until one of them is demoted',
+      reason:
+        'primary, but the peer holds the lease: this server is not the primary to anyone (/primary answers 503) ' +
+        "and its commits wait; make it the peer's standby",
     }),
+  },
+  'primary-claiming-lease': {
+    when: 'arbiter on; primary, etcd answers, and neither node holds the lease (or only a key left from before a restart)',
+    comment:
+      'the primary takes the lease (create-if-absent): without it, it may not switch to asynchronous replication',
+    may: ['claim-lease'],
+    guards: ['paused'],
+    matches: (t) => {
+      const a = arbiter(t);
+      return a !== null && primary(t) && a.reachable && a.holder !== 'peer' && !holdsLease(a);
+    },
+    handle: (t) => {
+      if (t.rule.paused)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'warn',
+          reason: 'paused: would take the lease for this primary',
+        };
+      return {
+        state: t.state,
+        actions: [{ kind: 'claim-lease', replicationRevision: null, recordAsync: false }],
+        reason: 'primary; taking the lease',
+      };
+    },
   },
   'primary-restoring-sync': {
     when:
@@ -112,6 +430,44 @@ const ROWS: Record<Exclude<Situation, 'local-down'>, Row<UpTick>> = {
     matches: (t) =>
       primary(t) && peerIsStandby(t) && asynchronous(t) && t.state.savedSyncNames !== null && !!ready(t),
     handle: restoreSync,
+  },
+  'primary-recording-sync': {
+    when:
+      'arbiter on; primary holding the lease, synchronous, etcd does not record "sync", and a synchronous ' +
+      'standby has flushed past the point where sync came back',
+    comment:
+      'record in etcd that replication is synchronous, only once no commit acknowledged alone can be missing on ' +
+      'the standby: from then on it may promote',
+    may: ['record-replication'],
+    guards: ['paused'],
+    matches: (t) => {
+      const a = arbiter(t);
+      return (
+        a !== null &&
+        primary(t) &&
+        a.reachable &&
+        holdsLease(a) &&
+        !asynchronous(t) &&
+        t.state.savedSyncNames === null &&
+        a.replication !== 'sync' &&
+        flushedPastBarrier(t) !== undefined
+      );
+    },
+    handle: (t) => {
+      const standby = flushedPastBarrier(t) as StandbyView;
+      if (t.rule.paused)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'warn',
+          reason: 'paused: would record that replication is synchronous',
+        };
+      return {
+        state: t.state,
+        actions: [{ kind: 'record-replication', mode: 'sync' }],
+        reason: `standby ${standby.name} is synchronous and has every commit: recording that replication is synchronous`,
+      };
+    },
   },
   'primary-with-standby': {
     when: 'primary, the standby answers heartbeats',
@@ -136,8 +492,8 @@ const ROWS: Record<Exclude<Situation, 'local-down'>, Row<UpTick>> = {
     comment:
       'standby gone for the whole window: stop commits from waiting for it, unless it still replies on the ' +
       'replication stream (then only the heartbeat path is broken)',
-    may: ['switch-to-async', 'run-hook'],
-    guards: ['paused'],
+    may: ['record-replication', 'switch-to-async', 'run-hook'],
+    guards: ['paused', 'arbiter-unreachable', 'no-lease'],
     matches: (t) => primary(t) && !peerAnswers(t) && windowPassed(t),
     handle: primaryLostStandby,
   },
@@ -154,11 +510,117 @@ const ROWS: Record<Exclude<Situation, 'local-down'>, Row<UpTick>> = {
       reason: `primary; standby missed ${t.state.failures} of ${t.rule.keepaliveCount} heartbeats in a row`,
     }),
   },
+  'switchover-promoting': {
+    when: "standby; the primary's keeper signals that its server stopped cleanly, and this standby has replayed its shutdown checkpoint",
+    comment:
+      'promote at once, without waiting for the window: the old primary sent every WAL record before it stopped, ' +
+      'so nothing acknowledged can be missing here',
+    may: ['claim-lease', 'promote', 'run-hook'],
+    guards: ['paused'],
+    matches: (t) => {
+      const stopped = peerSignal(t, 'stopped');
+      return (
+        standby(t) &&
+        stopped !== null &&
+        stopped.arg !== null &&
+        t.local.replayLsn !== null &&
+        lsnValue(t.local.replayLsn) > lsnValue(stopped.arg)
+      );
+    },
+    handle: (t) => {
+      const stopped = peerSignal(t, 'stopped') as Signal;
+      if (t.rule.paused)
+        return {
+          state: t.state,
+          actions: [],
+          severity: 'warn',
+          reason: 'paused: would promote for the switchover',
+        };
+      const a = arbiter(t);
+      const restore =
+        [t.local.syncStandbyNames, t.local.configuredSyncStandbyNames].find((v) => v && v.trim() !== '') ??
+        null;
+      return {
+        state: t.state,
+        actions: [
+          ...(a === null
+            ? []
+            : [
+                {
+                  kind: 'claim-lease',
+                  replicationRevision: a.replicationRevision,
+                  recordAsync: true,
+                } as const,
+              ]),
+          { kind: 'promote', restore },
+          { kind: 'run-hook', hook: 'after_command', event: 'promote' },
+        ],
+        severity: 'warn',
+        reason: `switchover ${stopped.id}: the primary stopped cleanly at ${stopped.arg}, replayed past it: promoting`,
+      };
+    },
+  },
+  'switchover-expected': {
+    when: "standby; the primary's keeper announces a switchover to this node (it will stop its server)",
+    comment:
+      'a planned stop is not a failure: do not fail over while the announcement lasts (it goes with the announcing ' +
+      "keeper's session), and promote once the stop is complete",
+    may: ['signal'],
+    guards: [],
+    matches: (t) => standby(t) && (peerSignal(t, 'switchover') !== null || peerSignal(t, 'stopped') !== null),
+    handle: (t) => {
+      const announce = (peerSignal(t, 'switchover') ?? peerSignal(t, 'stopped')) as Signal;
+      const request = t.seen.request;
+      return {
+        state: t.state,
+        actions: [],
+        severity: 'warn',
+        reason: `switchover ${announce.id}: the primary's keeper is handing over to this node; waiting for its clean stop`,
+        ...(request && request.id === announce.id ? { switchover: { id: request.id, refused: null } } : {}),
+      };
+    },
+  },
+  'switchover-relaying': {
+    when: "standby; a switchover was asked of this keeper: it asks the primary's keeper, through a signal",
+    comment: "only the primary's keeper can stop its server: pass the request on, and give up after a while",
+    may: ['signal'],
+    guards: [],
+    matches: (t) => standby(t) && t.seen.request !== undefined,
+    handle: (t) => {
+      const request = t.seen.request as SwitchoverRequest;
+      const refuse = (why: string): Handled => ({
+        state: t.state,
+        actions: [],
+        severity: 'warn',
+        reason: `switchover ${request.id} refused: ${why}`,
+        switchover: { id: request.id, refused: why },
+      });
+      if (request.to !== null && request.to !== t.rule.self)
+        return refuse(`${request.to} is already the primary`);
+      if (t.rule.paused) return refuse('the keeper is paused');
+      if (t.now - request.at > SWITCHOVER_RELAY_MS)
+        return refuse(
+          `the primary's keeper did not take it within ${SWITCHOVER_RELAY_MS / 1000} s (see its log)`,
+        );
+      return {
+        state: t.state,
+        actions: [],
+        reason: `switchover ${request.id}: asking the primary's keeper to hand over to this node`,
+      };
+    },
+  },
   'standby-lost-primary': {
     when: 'standby, keepalive_count heartbeats to the primary failed in a row',
     comment: 'primary gone for the whole window: promote, unless a guard says it would lose data or is wrong',
-    may: ['promote', 'run-hook'],
-    guards: ['never-saw-primary', 'not-synchronous', 'stream-alive', 'paused'],
+    may: ['claim-lease', 'promote', 'run-hook'],
+    guards: [
+      'never-saw-primary',
+      'not-synchronous',
+      'stream-alive',
+      'paused',
+      'arbiter-unreachable',
+      'no-lease',
+    ],
     matches: (t) => standby(t) && !peerAnswers(t) && windowPassed(t),
     handle: standbyLostPrimary,
   },
@@ -187,6 +649,38 @@ const ROWS: Record<Exclude<Situation, 'local-down'>, Row<UpTick>> = {
       severity: 'warn',
       reason: 'standby; the peer is a standby too, so there is no primary; taking no action',
     }),
+  },
+  'standby-releasing-lease': {
+    when: 'arbiter on; standby whose keeper holds the lease while the peer answers as a primary',
+    comment:
+      'the lease belongs with the primary (a claim whose promotion then failed, or a key from before a restart): give it back',
+    may: ['release-lease'],
+    guards: ['paused'],
+    matches: (t) => {
+      const a = arbiter(t);
+      return (
+        a !== null &&
+        standby(t) &&
+        peerIsPrimary(t) &&
+        (holdsLease(a) || (a.reachable && a.holder === 'self'))
+      );
+    },
+    handle: (t) => {
+      const state = primaryContact(t.state, t.seen.peer as ReachablePeer, t.now);
+      if (t.rule.paused)
+        return {
+          state,
+          actions: [],
+          severity: 'warn',
+          reason: 'paused: would give the lease back to the primary',
+        };
+      return {
+        state,
+        actions: [{ kind: 'release-lease' }],
+        severity: 'warn',
+        reason: 'standby holding the lease while the primary answers heartbeats: giving it back',
+      };
+    },
   },
   'standby-untuned': {
     when: `standby, the primary answers, wal_retrieve_retry_interval above ${FAST_WAL_RETRIEVE_RETRY_MS} ms`,
@@ -231,7 +725,11 @@ export function situationRows(): {
 }
 
 function rowOf(situation: Situation): Row<Tick> | Row<UpTick> {
-  return situation === 'local-down' ? LOCAL_DOWN : ROWS[situation];
+  return isEarly(situation) ? EARLY[situation] : ROWS[situation];
+}
+
+function isEarly(situation: Situation): situation is keyof typeof EARLY {
+  return Object.hasOwn(EARLY, situation);
 }
 
 export function commentOf(situation: Situation): string {
@@ -243,11 +741,17 @@ export function isLoud(situation: Situation): boolean {
 }
 
 function classify(t: Tick): { situation: Situation; decision: Handled } {
+  for (const situation of SITUATIONS) {
+    if (!isEarly(situation)) continue;
+    const row = EARLY[situation];
+    if (row.matches(t)) return { situation, decision: row.handle(t) };
+  }
   const local = t.seen.local;
-  if (!local.up) return { situation: 'local-down', decision: LOCAL_DOWN.handle(t) };
+  if (!local.up)
+    throw new Error('the policy does not know this situation: local-down did not match a down server');
   const up: UpTick = { ...t, local };
   for (const situation of SITUATIONS) {
-    if (situation === 'local-down') continue;
+    if (isEarly(situation)) continue;
     const row = ROWS[situation];
     if (row.matches(up)) return { situation, decision: row.handle(up) };
   }
@@ -271,9 +775,16 @@ export function decide(state: KeeperState, seen: Observation, now: number, rule:
         // The value to restore exists only while replication is asynchronous.
         savedSyncNames:
           !local.inRecovery && local.syncStandbyNames.trim() !== '' ? null : counted.savedSyncNames,
+        mayHaveAckedAlone: ackedAlone(counted, local),
       };
-  const { situation, decision } = classify({ state: withRole, seen, now, rule });
-  return { severity: 'info', ...decision, situation };
+  const tick = { state: withRole, seen, now, rule };
+  const { situation, decision } = classify(tick);
+  // Across rows: the signal a standby's keeper holds on the primary's server follows the
+  // switchover's progress (a server that does not answer changes nothing it holds).
+  const held = seen.held ?? null;
+  const wanted = seen.local.up ? wantedSignal(tick) : held;
+  const signal: Action[] = sameSignal(wanted, held) ? [] : [{ kind: 'signal', signal: wanted }];
+  return { severity: 'info', ...decision, actions: [...decision.actions, ...signal], situation };
 }
 
 /**
@@ -282,6 +793,9 @@ export function decide(state: KeeperState, seen: Observation, now: number, rule:
  * decides again (and so retries).
  */
 export function settle(state: KeeperState, outcome: Outcome): KeeperState {
+  // A failed rejoin is counted, so that the next automatic one waits (backoff).
+  if (!outcome.ok && outcome.action.kind === 'rejoin')
+    return { ...state, rejoinFailures: state.rejoinFailures + 1, rejoinFailedAt: outcome.at };
   if (!outcome.ok) return state;
   const done = { ...state.done, [outcome.action.kind]: outcome.at };
   const a = outcome.action;
@@ -291,10 +805,38 @@ export function settle(state: KeeperState, outcome: Outcome): KeeperState {
     case 'promote':
       return { ...state, done, role: 'primary', savedSyncNames: a.restore };
     case 'restore-sync':
-      return { ...state, done, savedSyncNames: null };
+      return { ...state, done, savedSyncNames: null, syncBarrierLsn: outcome.lsn ?? null };
+    case 'record-replication':
+      return { ...state, done, syncBarrierLsn: a.mode === 'sync' ? null : state.syncBarrierLsn };
+    case 'rejoin':
+      return { ...state, done, mayHaveAckedAlone: false, rejoinFailures: 0, rejoinFailedAt: null };
+    case 'switchover':
+    case 'signal':
     case 'tune-wal-retrieve-retry-interval':
+    case 'claim-lease':
+    case 'release-lease':
       return { ...state, done };
   }
+}
+
+/**
+ * A primary seen asynchronous may acknowledge commits alone; once synchronous again, those
+ * are safe only when a synchronous standby has flushed past the point where sync came back
+ * (with no such point recorded, any synchronous standby streaming will do). A standby has no
+ * commits of its own: whatever it was before is gone (rewound, or copied afresh).
+ */
+function ackedAlone(state: KeeperState, local: UpLocal): boolean | null {
+  if (local.inRecovery) return false;
+  if (local.syncStandbyNames.trim() === '') return true;
+  const barrier = state.syncBarrierLsn;
+  const flushedPast = local.standbys.some(
+    (s) =>
+      s.state === 'streaming' &&
+      (s.syncState === 'sync' || s.syncState === 'quorum') &&
+      (barrier === null || (s.flushLsn !== null && lsnValue(s.flushLsn) >= lsnValue(barrier))),
+  );
+  if (flushedPast) return false;
+  return state.mayHaveAckedAlone ?? false;
 }
 
 /** One success resets the count; a failure adds one. Vetoes are counted once per run of failures. */
@@ -348,9 +890,26 @@ function primaryLostStandby(t: UpTick): Handled {
     };
   }
   if (rule.paused) return vetoed(t, 'paused', `paused: would switch to asynchronous replication (${missed})`);
+  const a = arbiter(t);
+  if (a !== null && !a.reachable)
+    return vetoed(
+      t,
+      'arbiter-unreachable',
+      `${missed}, but etcd does not answer (${a.error ?? 'no answer'}): a primary may be asynchronous only under ` +
+        'the lease, recorded in etcd first; keeping synchronous replication (commits wait)',
+    );
+  if (a !== null && !holdsLeaseWithMargin(t))
+    return vetoed(
+      t,
+      'no-lease',
+      `${missed}, but this keeper does not hold the lease with more than ${rule.arbiter?.marginMs} ms left; ` +
+        'keeping synchronous replication (commits wait)',
+    );
   return {
     state,
     actions: [
+      // "Replication is asynchronous" goes to etcd before the switch: a standby must never read "sync" then.
+      ...(a !== null ? [{ kind: 'record-replication', mode: 'async' } as const] : []),
       { kind: 'switch-to-async', restore: local.syncStandbyNames },
       { kind: 'run-hook', hook: 'after_async_command', event: 'switch-to-async' },
     ],
@@ -416,13 +975,48 @@ function standbyLostPrimary(t: UpTick): Handled {
     );
   }
   if (rule.paused) return vetoed(t, 'paused', `paused: would promote this standby (${missed})`);
+  const a = arbiter(t);
+  if (a !== null && !a.reachable)
+    return vetoed(
+      t,
+      'arbiter-unreachable',
+      `${missed}, but etcd does not answer (${a.error ?? 'no answer'}): a standby that cannot take the lease ` +
+        'never promotes',
+    );
+  if (a !== null && a.holder === 'peer')
+    return vetoed(
+      t,
+      'no-lease',
+      `${missed}, but the primary's keeper still holds the lease: the primary may be alive and only cut from ` +
+        'this node; not promoting until its lease expires',
+    );
+  if (a !== null && rule.failoverRequiresSync && a.replication !== 'sync')
+    return vetoed(
+      t,
+      'not-synchronous',
+      `${missed}, but etcd records ${a.replication === 'async' ? 'that replication was asynchronous' : 'no synchronous replication'}: ` +
+        'promoting could lose acknowledged commits; not promoting (failover_requires_sync: false allows it)',
+    );
   // What to restore once the old primary returns as our standby. A standby cloned while the
   // primary was async carries '' in postgresql.auto.conf: fall back to the configured value.
   const restore =
     [local.syncStandbyNames, local.configuredSyncStandbyNames].find((v) => v && v.trim() !== '') ?? null;
+  // With the arbiter: take the key, still checking the record read this tick, and record
+  // "async" in the same transaction, for the promoted server stops waiting for a standby.
+  const claim: Action[] =
+    a === null
+      ? []
+      : [
+          {
+            kind: 'claim-lease',
+            replicationRevision: rule.failoverRequiresSync ? a.replicationRevision : null,
+            recordAsync: true,
+          },
+        ];
   return {
     state,
     actions: [
+      ...claim,
       { kind: 'promote', restore },
       { kind: 'run-hook', hook: 'after_command', event: 'promote' },
     ],
@@ -479,6 +1073,17 @@ const caughtUp = (s: StandbyView, rule: Rule): boolean =>
 
 function ready(t: UpTick): StandbyView | undefined {
   return t.local.standbys.find((s) => s.state === 'streaming' && replying(s, t.rule) && caughtUp(s, t.rule));
+}
+
+/** A synchronous standby that has flushed past the point where sync came back (any, when none is pending). */
+function flushedPastBarrier(t: UpTick): StandbyView | undefined {
+  const barrier = t.state.syncBarrierLsn;
+  return t.local.standbys.find(
+    (s) =>
+      s.state === 'streaming' &&
+      (s.syncState === 'sync' || s.syncState === 'quorum') &&
+      (barrier === null || (s.flushLsn !== null && lsnValue(s.flushLsn) >= lsnValue(barrier))),
+  );
 }
 
 function notReady(t: UpTick): string {

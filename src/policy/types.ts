@@ -1,6 +1,8 @@
 // The vocabulary of the policy: what the keeper remembers, what it sees at each tick,
 // and what it may do. Pure data: nothing here performs I/O or reads a clock.
 
+import type { NodeName } from '../config/config.js';
+
 export type Role = 'primary' | 'standby' | 'unknown';
 export const ROLES: readonly Role[] = ['primary', 'standby', 'unknown'];
 export type SyncMode = 'sync' | 'async' | 'unknown';
@@ -24,8 +26,28 @@ export interface Rule {
   syncRestoreMaxLagBytes: number;
   /** Shorten a standby's wal_retrieve_retry_interval when it would delay a promotion. */
   tuneWalRetrieveRetryInterval: boolean;
+  /** The etcd arbiter, when configured; null: two-node mode. */
+  arbiter: ArbiterRule | null;
+  /** Rejoin the old primary as the new primary's standby by itself (needs data_directory). */
+  autoRejoin: boolean;
+  /** After a rejoin failed, wait this long before the next attempt (doubled each time, at most 10 min). */
+  rejoinBackoffMs: number;
+  /** This keeper's node: a switchover request names the node to become the primary. */
+  self: NodeName;
+  /** data_directory is set: the keeper can stop and start its server (a switchover needs it). */
+  managesServer: boolean;
   /** Observe and export, but take no action. */
   paused: boolean;
+}
+
+export interface ArbiterRule {
+  /** etcd_lease_ttl. */
+  ttlMs: number;
+  /**
+   * A primary may be asynchronous only while its lease has more than this left, by its own
+   * clock; with less, it goes back to synchronous replication (the fence).
+   */
+  marginMs: number;
 }
 
 /**
@@ -45,6 +67,8 @@ export interface StandbyView {
   replayLagSeconds: number | null;
   /** Time since the standby's last reply on the replication stream; null if never. */
   replyAgeMs: number | null;
+  /** The WAL position the standby has flushed (pg_lsn text, e.g. 0/3000060); null while unknown. */
+  flushLsn: string | null;
 }
 
 /** The local standby's WAL receiver, from pg_stat_wal_receiver. */
@@ -72,6 +96,10 @@ export interface UpLocal {
   walRetrieveRetryIntervalMs: number | null;
   /** On a primary: its standbys. */
   standbys: StandbyView[];
+  /** On a standby: the WAL position it has replayed (pg_lsn text). */
+  replayLsn: string | null;
+  /** application_name of the sessions on this server that carry a keeper's signal (pg-keeper:...). */
+  signals: string[];
 }
 
 export type LocalObservation = UpLocal | { up: false; error: string };
@@ -79,6 +107,8 @@ export type LocalObservation = UpLocal | { up: false; error: string };
 export interface ReachablePeer {
   reachable: true;
   inRecovery: boolean;
+  /** On a primary peer: the timeline it writes on. */
+  timeline: number | null;
   /** On a primary peer: names of its standbys whose sync_state is sync or quorum. */
   synchronousStandbys: string[];
   rttMs: number;
@@ -86,12 +116,107 @@ export interface ReachablePeer {
 
 export type PeerObservation = ReachablePeer | { reachable: false; error: string };
 
+export type ReplicationRecord = 'sync' | 'async';
+
+/** What the keeper knows from etcd at this tick (src/arbiter/etcd.ts). */
+export interface ArbiterView {
+  /** This tick's read of etcd succeeded. */
+  reachable: boolean;
+  /** Why it did not; null when it did. */
+  error: string | null;
+  /** Whose lease holds the primary's key, as read this tick; null: nobody, or not read. */
+  holder: 'self' | 'peer' | null;
+  /**
+   * This keeper holds the key under a lease it renews, with this much left by its own
+   * monotonic clock, counted from the send time of the last renewal that succeeded (not
+   * from what an etcd client would report, which learns of a lost lease late). null: not held.
+   */
+  leaseRemainingMs: number | null;
+  /** What etcd records about replication: written before a switch to async, cleared after sync is back. */
+  replication: ReplicationRecord | null;
+  /** mod_revision of that record (0: never written): a promotion's claim compares against it. */
+  replicationRevision: number;
+}
+
+/** The local server's data directory, read while the server does not answer (data_directory set). */
+export interface ServerView {
+  running: boolean;
+  /** pg_controldata's "Database cluster state". */
+  clusterState: string;
+  timeline: number | null;
+}
+
+/** A long piece of work running beside the loop (a rejoin, a switchover): its progress. */
+export interface TaskView {
+  kind: 'rejoin' | 'switchover';
+  step: string;
+  detail: string;
+  startedAt: number;
+}
+
+export interface SwitchoverRequest {
+  id: string;
+  /** The node to become the primary; null: the other one. */
+  to: NodeName | null;
+  at: number;
+}
+
+export const SIGNAL_WORDS = ['request', 'switchover', 'ready', 'refused', 'stopped'] as const;
+export type SignalWord = (typeof SIGNAL_WORDS)[number];
+
+/**
+ * What one keeper tells the other, only through PostgreSQL: a session it holds on the
+ * peer's server whose application_name is `pg-keeper:<from>:<word>:<id>[:<arg>]`.
+ *   request     the standby's keeper asks the primary's for a switchover to it
+ *   switchover  the primary's keeper announces it: it will stop its server
+ *   ready       the standby's keeper has seen it and will promote, not fail over
+ *   refused     ... will not (paused): the primary's keeper gives up
+ *   stopped     the primary stopped cleanly; arg: its shutdown checkpoint's LSN
+ */
+export interface Signal {
+  from: NodeName;
+  word: SignalWord;
+  id: string;
+  arg: string | null;
+}
+
+export function signalText(s: Signal): string {
+  return ['pg-keeper', s.from, s.word, s.id, ...(s.arg === null ? [] : [s.arg])].join(':');
+}
+
+export function parseSignal(text: string): Signal | null {
+  const [tag, from, word, id, ...rest] = text.split(':');
+  if (tag !== 'pg-keeper' || (from !== 'node1' && from !== 'node2') || !id || !/^[a-z0-9]{1,16}$/.test(id))
+    return null;
+  const w = SIGNAL_WORDS.find((x) => x === word);
+  return w ? { from, word: w, id, arg: rest.length > 0 ? rest.join(':') : null } : null;
+}
+
 export interface Observation {
   local: LocalObservation;
   peer: PeerObservation;
+  /** With data_directory, while the local server does not answer. */
+  server?: ServerView;
+  /** A rejoin or a switchover running now. */
+  task?: TaskView;
+  /** A planned switchover asked of this keeper (POST /switchover), not yet taken or refused. */
+  request?: SwitchoverRequest;
+  /** The signal this keeper holds on the peer's server now, if any. */
+  held?: Signal;
+  /** Absent in two-node mode. */
+  arbiter?: ArbiterView;
 }
 
-export const VETO_REASONS = ['paused', 'never-saw-primary', 'not-synchronous', 'stream-alive'] as const;
+export const VETO_REASONS = [
+  'paused',
+  'never-saw-primary',
+  'not-synchronous',
+  'stream-alive',
+  /** The arbiter: the other node holds the primary's key. */
+  'no-lease',
+  /** The arbiter: etcd does not answer, so nothing that needs the lease can be done. */
+  'arbiter-unreachable',
+] as const;
 export type VetoReason = (typeof VETO_REASONS)[number];
 
 export const HOOK_NAMES = ['after_command', 'after_async_command'] as const;
@@ -104,9 +229,26 @@ export type Action =
   | { kind: 'promote'; restore: string | null }
   | { kind: 'restore-sync'; value: string }
   | { kind: 'tune-wal-retrieve-retry-interval'; ms: number }
+  /**
+   * Take the primary's key under a new lease (create-if-absent; or re-bind a key this node
+   * still holds from before a restart). For a promotion, `replicationRevision` must still be
+   * the record's revision (it said sync), and `recordAsync` writes "async" in the same
+   * transaction: the promoted server stops waiting for a standby at once.
+   */
+  | { kind: 'claim-lease'; replicationRevision: number | null; recordAsync: boolean }
+  /** Revoke this keeper's lease: the key goes with it, for the peer to take. */
+  | { kind: 'release-lease' }
+  /** Write what replication is in etcd, under the lease. */
+  | { kind: 'record-replication'; mode: ReplicationRecord }
+  /** Turn the local server into the peer's standby (stop, rewind or copy, start): runs beside the loop. */
+  | { kind: 'rejoin' }
+  /** Hand the primary over to the peer (announce, stop cleanly, wait for its promotion, rejoin it): beside the loop. */
+  | { kind: 'switchover'; id: string }
+  /** Hold this signal on the peer's server (null: hold none). */
+  | { kind: 'signal'; signal: Signal | null }
   | { kind: 'run-hook'; hook: HookName; event: 'promote' | 'switch-to-async' };
 
-/** The actions carried out on the local server, whose outcome goes back into the policy. */
+/** The actions the keeper carries out itself (on its server or in etcd): their outcome goes back into the policy. */
 export type LocalAction = Exclude<Action, { kind: 'run-hook' }>;
 export type LocalActionKind = LocalAction['kind'];
 
@@ -116,6 +258,12 @@ export const LOCAL_ACTION_KINDS = [
   'promote',
   'restore-sync',
   'tune-wal-retrieve-retry-interval',
+  'claim-lease',
+  'release-lease',
+  'record-replication',
+  'rejoin',
+  'switchover',
+  'signal',
 ] as const satisfies readonly LocalActionKind[];
 
 /** What happened to an action: the runtime hands it back to the policy (`settle`). */
@@ -127,6 +275,10 @@ export interface Outcome {
   durationMs: number;
   /** Why it failed; absent when ok. */
   error?: string;
+  /** restore-sync: the primary's WAL position once sync was back (pg_lsn text). */
+  lsn?: string;
+  /** rejoin: how (pg_rewind, a fresh base backup, or only a restart as a standby). */
+  method?: 'rewind' | 'basebackup' | 'restart';
 }
 
 /**
@@ -134,15 +286,28 @@ export interface Outcome {
  * `decide.ts` holds what each row does; `docs/SITUATIONS.md` is generated from it.
  */
 export const SITUATIONS = [
+  'switching-over',
+  'rejoining',
+  'rejoin-refused',
+  'rejoin-needed',
   'local-down',
   'two-primaries',
+  'switchover-requested',
+  'primary-fencing',
+  'primary-without-lease',
+  'primary-claiming-lease',
   'primary-restoring-sync',
+  'primary-recording-sync',
   'primary-with-standby',
   'primary-lost-standby',
   'primary-missing-standby',
+  'switchover-promoting',
+  'switchover-expected',
+  'switchover-relaying',
   'standby-lost-primary',
   'standby-missing-primary',
   'standby-with-standby',
+  'standby-releasing-lease',
   'standby-untuned',
   'standby-with-primary',
 ] as const;
@@ -170,6 +335,24 @@ export interface KeeperState {
   contactThisRun: boolean;
   /** synchronous_standby_names to put back once the standby has caught up; null: nothing to restore. */
   savedSyncNames: string | null;
+  /**
+   * Arbiter: the WAL position at which synchronous replication came back. Commits before it
+   * may have been acknowledged alone; etcd's record says "sync" again only once a
+   * synchronous standby has flushed past it. null: no such point pending.
+   */
+  syncBarrierLsn: string | null;
+  /**
+   * Whether the local server, as a primary, may have acknowledged commits its standby lacks
+   * (it was seen asynchronous, and no synchronous standby has flushed past the point where
+   * sync came back since). A rejoin would discard them: it is refused. null: unknown (never
+   * seen as a primary, nor remembered).
+   */
+  mayHaveAckedAlone: boolean | null;
+  /** Rejoins that failed in a row, and when the last did: the next automatic one waits (backoff). */
+  rejoinFailures: number;
+  rejoinFailedAt: number | null;
+  /** The last switchover request this keeper answered (taken or refused): a request is answered once. */
+  answeredSwitchover: string | null;
   /** Vetoes already reported during the current run of failures, so each is counted once. */
   vetoed: VetoReason[];
   /** Wall-clock ms at which each kind of local action last succeeded: the one record of outcomes. */
@@ -187,6 +370,8 @@ export interface Decision {
   severity: 'info' | 'warn' | 'error';
   /** Which row of the policy's table applied. */
   situation: Situation;
+  /** The answer to the pending switchover request: taken (refused null), or refused, and why. */
+  switchover?: { id: string; refused: string | null };
 }
 
 export function initialState(): KeeperState {
@@ -200,6 +385,11 @@ export function initialState(): KeeperState {
     syncAtLastContact: false,
     contactThisRun: false,
     savedSyncNames: null,
+    syncBarrierLsn: null,
+    mayHaveAckedAlone: null,
+    rejoinFailures: 0,
+    rejoinFailedAt: null,
+    answeredSwitchover: null,
     vetoed: [],
     done: {},
   };
@@ -227,4 +417,10 @@ export function peerIsAlsoPrimary(seen: Observation | null): boolean {
 
 export function assertNever(x: never): never {
   throw new Error(`unexpected value: ${JSON.stringify(x)}`);
+}
+
+/** LSNs as PostgreSQL prints them (hi/lo in hex), comparable. */
+export function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi ?? '0'}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
 }

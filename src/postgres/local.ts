@@ -4,6 +4,7 @@
 import { parseConninfo } from '../config/conninfo.js';
 import type { LocalObservation, StandbyView, WalReceiverView } from '../policy/types.js';
 import { errorText } from '../util/errors.js';
+import { missingGrants } from './grants.js';
 import type { PgSession } from './session.js';
 
 // One statement, one round trip per tick, whatever the role: on a slow server, three
@@ -18,6 +19,10 @@ import type { PgSession } from './session.js';
 // value the configuration files give without postgresql.auto.conf, where a switch to
 // async made on the primary and copied by pg_basebackup lives. Reading pg_file_settings
 // parses every configuration file, so it is not done at every tick.
+//
+// Signals: the keepers talk to each other only through PostgreSQL. A keeper that has
+// something to tell its peer (a planned switchover) holds a session on the peer's server
+// whose application_name says it (pg-keeper:<node>:<word>:<id>...); the peer reads them here.
 //
 // The stream heartbeat: the primary's keeper writes this tiny WAL record at every tick, so
 // that the standby's WAL receiver hears from a live primary even when the pair is idle
@@ -36,7 +41,8 @@ SELECT r.in_recovery,
             'name', application_name, 'state', state, 'syncState', sync_state,
             'replayLagBytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8,
             'replayLagSeconds', extract(epoch FROM replay_lag)::float8,
-            'replyAgeMs', (extract(epoch FROM clock_timestamp() - reply_time) * 1000)::float8)), '[]')
+            'replyAgeMs', (extract(epoch FROM clock_timestamp() - reply_time) * 1000)::float8,
+            'flushLsn', flush_lsn::text)), '[]')
             FROM pg_stat_replication WHERE pid IS NOT NULL)
        END AS standbys,
        CASE WHEN r.in_recovery THEN
@@ -47,6 +53,9 @@ SELECT r.in_recovery,
        CASE WHEN r.in_recovery THEN
          (SELECT setting::int FROM pg_settings WHERE name = 'wal_retrieve_retry_interval')
        END AS wal_retrieve_retry_ms,
+       CASE WHEN r.in_recovery THEN pg_last_wal_replay_lsn()::text END AS replay_lsn,
+       (SELECT coalesce(array_agg(application_name::text), '{}') FROM pg_stat_activity
+         WHERE application_name LIKE 'pg-keeper:%') AS signals,
        CASE WHEN r.in_recovery AND current_setting('synchronous_standby_names') = '' THEN
          (SELECT setting FROM pg_file_settings
            WHERE name = 'synchronous_standby_names' AND error IS NULL
@@ -67,6 +76,8 @@ interface ObserveRow {
   standbys: StandbyView[] | null;
   wal_receiver: WalReceiverView | null;
   wal_retrieve_retry_ms: number | null;
+  replay_lsn: string | null;
+  signals: string[];
   configured_sync_names: string | null;
 }
 
@@ -95,6 +106,8 @@ export class LocalServer {
         standbyName: row.in_recovery ? this.standbyName(row.primary_conninfo ?? '', row.cluster_name) : null,
         walReceiver: row.wal_receiver,
         walRetrieveRetryIntervalMs: row.wal_retrieve_retry_ms,
+        replayLsn: row.replay_lsn,
+        signals: row.signals,
         standbys: row.standbys ?? [],
       };
     } catch (err) {
@@ -108,11 +121,11 @@ export class LocalServer {
   }
 
   /**
-   * Put `value` back. When the configuration files already give it once the keeper's
+   * Put `value` back, and return the WAL position once it is back. When the configuration files already give it once the keeper's
    * override is reset, reset rather than pin it in postgresql.auto.conf, so that a later
    * edit of postgresql.conf still takes effect.
    */
-  async restoreSync(value: string, timeoutMs: number): Promise<void> {
+  async restoreSync(value: string, timeoutMs: number): Promise<string> {
     await this.session.query('ALTER SYSTEM RESET synchronous_standby_names', [], timeoutMs);
     const [fromFiles] = await this.session.query<{ setting: string | null }>(
       `SELECT (SELECT setting FROM pg_file_settings WHERE name = 'synchronous_standby_names' AND error IS NULL
@@ -128,6 +141,14 @@ export class LocalServer {
       );
     }
     await this.session.query('SELECT pg_reload_conf()', [], timeoutMs);
+    // Every commit acknowledged before the reload lies before this point; once a synchronous
+    // standby has flushed past it, none of them can be missing there (the arbiter's record).
+    const [at] = await this.session.query<{ lsn: string }>(
+      'SELECT pg_current_wal_lsn()::text AS lsn',
+      [],
+      timeoutMs,
+    );
+    return at?.lsn ?? '0/0';
   }
 
   /**
@@ -171,6 +192,11 @@ export class LocalServer {
       timeoutMs,
     );
     await this.session.query('SELECT pg_reload_conf()', [], timeoutMs);
+  }
+
+  /** The rights the keeper's role lacks on this server (postgres/grants.ts). */
+  missingGrants(lifecycle: boolean, timeoutMs: number): Promise<string[]> {
+    return missingGrants(this.session, lifecycle, timeoutMs);
   }
 
   close(): void {

@@ -20,6 +20,10 @@ export interface Counts {
   vetoes: Record<VetoReason, number>;
   hooks: Record<HookName, Record<HookResultLabel, number>>;
   reloads: { ok: number; failed: number };
+  /** Rejoins that succeeded, by how; and the times one was refused (it could have discarded acknowledged commits). */
+  rejoins: { rewind: number; basebackup: number; restart: number; refused: number };
+  /** Switchovers refused (the ones carried out are the switchover action's ok and failed). */
+  switchoversRefused: number;
 }
 
 export function zeroCounts(): Counts {
@@ -30,6 +34,8 @@ export function zeroCounts(): Counts {
     vetoes: table(VETO_REASONS, () => 0),
     hooks: table(HOOK_NAMES, () => table(HOOK_RESULTS, () => 0)),
     reloads: { ok: 0, failed: 0 },
+    rejoins: { rewind: 0, basebackup: 0, restart: 0, refused: 0 },
+    switchoversRefused: 0,
   };
 }
 
@@ -63,3 +69,13 @@ export const countReload = (c: Counts, ok: boolean): Counts => ({
 function table<K extends string, V>(keys: readonly K[], value: () => V): Record<K, V> {
   return Object.fromEntries(keys.map((k) => [k, value()])) as Record<K, V>;
 }
+
+export const countRejoin = (c: Counts, how: keyof Counts['rejoins']): Counts => ({
+  ...c,
+  rejoins: { ...c.rejoins, [how]: c.rejoins[how] + 1 },
+});
+
+export const countSwitchover = (c: Counts, how: 'refused'): Counts => ({
+  ...c,
+  switchoversRefused: c.switchoversRefused + (how === 'refused' ? 1 : 0),
+});

@@ -11,11 +11,14 @@ export class TickSchedule {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = true;
+  private again = false;
 
+  /** `late`: how many ms after its slot a scheduled tick started (a starved event loop shows here). */
   constructor(
     private readonly clock: Clock,
     private period: number,
     private readonly tick: () => Promise<void>,
+    private readonly late: (ms: number) => void = () => {},
   ) {}
 
   start(): void {
@@ -28,6 +31,19 @@ export class TickSchedule {
     if (period === this.period) return;
     this.period = period;
     if (!this.stopped) this.restartAt(this.clock.monotonic());
+  }
+
+  /** A tick as soon as possible (right after the one running, if any), without moving the schedule. */
+  soon(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.slot = Math.max(0, this.slot - 1);
+    this.run();
   }
 
   /** Stop; wait (at most `graceMs`) for a tick in progress. */
@@ -55,13 +71,21 @@ export class TickSchedule {
     this.slot += 1;
     this.timer = setTimeout(
       () => {
-        this.timer = null;
-        this.running = this.tick().finally(() => {
-          this.running = null;
-          this.next();
-        });
+        this.late(Math.max(0, this.clock.monotonic() - due));
+        this.run();
       },
       Math.max(0, due - now),
     );
+  }
+
+  private run(): void {
+    this.timer = null;
+    this.running = this.tick().finally(() => {
+      this.running = null;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.run();
+      } else this.next();
+    });
   }
 }

@@ -3,8 +3,9 @@
 // never touch a database. Every counter the metrics export is read from `counts` here,
 // and every "last time" from the policy's state: one record of each outcome.
 
+import type { ArbiterStatus } from '../arbiter/etcd.js';
 import { peerOf, type NodeName } from '../config/config.js';
-import type { Decision, KeeperState, Observation } from '../policy/types.js';
+import type { Decision, KeeperState, Observation, TaskView } from '../policy/types.js';
 import { zeroCounts, type Counts } from './counts.js';
 
 export interface KeeperEvent {
@@ -28,6 +29,24 @@ export interface Snapshot {
   paused: boolean;
   events: KeeperEvent[];
   counts: Counts;
+  /** The arbiter as its adapter last reported it; null in two-node mode. */
+  arbiter: ArbiterStatus | null;
+  /** A rejoin or switchover running beside the loop, with its current step. */
+  task: TaskView | null;
+  /** The last switchover this keeper took part in, for /status and `pg-keeper switchover`. */
+  switchover: SwitchoverReport | null;
+  /** The rights the keeper's role lacks on its server, once checked (null: not yet). */
+  missingGrants: string[] | null;
+}
+
+export interface SwitchoverReport {
+  id: string;
+  /** requested, taken, announcing, stopping, stopped, waiting-for-promotion, rejoining, done, failed, refused */
+  phase: string;
+  result: 'running' | 'ok' | 'failed' | 'refused';
+  reason: string;
+  startedAt: number;
+  endedAt: number | null;
 }
 
 export const EVENT_HISTORY = 50;
@@ -46,5 +65,15 @@ export function initialSnapshot(node: NodeName, state: KeeperState, now: number,
     paused,
     events: [],
     counts: zeroCounts(),
+    arbiter: null,
+    task: null,
+    switchover: null,
+    missingGrants: null,
   };
+}
+
+/** The node whose lease holds the primary's key, as read at the last tick; null: nobody, or not read. */
+export function holderName(snap: Snapshot): NodeName | null {
+  const holder = snap.observation?.arbiter?.reachable ? snap.observation.arbiter.holder : null;
+  return holder === 'self' ? snap.node : holder === 'peer' ? snap.peer : null;
 }

@@ -9,7 +9,10 @@ import { LOCAL_ACTION_KINDS, type KeeperState, type LocalActionKind } from '../p
 import type { Logger } from 'pino';
 import { errnoCode, errorText } from '../util/errors.js';
 
-export type Remembered = Pick<KeeperState, 'primarySeenAt' | 'syncAtLastContact' | 'savedSyncNames' | 'done'>;
+export type Remembered = Pick<
+  KeeperState,
+  'primarySeenAt' | 'syncAtLastContact' | 'savedSyncNames' | 'done' | 'syncBarrierLsn' | 'mayHaveAckedAlone'
+>;
 
 /** primarySeenAt is refreshed in the file at most this often: it only needs to be non-null and recent. */
 const SEEN_PERSIST_MS = 60_000;
@@ -20,6 +23,8 @@ export function remembered(s: KeeperState): Remembered {
     syncAtLastContact: s.syncAtLastContact,
     savedSyncNames: s.savedSyncNames,
     done: s.done,
+    syncBarrierLsn: s.syncBarrierLsn,
+    mayHaveAckedAlone: s.mayHaveAckedAlone,
   };
 }
 
@@ -29,6 +34,8 @@ export function worthWriting(prev: Remembered | null, next: Remembered): boolean
     prev === null ||
     prev.syncAtLastContact !== next.syncAtLastContact ||
     prev.savedSyncNames !== next.savedSyncNames ||
+    prev.syncBarrierLsn !== next.syncBarrierLsn ||
+    prev.mayHaveAckedAlone !== next.mayHaveAckedAlone ||
     JSON.stringify(prev.done) !== JSON.stringify(next.done) ||
     (prev.primarySeenAt === null) !== (next.primarySeenAt === null) ||
     (next.primarySeenAt ?? 0) - (prev.primarySeenAt ?? 0) >= SEEN_PERSIST_MS
@@ -50,6 +57,8 @@ export function readStateFile(file: string): Remembered | null {
     syncAtLastContact?: unknown;
     savedSyncNames?: unknown;
     done?: Record<string, unknown>;
+    syncBarrierLsn?: unknown;
+    mayHaveAckedAlone?: unknown;
     /** version 1 kept only the last action */
     lastAction?: { kind?: unknown; at?: unknown } | null;
   };
@@ -67,6 +76,8 @@ export function readStateFile(file: string): Remembered | null {
     syncAtLastContact: v.syncAtLastContact === true,
     savedSyncNames: typeof v.savedSyncNames === 'string' ? v.savedSyncNames : null,
     done,
+    syncBarrierLsn: typeof v.syncBarrierLsn === 'string' ? v.syncBarrierLsn : null,
+    mayHaveAckedAlone: typeof v.mayHaveAckedAlone === 'boolean' ? v.mayHaveAckedAlone : null,
   };
 }
 

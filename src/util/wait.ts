@@ -24,7 +24,9 @@ export async function waitFor<T>(
   let last: unknown;
   for (;;) {
     try {
-      const v = await check();
+      // A check that never settles (a request with no timeout of its own) must not outlive
+      // the deadline: the wait ends then all the same.
+      const v = await beforeDeadline(check(), deadline);
       if (v) return v as NonNullable<T>;
     } catch (err) {
       if ((err as { code?: unknown }).code === 'ERR_ASSERTION') throw err;
@@ -36,6 +38,19 @@ export async function waitFor<T>(
     }
     await sleep(intervalMs);
   }
+}
+
+/** `value`, or a rejection once `deadline` (epoch ms) has passed. */
+function beforeDeadline<T>(value: T | Promise<T>, deadline: number): Promise<T> {
+  if (!(value instanceof Promise)) return Promise.resolve(value);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error('the check itself did not answer before the deadline')),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  return Promise.race([value, late]).finally(() => clearTimeout(timer));
 }
 
 function errorMessage(err: unknown): string {

@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import { check, eras } from './checker.js';
 import type { PlannedFault } from './schedule.js';
 import type { FaultRecord } from './types.js';
-import type { NodeName, WriteRecord } from './workload.js';
+import type { NodeName } from '../../src/config/config.js';
+import type { WriteRecord } from './workload.js';
 
 let nextId = 1;
 function w(node: NodeName, timeline: number, sentAt: number, ackAt: number | null): WriteRecord {
@@ -29,6 +30,7 @@ function fault(index: number, kind: PlannedFault['kind'], startedAt: number, hea
       target: null,
       mode: kind === 'partition' ? 'blackhole' : null,
       variant: null,
+      member: null,
       durationMs: 0,
       quietMs: 0,
     },
@@ -38,6 +40,9 @@ function fault(index: number, kind: PlannedFault['kind'], startedAt: number, hea
     endedAt: healedAt,
     healedAt,
     promotions: [],
+    leasesLost: [],
+    marks: {},
+    availability: null,
     twoPrimaries: [],
     operatorActions: [],
     notes: [],
@@ -112,6 +117,43 @@ describe('chaos checker', () => {
     );
     assert.deepEqual(r.anomalies, []);
     assert.equal(r.partitions[0]?.lostAcked, 1);
+  });
+
+  test('with the arbiter, the same overlap under a partition is an anomaly, and still measured', () => {
+    const late = w('node1', 1, 120, 130);
+    const records = [w('node1', 1, 0, 10), w('node2', 2, 100, 110), late];
+    const r = check(1, records, [fault(1, 'partition', 50, 300)], present(records, [late]), {
+      arbiter: true,
+    });
+    assert.deepEqual(r.anomalies.map((a) => [a.kind, a.fault]).sort(), [
+      ['lost-write', 1],
+      ['two-writers', 1],
+    ]);
+    assert.equal(r.partitions[0]?.lostAcked, 1);
+  });
+
+  test('with the arbiter, isolating the primary is judged like a partition', () => {
+    const inFlight = w('node1', 1, 95, 400);
+    const records = [w('node1', 1, 0, 10), inFlight];
+    const r = check(1, records, [fault(1, 'isolate-primary', 100, 500)], present(records, [inFlight]), {
+      arbiter: true,
+    });
+    assert.deepEqual(
+      r.anomalies.map((a) => [a.kind, a.faultKind]),
+      [['lost-write', 'isolate-primary']],
+    );
+  });
+
+  test('with the arbiter, writes that stall during an etcd fault are a write stall', () => {
+    const records = [w('node1', 1, 0, 10), w('node1', 1, 20, 30), w('node1', 1, 3000, 3010)];
+    const faults = [fault(1, 'etcd-outage', 15, 3100)];
+    assert.deepEqual(
+      check(1, records, faults, present(records), { arbiter: true }).anomalies.map((a) => a.kind),
+      ['write-stall'],
+    );
+    // A partition between the nodes stalls commits for a window by design: not judged so.
+    const cut = [fault(1, 'partition', 15, 3100)];
+    assert.deepEqual(check(1, records, cut, present(records), { arbiter: true }).anomalies, []);
   });
 
   test('an unacknowledged write is never lost', () => {

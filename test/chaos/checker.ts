@@ -1,24 +1,30 @@
 // The checker, run once everything is healed and the workload has stopped.
 //
 // (1) Lost writes: every acknowledged id must be on the final primary. Under a partition the guards
-//     cannot apply (both sides see the other as dead), so a write in flight while the network was cut
-//     is measured and reported, not an anomaly. Any other missing id is an anomaly, blamed on the fault
-//     that began last before it was acknowledged.
+//     of a two-node pair cannot apply (both sides see the other as dead), so there a write in flight
+//     while the network was cut is measured and reported, not an anomaly. With the arbiter
+//     (`judgePartitions`) partitions are judged like any other fault: the lease is what makes them
+//     safe. Any other missing id is an anomaly, blamed on the fault that began last before it was
+//     acknowledged.
 // (2) Two writers: acknowledged writes are grouped into eras, one per (server, timeline); a server
 //     that becomes primary again after another failover is on a new timeline, so it is a new era.
 //     Ordered by their first acknowledgement, an era must have stopped accepting writes before the
 //     next began: a write of an earlier era SENT after a later era had already ACKNOWLEDGED one means
 //     both servers accepted writes at the same moment. Measured when that overlap falls within a
-//     partition, an anomaly otherwise.
+//     partition, and an anomaly too with the arbiter; an anomaly otherwise.
+//     With the arbiter also: a fault that leaves the pair itself alone (etcd's own, or the standby
+//     cut from etcd while the primary lives) must not stall writes (`write-stall`).
 // (3) Liveness (checkEnd, on the live topology): every keeper process alive, /health 200, one keeper
 //     says primary and the other standby, matching pg_is_in_recovery(), nobody sees two primaries;
 //     and after_command ran once per promotion.
 
 import { readFileSync } from 'node:fs';
+import { SLACK_MS } from './availability.js';
 import type { Topology } from './topology.js';
-import { NODES, keeperExited } from './topology.js';
+import { NODES, type NodeName } from '../../src/config/config.js';
+import { keeperExited } from './topology.js';
 import type { Anomaly, FaultRecord, PartitionMeasurement } from './types.js';
-import type { NodeName, WriteRecord } from './workload.js';
+import type { WriteRecord } from './workload.js';
 
 export interface Era {
   node: NodeName;
@@ -72,19 +78,44 @@ export function eras(records: WriteRecord[]): Era[] {
   return [...byKey.values()].sort((a, b) => a.firstAck - b.firstAck);
 }
 
+export interface CheckOptions {
+  /**
+   * The etcd arbiter was on: partitions (between the nodes, or the primary cut from everything) are
+   * judged, not excused, and faults that leave the pair alone must not stall writes.
+   */
+  arbiter?: boolean;
+}
+
+/** Longest write gap tolerated during a fault that leaves the pair itself healthy (arbiter only). */
+export const STALL_LIMIT_MS = 1000 + SLACK_MS;
+
+/** Faults that cut the network between the nodes. */
+const PARTITION_KINDS: readonly string[] = ['partition', 'isolate-primary'];
+/** Arbiter faults that touch neither server, nor the primary's keeper, nor the path between the nodes. */
+const PAIR_UNTOUCHED = (f: FaultRecord): boolean =>
+  f.planned.kind === 'etcd-kill' ||
+  f.planned.kind === 'etcd-freeze' ||
+  f.planned.kind === 'etcd-outage' ||
+  (f.planned.kind === 'cut-standby-etcd' && f.planned.variant === 'alone');
+
 export function check(
   seed: number,
   records: WriteRecord[],
   faults: FaultRecord[],
   finalIds: Set<number>,
+  opts: CheckOptions = {},
 ): CheckResult {
   const anomalies: Anomaly[] = [];
   const acked = records.filter((r) => r.ackAt !== null);
   const lostRecs = acked.filter((r) => !finalIds.has(r.id));
-  const isPartition = (f: FaultRecord | null): boolean => f?.planned.kind === 'partition';
+  const isPartition = (f: FaultRecord | null): f is FaultRecord =>
+    f !== null && PARTITION_KINDS.includes(f.planned.kind);
   /** The partition whose window (cut to healed) overlaps [from, to], if any. */
   const partitionDuring = (from: number, to: number): FaultRecord | null =>
     faults.find((f) => isPartition(f) && from <= f.healedAt && to >= f.startedAt) ?? null;
+  /** A partition that excuses what happened in it: only without the arbiter. */
+  const excusedBy = (from: number, to: number): FaultRecord | null =>
+    opts.arbiter ? null : partitionDuring(from, to);
   const rel = (f: FaultRecord | null, t: number): string =>
     f ? `+${t - f.startedAt} ms` : new Date(t).toISOString();
 
@@ -95,10 +126,8 @@ export function check(
   const lostInPartition = new Map<FaultRecord, number>();
   for (const r of lostRecs) {
     const p = partitionDuring(r.sentAt, r.ackAt as number);
-    if (p) {
-      lostInPartition.set(p, (lostInPartition.get(p) ?? 0) + 1);
-      continue;
-    }
+    if (p) lostInPartition.set(p, (lostInPartition.get(p) ?? 0) + 1);
+    if (excusedBy(r.sentAt, r.ackAt as number)) continue;
     const f = faultAt(faults, r.ackAt as number);
     lostByFault.set(f, [...(lostByFault.get(f) ?? []), r]);
   }
@@ -134,7 +163,7 @@ export function check(
   }
   const lastLate = (o: (typeof overlaps)[number]): number => Math.max(...o.late.map((r) => r.ackAt ?? 0));
   for (const o of overlaps) {
-    if (partitionDuring(o.later.firstAck, lastLate(o))) continue;
+    if (excusedBy(o.later.firstAck, lastLate(o))) continue;
     const f = faultAt(faults, o.later.firstAck);
     const last = o.late[o.late.length - 1] as WriteRecord;
     anomalies.push({
@@ -165,6 +194,7 @@ export function check(
     partitions.push({
       seed,
       fault: f.planned.index,
+      kind: f.planned.kind,
       mode: f.planned.mode ?? 'blackhole',
       cutMs: f.endedAt - f.startedAt,
       promotedAfterMs: promoted ? promoted.at - f.startedAt : null,
@@ -191,9 +221,22 @@ export function check(
       fault: f.planned.index,
       kind: f.planned.kind,
       longestWriteGapMs: gap,
-      lost: (lostByFault.get(f)?.length ?? 0) + (lostInPartition.get(f) ?? 0),
+      lost: (lostByFault.get(f)?.length ?? 0) + (opts.arbiter ? 0 : (lostInPartition.get(f) ?? 0)),
     };
   });
+  if (opts.arbiter) {
+    for (const [i, f] of faults.entries()) {
+      const gap = perFault[i]?.longestWriteGapMs ?? 0;
+      if (PAIR_UNTOUCHED(f) && gap > STALL_LIMIT_MS)
+        anomalies.push({
+          kind: 'write-stall',
+          seed,
+          fault: f.planned.index,
+          faultKind: f.planned.kind,
+          detail: `no write was acknowledged for ${gap} ms during ${f.planned.kind}, which leaves the pair itself alone (limit ${STALL_LIMIT_MS} ms)`,
+        });
+    }
+  }
 
   return {
     acked: acked.length,
@@ -238,6 +281,31 @@ export async function checkEnd(seed: number, topo: Topology, faults: FaultRecord
   const r = Object.values(roles).sort().join('+');
   if (r !== 'primary+standby')
     add('roles-inconsistent', `keepers report ${r || 'nothing'}, not one primary and one standby`);
+  // The arbiter: the primary holds the lease, and /primary answers 200 there only.
+  const primary = NODES.find((n) => roles[n] === 'primary');
+  if (topo.arbiter && primary) {
+    try {
+      const a = (await topo.keepers[primary].status()).arbiter;
+      if (!a?.lease_held || a.holder !== primary)
+        add(
+          'roles-inconsistent',
+          `the final primary ${primary}'s keeper: lease_held=${a?.lease_held}, holder=${a?.holder}`,
+        );
+      for (const n of NODES) {
+        const code = (await topo.keepers[n].get('/primary')).status;
+        if ((code === 200) !== (n === primary))
+          add(
+            'roles-inconsistent',
+            `${n}'s keeper answers /primary with ${code} at the end (primary: ${primary})`,
+          );
+      }
+    } catch (err) {
+      add(
+        'keeper-unhealthy',
+        `the keepers do not answer about the lease at the end: ${(err as Error).message}`,
+      );
+    }
+  }
 
   // after_command: one line per promotion, except promotions whose hook was made to hang; and no
   // promotion at all outside a fault (between faults the pair is healthy)

@@ -1,13 +1,21 @@
 // The fault injector: carries out one planned fault on the live topology, holds it for its duration
 // (watching the keepers' /health meanwhile), removes it, and hands over to the operator.
 
-import { describeFault, type PlannedFault } from './schedule.js';
+import {
+  failoverAfterReconnectMs,
+  failoverBoundMs,
+  judgeAvailability,
+  SLACK_MS,
+  type AvailabilityCheck,
+  type Loss,
+} from './availability.js';
+import { describeFault, type EtcdMember, type FaultKind, type PlannedFault } from './schedule.js';
 import { heal } from './operator.js';
-import { NODES, keeperExited, otherNode, Topology } from './topology.js';
+import { keeperExited, Topology } from './topology.js';
 import { anomaly, pause, type FaultRecord, type RunContext } from './types.js';
-import type { NodeName } from './workload.js';
-import type { PgNode } from '../../src/demo/cluster.js';
-import { waitFor } from '../support/keeper-process.js';
+import { NODES, peerOf, type NodeName } from '../../src/config/config.js';
+import { waitFor } from '../../src/util/wait.js';
+import type { PgNode } from '../support/test-pair.js';
 
 /** The node that is the primary now (the pair is healthy between faults, so there is exactly one). */
 async function currentPrimary(ctx: RunContext): Promise<NodeName> {
@@ -20,14 +28,17 @@ async function currentPrimary(ctx: RunContext): Promise<NodeName> {
 }
 
 /**
- * Holds a fault for `ms`, polling the /health of every keeper the harness did not kill; two failed
- * answers in a row from the same keeper is the anomaly `keeper-unhealthy` (once per keeper and fault).
+ * Holds a fault for `ms` (or until `done()` says so), polling the /health of every keeper the harness
+ * did not kill; two failed answers in a row from the same keeper is the anomaly `keeper-unhealthy`
+ * (once per keeper and fault).
  */
-async function hold(ctx: RunContext, ms: number): Promise<void> {
+async function hold(ctx: RunContext, ms: number, done: () => boolean = () => false): Promise<void> {
   const end = Date.now() + ms;
   const misses: Record<NodeName, number> = { node1: 0, node2: 0 };
   const reported = new Set<NodeName>();
-  while (Date.now() < end && !ctx.signal.aborted) {
+  while (Date.now() < end && !ctx.signal.aborted && !done()) {
+    const primaryOk: Record<NodeName, boolean> = { node1: false, node2: false };
+    const at = Date.now();
     await Promise.all(
       NODES.map(async (n) => {
         const k = ctx.topo.keepers[n];
@@ -35,6 +46,8 @@ async function hold(ctx: RunContext, ms: number): Promise<void> {
         let status: number | string;
         try {
           status = (await k.get('/health')).status;
+          // What a load balancer would be told: with the arbiter, at most one primary to write to.
+          if (ctx.topo.arbiter) primaryOk[n] = (await k.get('/primary')).status === 200;
         } catch (err) {
           status = (err as Error).message;
         }
@@ -45,8 +58,25 @@ async function hold(ctx: RunContext, ms: number): Promise<void> {
         }
       }),
     );
+    if (primaryOk.node1 && primaryOk.node2 && ctx.fault) {
+      const b = (ctx.fault.bothPrimaryOk ??= { firstAt: at, lastAt: at, polls: 0 });
+      b.lastAt = at;
+      b.polls += 1;
+    }
     await pause(Math.min(250, Math.max(0, end - Date.now())), ctx.signal);
   }
+}
+
+/** Leases any keeper process of this run counted lost between two moments. */
+function leasesLostBetween(ctx: RunContext, from: number, to: number): FaultRecord['leasesLost'] {
+  const out: FaultRecord['leasesLost'] = [];
+  for (const { node, k } of ctx.topo.keeperHistory) {
+    for (const l of k.events('lease-lost')) {
+      const at = Date.parse(String(l.time));
+      if (at >= from && at <= to) out.push({ node, at, reason: String(l.reason) });
+    }
+  }
+  return out.sort((a, b) => a.at - b.at);
 }
 
 /** Promotions logged by any keeper process of this run between two moments. */
@@ -67,7 +97,7 @@ export async function runFault(ctx: RunContext, planned: PlannedFault, total: nu
     planned.target === 'primary'
       ? primaryBefore
       : planned.target === 'standby'
-        ? otherNode(primaryBefore)
+        ? peerOf(primaryBefore)
         : null;
   const rec: FaultRecord = {
     planned,
@@ -77,6 +107,9 @@ export async function runFault(ctx: RunContext, planned: PlannedFault, total: nu
     endedAt: 0,
     healedAt: 0,
     promotions: [],
+    leasesLost: [],
+    marks: {},
+    availability: null,
     twoPrimaries: [],
     operatorActions: [],
     notes: [],
@@ -96,9 +129,17 @@ export async function runFault(ctx: RunContext, planned: PlannedFault, total: nu
   await heal(ctx);
   rec.healedAt = Date.now();
   rec.promotions = promotionsBetween(ctx, rec.startedAt, rec.healedAt);
+  rec.leasesLost = leasesLostBetween(ctx, rec.startedAt, rec.healedAt);
   for (const pr of rec.promotions)
     rec.notes.push(`${pr.node} promoted ${pr.at - rec.startedAt} ms after the fault began`);
-  checkFailover(ctx, rec);
+  for (const l of rec.leasesLost)
+    rec.notes.push(`${l.node}'s keeper lost its lease ${l.at - rec.startedAt} ms after the fault began`);
+  if (rec.bothPrimaryOk)
+    rec.notes.push(
+      `both keepers answered /primary 200 from +${rec.bothPrimaryOk.firstAt - rec.startedAt} ms ` +
+        `to +${rec.bothPrimaryOk.lastAt - rec.startedAt} ms (${rec.bothPrimaryOk.polls} polls)`,
+    );
+  checkPromotions(ctx, rec);
   ctx.log(
     `  healed ${((rec.healedAt - rec.endedAt) / 1000).toFixed(1)} s after the fault ended` +
       (rec.notes.length ? `; ${rec.notes.join('; ')}` : ''),
@@ -115,10 +156,12 @@ async function inject(ctx: RunContext, rec: FaultRecord): Promise<void> {
   };
   switch (planned.kind) {
     case 'kill-server':
+      rec.marks.lostAt = Date.now();
       await topo.pair.kill(target(), 'SIGKILL');
       await hold(ctx, planned.durationMs);
       return; // the operator starts it again, or rebuilds it if the standby took over
     case 'freeze-server':
+      rec.marks.lostAt = Date.now();
       await topo.pair.kill(target(), 'SIGSTOP');
       await hold(ctx, planned.durationMs);
       await topo.pair.kill(target(), 'SIGCONT');
@@ -142,35 +185,173 @@ async function inject(ctx: RunContext, rec: FaultRecord): Promise<void> {
       return hungHook(ctx, rec);
     case 'cascade-kill':
       return cascadeKill(ctx, rec);
+    case 'isolate-primary': {
+      const mode = planned.mode ?? 'blackhole';
+      const primary = target().name;
+      rec.marks.lostAt = Date.now();
+      await Promise.all([
+        ...NODES.map((n) => topo.proxyTo[n].cut(mode)),
+        topo.cutArbiter(primary, true, mode),
+      ]);
+      await hold(ctx, planned.durationMs);
+      await Promise.all([...NODES.map((n) => topo.proxyTo[n].restore()), topo.cutArbiter(primary, false)]);
+      return;
+    }
+    case 'cut-standby-etcd':
+      return cutStandbyFromEtcd(ctx, rec);
+    case 'etcd-kill': {
+      const etcd = etcdOf(ctx);
+      const name = await memberName(ctx, rec, planned.member);
+      await etcd.kill(name);
+      await hold(ctx, planned.durationMs);
+      await etcd.restart(name);
+      return;
+    }
+    case 'etcd-freeze': {
+      const etcd = etcdOf(ctx);
+      const name = await memberName(ctx, rec, planned.member);
+      etcd.freeze(true, name);
+      await hold(ctx, planned.durationMs);
+      etcd.freeze(false, name);
+      await etcd.waitHealthy();
+      return;
+    }
+    case 'etcd-outage': {
+      const etcd = etcdOf(ctx);
+      await etcd.kill();
+      await hold(ctx, planned.durationMs);
+      await etcd.restart();
+      return;
+    }
+  }
+}
+
+function etcdOf(ctx: RunContext): NonNullable<Topology['arbiter']>['etcd'] {
+  const etcd = ctx.topo.arbiter?.etcd;
+  if (!etcd) throw new Error('an etcd fault needs the arbiter (--arbiter)');
+  return etcd;
+}
+
+/** The member a fault hits: the only one, or the leader or a follower of three, resolved now. */
+async function memberName(ctx: RunContext, rec: FaultRecord, member: EtcdMember | null): Promise<string> {
+  const etcd = etcdOf(ctx);
+  const names = etcd.memberNames();
+  let name = names[0] as string;
+  if (member !== null) {
+    const leader = await etcd.leader();
+    name = member === 'leader' ? leader : (names.find((n) => n !== leader) as string);
+  }
+  rec.notes.push(`etcd member ${name}${member ? ` (${member})` : ''}`);
+  return name;
+}
+
+/**
+ * The standby's keeper cut from etcd. Variant `primary-lost`: the primary's host (server and keeper)
+ * is lost right after, so the lease runs out in etcd while the standby cannot see it; the standby
+ * must not promote while cut, and must once it reaches etcd again: the fault is held until it does,
+ * or until the promotion was owed (else the operator would start the old primary again first).
+ */
+async function cutStandbyFromEtcd(ctx: RunContext, rec: FaultRecord): Promise<void> {
+  const { topo, timing } = ctx;
+  const standby = rec.node as NodeName;
+  const primary = peerOf(standby);
+  await topo.cutArbiter(standby, true, rec.planned.mode ?? 'blackhole');
+  const lostAt = Date.now();
+  if (rec.planned.variant === 'primary-lost') {
+    rec.marks.lostAt = lostAt;
+    await Promise.all([topo.pair.kill(topo.node(primary), 'SIGKILL'), topo.killKeeper(primary)]);
+  }
+  await hold(ctx, rec.planned.durationMs);
+  await topo.cutArbiter(standby, false);
+  if (rec.planned.variant !== 'primary-lost') return;
+  const reconnectedAt = Date.now();
+  rec.marks.reconnectedAt = reconnectedAt;
+  const owedBy = lostAt + failoverAfterReconnectMs(timing, reconnectedAt - lostAt) + SLACK_MS;
+  await hold(ctx, owedBy - Date.now(), () =>
+    promotionsBetween(ctx, lostAt, Date.now()).some((p) => p.node === standby),
+  );
+}
+
+/** How each kind loses the primary, when it does (and the promotion is owed once it lasts). */
+function lossOf(kind: FaultKind, rec: FaultRecord): Loss | 'host-lost-then-reconnect' | null {
+  const onPrimary = rec.node === rec.primaryBefore;
+  switch (kind) {
+    case 'kill-server':
+      return onPrimary ? 'server-killed' : null;
+    case 'freeze-server':
+      return onPrimary ? 'server-frozen' : null;
+    case 'hung-hook':
+      return 'server-killed';
+    case 'isolate-primary':
+      return 'host-lost';
+    case 'cut-standby-etcd':
+      return rec.planned.variant === 'primary-lost' ? 'host-lost-then-reconnect' : null;
+    default:
+      return null;
   }
 }
 
 /**
- * A primary gone for longer than the window (and stream_timeout) must have been replaced; and
- * losing a keeper alone must not promote anything.
+ * A primary lost for long enough must have been replaced in time (availability.ts: from the keepers'
+ * window, stream_timeout and lease TTL); a fault that leaves the pair's own health alone must promote
+ * nothing: losing a keeper, and with the arbiter a partition between the nodes (both reach etcd),
+ * etcd's faults, and the standby cut from etcd (while cut).
  */
-function checkFailover(ctx: RunContext, rec: FaultRecord): void {
-  const { kind, target, durationMs } = rec.planned;
-  // Both servers stayed healthy while a keeper was away: nothing may have been promoted.
-  if (kind === 'kill-keeper' && rec.promotions.length > 0) {
-    anomaly(
-      ctx,
-      'spurious-promotion',
-      `${rec.promotions.map((p) => p.node).join(', ')} promoted while only ${rec.node}'s keeper was down`,
-    );
+function checkPromotions(ctx: RunContext, rec: FaultRecord): void {
+  const { kind } = rec.planned;
+  const arbiter = ctx.topo.arbiter !== null;
+  const quietKinds: FaultKind[] = arbiter
+    ? ['kill-keeper', 'partition', 'etcd-kill', 'etcd-freeze', 'etcd-outage', 'cut-standby-etcd']
+    : ['kill-keeper'];
+  if (quietKinds.includes(kind)) {
+    // Variant primary-lost: the standby may promote only once it reaches etcd again.
+    const until = rec.marks.reconnectedAt ?? rec.healedAt;
+    const early = rec.promotions.filter((p) => p.at < until);
+    if (early.length > 0)
+      anomaly(
+        ctx,
+        'spurious-promotion',
+        `${early.map((p) => `${p.node} at +${p.at - rec.startedAt} ms`).join(', ')} promoted during ${kind} ` +
+          `(${describeFault(rec.planned, rec.node ?? undefined)}), which leaves the pair itself healthy`,
+      );
   }
-  const expected =
-    target === 'primary' &&
-    ((kind === 'kill-server' && durationMs >= 4000) || (kind === 'freeze-server' && durationMs >= 5000));
-  if (!expected) return;
-  const inTime = rec.promotions.some((p) => p.node !== rec.node && p.at <= rec.endedAt);
-  if (!inTime) {
+  const loss = lossOf(kind, rec);
+  const lostAt = rec.marks.lostAt;
+  if (loss === null || lostAt === undefined) return;
+  if (loss === 'host-lost' && ctx.timing.ttlMs === null) return;
+  const lostNode = kind === 'cut-standby-etcd' ? peerOf(rec.node as NodeName) : (rec.node as NodeName);
+  const promoted = rec.promotions.find((p) => p.node !== lostNode && p.at >= lostAt);
+  const bound =
+    loss === 'host-lost-then-reconnect'
+      ? failoverAfterReconnectMs(ctx.timing, (rec.marks.reconnectedAt ?? rec.endedAt) - lostAt)
+      : failoverBoundMs(ctx.timing, loss);
+  // cut-standby-etcd holds the loss until the promotion or the deadline: it always owes one.
+  const lostFor =
+    loss === 'host-lost-then-reconnect'
+      ? Math.max(rec.endedAt - lostAt, bound + SLACK_MS)
+      : rec.endedAt - lostAt;
+  const check: AvailabilityCheck = judgeAvailability(
+    loss,
+    bound,
+    lostFor,
+    promoted ? promoted.at - lostAt : null,
+  );
+  rec.availability = check;
+  rec.notes.push(
+    check.checked
+      ? `availability checked: ${loss}, promotion owed within ${check.deadlineMs} ms, ` +
+          (promoted ? `promoted after ${check.promotedAfterMs} ms` : 'none')
+      : `availability not owed: ${loss} lasted ${check.lostForMs} ms, under the ${check.deadlineMs} ms a promotion may take`,
+  );
+  if (!check.ok)
     anomaly(
       ctx,
       'no-failover',
-      `${rec.node} was gone for ${durationMs} ms (${kind}) and ${otherNode(rec.node ?? 'node1')} was not promoted`,
+      `${lostNode} was lost (${loss}, ${kind}) for ${check.lostForMs} ms and ${peerOf(lostNode)} was ` +
+        (promoted
+          ? `promoted only after ${check.promotedAfterMs} ms`
+          : `not promoted (owed within ${check.deadlineMs} ms)`),
     );
-  }
 }
 
 /**
@@ -181,7 +362,7 @@ function checkFailover(ctx: RunContext, rec: FaultRecord): void {
 async function hungHook(ctx: RunContext, rec: FaultRecord): Promise<void> {
   const { topo } = ctx;
   const primary = rec.node as NodeName;
-  const standby = otherNode(primary);
+  const standby = peerOf(primary);
   const marker = `${topo.hookMarker}-hung`;
   await topo.reconfigureKeeper(standby, { after_command: `sleep 3600; : ${marker}` });
   const k = topo.keepers[standby];
@@ -190,6 +371,7 @@ async function hungHook(ctx: RunContext, rec: FaultRecord): Promise<void> {
   const hookDone = (): Record<string, unknown> | undefined =>
     k.events('hook-done').find((l) => l.hook === 'after_command' && after(l));
   try {
+    rec.marks.lostAt = Date.now();
     await topo.pair.kill(topo.node(primary), 'SIGKILL');
     try {
       await waitFor(() => k.events('hook-start').some(after), 'the promotion and its after_command', 30_000);
@@ -250,7 +432,7 @@ async function hungHook(ctx: RunContext, rec: FaultRecord): Promise<void> {
 async function cascadeKill(ctx: RunContext, rec: FaultRecord): Promise<void> {
   const { topo, workload } = ctx;
   const primary = rec.primaryBefore;
-  const standby = otherNode(primary);
+  const standby = peerOf(primary);
   const variant = rec.planned.variant ?? 'server';
   if (variant === 'host') await topo.killKeeper(standby);
   if (variant === 'frozen-host') {

@@ -5,14 +5,17 @@ import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { timingFromConfig, type Timing } from './availability.js';
 import { checkEnd, check, type CheckResult } from './checker.js';
 import { runFault } from './faults.js';
 import { NotHealed, heal } from './operator.js';
 import { describeFault, makeSchedule } from './schedule.js';
-import { NODES, Topology } from './topology.js';
+import { NODES, type NodeName } from '../../src/config/config.js';
+import { Topology } from './topology.js';
 import { pause, type Anomaly, type FaultRecord, type RunContext } from './types.js';
-import { Workload, type NodeName } from './workload.js';
-import { CLI, waitFor } from '../support/keeper-process.js';
+import { Workload } from './workload.js';
+import { waitFor } from '../../src/util/wait.js';
+import { CLI } from '../support/keeper-process.js';
 
 export interface RunOptions {
   seed: number;
@@ -25,6 +28,10 @@ export interface RunOptions {
   stopFaultsAt?: number;
   /** Where the logs of a run that found something are kept (a subdirectory per run). */
   logsDir?: string;
+  /** The etcd arbiter: members, and the lease's TTL in seconds. Absent: two-node mode. */
+  arbiter?: { members: 1 | 3; ttl: number };
+  /** A client that cancels writes unanswered after this long (workload.ts, the cancel loop). */
+  cancelAfterMs?: number;
 }
 
 export interface RunResult {
@@ -42,12 +49,26 @@ export interface RunResult {
   finalPrimary: NodeName | null;
   /** Keeper and server logs, kept when the run found an anomaly or failed. */
   logs: string | null;
+  arbiter: { members: 1 | 3; ttl: number } | null;
+  /** The cancel loop's delay, when the run had one. */
+  cancelAfterMs: number | null;
+  /** The keepers' timing the availability checks were derived from (null if the run never started). */
+  timing: Timing | null;
 }
 
 export async function runOnce(o: RunOptions): Promise<RunResult> {
   const t0 = Date.now();
-  const schedule = makeSchedule({ seed: o.seed, faults: o.faults, durationScale: o.durationScale });
-  o.log(`[seed ${o.seed}] ${schedule.length} faults planned:`);
+  const schedule = makeSchedule({
+    seed: o.seed,
+    faults: o.faults,
+    durationScale: o.durationScale,
+    arbiter: o.arbiter && { members: o.arbiter.members, ttlMs: o.arbiter.ttl * 1000 },
+  });
+  const mode = o.arbiter
+    ? `arbiter: etcd with ${o.arbiter.members} member(s), lease TTL ${o.arbiter.ttl} s`
+    : 'two-node';
+  const cancel = o.cancelAfterMs === undefined ? '' : `; a client cancels writes after ${o.cancelAfterMs} ms`;
+  o.log(`[seed ${o.seed}] ${mode}${cancel}; ${schedule.length} faults planned:`);
   for (const f of schedule) o.log(`    ${f.index}. ${f.kind}: ${describeFault(f)}`);
   const result: RunResult = {
     seed: o.seed,
@@ -61,15 +82,28 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     finalPrimary: null,
     build: buildInfo(),
     logs: null,
+    arbiter: o.arbiter ?? null,
+    cancelAfterMs: o.cancelAfterMs ?? null,
+    timing: null,
   };
-  const topo = await Topology.create(o.log);
+  const topo = await Topology.create(o.log, o.arbiter ? { arbiter: o.arbiter } : {});
+  let timing: Timing;
+  try {
+    timing = timingFromConfig((await topo.keepers.node1.status()).config);
+    result.timing = timing;
+  } catch (err) {
+    await topo.destroy();
+    throw err;
+  }
   const workload = new Workload({
     targets: { node1: topo.pair.target(topo.pair.node1), node2: topo.pair.target(topo.pair.node2) },
     first: 'node1',
+    cancelAfterMs: o.cancelAfterMs,
   });
   const ctx: RunContext = {
     seed: o.seed,
     topo,
+    timing,
     workload,
     log: o.log,
     anomalies: result.anomalies,
@@ -97,7 +131,7 @@ export async function runOnce(o: RunOptions): Promise<RunResult> {
     const primary = await finalPrimary(topo);
     result.finalPrimary = primary;
     const ids = await topo.idsOn(primary);
-    result.check = check(o.seed, workload.records, result.faults, ids);
+    result.check = check(o.seed, workload.records, result.faults, ids, { arbiter: o.arbiter !== undefined });
     result.anomalies.push(...result.check.anomalies, ...(await checkEnd(o.seed, topo, result.faults)));
   } catch (err) {
     if (o.signal.aborted) result.aborted = true;

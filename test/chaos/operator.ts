@@ -13,13 +13,18 @@
 //                             has not within 30 s, that is an anomaly, and the operator does it
 //   keepers                   restart any dead one (an anomaly unless the harness killed it); wait until
 //                             both report the same roles as the servers and /health is 200
+//   arbiter                   every path to etcd restored, every member running and thawed; two
+//                             primaries are resolved in favour of the lease holder (and what each
+//                             keeper's /primary answered is recorded); healthy means also: the
+//                             primary's keeper holds the lease, etcd records "sync", and the standby's
+//                             keeper sees both
 //
 // Everything is bounded by a deadline; failing it is the anomaly `not-healed`.
 
-import { readProcStat } from '../../src/demo/proc.js';
-import { NODES, keeperExited, otherNode, type ServerView } from './topology.js';
-import { anomaly, pause, type RunContext } from './types.js';
-import type { NodeName } from './workload.js';
+import { readProcStat } from '../../src/util/procfs.js';
+import { NODES, peerOf, type NodeName } from '../../src/config/config.js';
+import { keeperExited, type ServerView } from './topology.js';
+import { anomaly, pause, type RunContext, type TwoPrimaries } from './types.js';
 
 export class NotHealed extends Error {
   override name = 'NotHealed';
@@ -44,6 +49,19 @@ export async function heal(ctx: RunContext, deadlineMs = 150_000): Promise<void>
     k.child.kill('SIGCONT');
     topo.frozenOnPurpose.delete(k);
     act('resumed a stopped keeper');
+  }
+  if (topo.arbiter) {
+    for (const n of NODES) {
+      for (const proxy of topo.arbiter.proxiesOf[n]) {
+        if (proxy.state !== 'open') {
+          await proxy.restore();
+          act(`restored ${n}'s path to etcd`);
+        }
+      }
+    }
+    // Idempotent: SIGCONT to running members, start the dead ones, wait until every one is healthy.
+    topo.arbiter.etcd.freeze(false);
+    await topo.arbiter.etcd.restart();
   }
   for (const n of NODES) {
     const proxy = topo.proxyTo[n];
@@ -110,7 +128,7 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
   for (const n of NODES) {
     const v = views[n];
     if (v.running) continue;
-    const o = views[otherNode(n)];
+    const o = views[peerOf(n)];
     if (o.up && o.inRecovery === false && (!v.standbySignal || p.startFailures[n] >= 2)) {
       act(`${n} is down and ${o.node} is the primary: rebuilding ${n} as its standby`);
       await rebuild(ctx, p, n, o.node, act);
@@ -151,7 +169,7 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
   p.bothStandbysSince = null;
 
   const primary: NodeName = v1?.inRecovery === false ? 'node1' : 'node2';
-  const standby = otherNode(primary);
+  const standby = peerOf(primary);
   if ((await topo.primaryConninfoPort(standby)) !== topo.proxyTo[primary].port) {
     await topo.repoint(standby, primary);
     act(`pointed ${standby}'s WAL receiver at the proxy in front of ${primary}`);
@@ -190,7 +208,7 @@ async function healStep(ctx: RunContext, p: Progress, act: (msg: string) => void
 /** Null when both keepers report what the servers are, with sync replication and nobody in doubt. */
 async function keepersAgree(ctx: RunContext, primary: NodeName): Promise<string | null> {
   const { topo } = ctx;
-  const standby = otherNode(primary);
+  const standby = peerOf(primary);
   const kp = topo.keepers[primary];
   const ks = topo.keepers[standby];
   for (const k of [kp, ks]) {
@@ -202,6 +220,27 @@ async function keepersAgree(ctx: RunContext, primary: NodeName): Promise<string 
     return `${primary}'s keeper sees role=${sp.role} sync=${sp.sync_mode} peer_reachable=${sp.peer_reachable}`;
   if (ss.role !== 'standby' || !ss.guards.synchronous_at_last_contact || !ss.peer_reachable)
     return `${standby}'s keeper sees role=${ss.role} sync_at_last_contact=${ss.guards.synchronous_at_last_contact} peer_reachable=${ss.peer_reachable}`;
+  if (topo.arbiter) {
+    const ap = sp.arbiter;
+    const as = ss.arbiter;
+    if (!ap?.lease_held || ap.holder !== primary || ap.replication !== 'sync')
+      return `${primary}'s keeper: lease_held=${ap?.lease_held} holder=${ap?.holder} replication=${ap?.replication}`;
+    if (as?.holder !== primary || as.replication !== 'sync')
+      return `${standby}'s keeper sees holder=${as?.holder} replication=${as?.replication}`;
+  }
+  return null;
+}
+
+/** Arbiter: who etcd says holds the lease, as either keeper read it at its last tick (null: nobody, unknown). */
+async function leaseHolder(ctx: RunContext): Promise<NodeName | null> {
+  for (const n of NODES) {
+    try {
+      const a = (await ctx.topo.keepers[n].status()).arbiter;
+      if (a?.reachable) return a.holder;
+    } catch {
+      // ask the other
+    }
+  }
   return null;
 }
 
@@ -245,7 +284,33 @@ async function resolveTwoPrimaries(
       workload.records.filter((r) => r.node === n && r.ackAt !== null && r.sentAt >= since).length;
     loser = count('node1') < count('node2') ? 'node1' : 'node2';
   }
-  const winner = otherNode(loser);
+  // With the arbiter the lease holder is the primary; /primary must say so, and only there.
+  let arbiterView: Pick<TwoPrimaries, 'leaseHolder' | 'primaryCheck'> = {};
+  if (topo.arbiter) {
+    // Both keepers read etcd at their next tick after the network healed: give them two.
+    await pause(2 * ctx.timing.keepaliveMs + ctx.timing.heartbeatTimeoutMs, ctx.signal);
+    const holder = await leaseHolder(ctx);
+    const primaryCheck = { node1: 0, node2: 0 } as Record<NodeName, number | string>;
+    for (const n of NODES) {
+      primaryCheck[n] = await topo.keepers[n].get('/primary').then(
+        (r) => r.status,
+        (err: Error) => err.message,
+      );
+    }
+    arbiterView = { leaseHolder: holder, primaryCheck };
+    if (holder !== null && holder === loser) {
+      anomaly(
+        ctx,
+        'roles-inconsistent',
+        `two primaries: ${holder} holds the lease but is on the older timeline (${views[holder].timeline}); ` +
+          `following the lease, ${peerOf(holder)} is rebuilt`,
+      );
+      loser = peerOf(holder);
+    }
+    if (primaryCheck.node1 === 200 && primaryCheck.node2 === 200)
+      anomaly(ctx, 'roles-inconsistent', 'two primaries, and both keepers answer /primary with 200');
+  }
+  const winner = peerOf(loser);
   const loserTl = views[loser].timeline;
   const ackedOnLoser = workload.records
     .filter((r) => r.node === loser && r.ackAt !== null && r.timeline === loserTl)
@@ -268,6 +333,7 @@ async function resolveTwoPrimaries(
     winnerTimeline: views[winner].timeline,
     loserTimeline: loserTl,
     lostIds,
+    ...arbiterView,
   });
   act(
     `two primaries: ${loser} (timeline ${loserTl}) and ${winner} (timeline ${views[winner].timeline}); ` +

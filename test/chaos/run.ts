@@ -8,6 +8,13 @@
 //   --scale X     multiply fault durations and quiet times (default 1)
 //   --json FILE   write the summary and every run's faults, eras and anomalies as JSON
 //   --logs DIR    where runs that found something keep their logs (default $TMPDIR/pgk-chaos-logs)
+//   --arbiter     with the etcd arbiter: the arbiter's partitions and etcd's faults join the
+//                 schedule, and partitions are judged (a lost write or two writers is an anomaly)
+//   --members N   etcd members, 1 or 3 (default: 3 for odd seeds, 1 for even ones, so that a series
+//                 of runs covers both and a seed replays with its own)
+//   --ttl S       the lease's TTL in seconds (default 3; etcd's minimum is 2)
+//   --cancel      add a client that cancels (pg_cancel_backend) any write unanswered after 500 ms,
+//                 as a driver's query timeout does; what the server then answers counts
 //
 // Needs the built CLI (`npm run build`) and PostgreSQL binaries. Exit status: 0 no anomaly, 1 an
 // anomaly outside a partition (or the harness failed), 2 bad usage, 130 interrupted.
@@ -20,7 +27,8 @@ import { destroyAll } from './topology.js';
 
 function usage(msg: string): never {
   process.stderr.write(
-    `${msg}\nusage: npm run chaos -- [--seed N] [--faults N] [--runs N] [--duration S] [--scale X] [--json FILE] [--logs DIR]\n`,
+    `${msg}\nusage: npm run chaos -- [--seed N] [--faults N] [--runs N] [--duration S] [--scale X] [--json FILE] [--logs DIR]\n` +
+      `                        [--arbiter [--members 1|3] [--ttl S]] [--cancel]\n`,
   );
   process.exit(2);
 }
@@ -44,6 +52,10 @@ async function main(): Promise<number> {
         scale: { type: 'string' },
         json: { type: 'string' },
         logs: { type: 'string' },
+        arbiter: { type: 'boolean' },
+        members: { type: 'string' },
+        ttl: { type: 'string' },
+        cancel: { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -55,6 +67,14 @@ async function main(): Promise<number> {
   const budgetS = num(args.duration, 'duration', undefined, 1);
   const runs = num(args.runs, 'runs', budgetS === undefined ? 1 : Number.MAX_SAFE_INTEGER, 1) as number;
   const scale = num(args.scale, 'scale', 1, 0.05) as number;
+  if (!args.arbiter && (args.members !== undefined || args.ttl !== undefined))
+    usage('--members and --ttl go with --arbiter');
+  const members = num(args.members, 'members', undefined, 1);
+  if (members !== undefined && members !== 1 && members !== 3)
+    usage(`--members must be 1 or 3, got ${members}`);
+  const ttl = num(args.ttl, 'ttl', 3, 2) as number;
+  const arbiterOf = (s: number): { members: 1 | 3; ttl: number } | undefined =>
+    args.arbiter ? { members: (members ?? (s % 2 === 1 ? 3 : 1)) as 1 | 3, ttl } : undefined;
   const t0 = Date.now();
   const stopAt = budgetS === undefined ? undefined : t0 + budgetS * 1000;
   const log = (msg: string): void => {
@@ -80,7 +100,10 @@ async function main(): Promise<number> {
 
   log(
     `chaos: first seed ${seed}, ${faults} faults per run, ${runs === Number.MAX_SAFE_INTEGER ? 'as many runs as fit' : `${runs} run(s)`}` +
-      (budgetS ? ` in ${budgetS} s` : ''),
+      (budgetS ? ` in ${budgetS} s` : '') +
+      (args.arbiter
+        ? `; arbiter, lease TTL ${ttl} s, ${members ?? '1 or 3 (by seed)'} etcd member(s)`
+        : '; two-node'),
   );
   const results: RunResult[] = [];
   for (let i = 0; i < runs && !abort.signal.aborted; i++) {
@@ -93,6 +116,8 @@ async function main(): Promise<number> {
       signal: abort.signal,
       stopFaultsAt: stopAt,
       logsDir: args.logs,
+      arbiter: arbiterOf(seed + i),
+      cancelAfterMs: args.cancel ? 500 : undefined,
     });
     results.push(r);
     log(formatRun(r));
@@ -102,6 +127,9 @@ async function main(): Promise<number> {
   if (args.json) {
     const runsOut = results.map((r) => ({
       seed: r.seed,
+      arbiter: r.arbiter,
+      cancelAfterMs: r.cancelAfterMs,
+      timing: r.timing,
       planned: r.planned,
       durationMs: r.durationMs,
       finalPrimary: r.finalPrimary,

@@ -10,8 +10,8 @@
 // the nodes; the application still reaches both servers, which is what makes a partition dangerous.
 //
 // Everything started here is torn down by destroy() (keepers by their child pid, servers through
-// PgPair, hook processes found by a marker in their command line), and by emergencyStop() from an
-// exit or signal handler.
+// the pair, hook processes found by a marker in their command line), and by emergencyStop() when
+// the process exits or is interrupted (src/local-pair/exit-hook.ts).
 
 import {
   chmodSync,
@@ -20,7 +20,6 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
-  readdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -28,13 +27,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { parseConninfo } from '../../src/config/conninfo.js';
-import { PgPair, queryOnce, type PgNode } from '../../src/demo/cluster.js';
-import { KeeperProcess, waitFor } from '../support/keeper-process.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
-import { CREATE_TABLE_SQL, type NodeName } from './workload.js';
-
-export const NODES: readonly NodeName[] = ['node1', 'node2'];
-export const otherNode = (n: NodeName): NodeName => (n === 'node1' ? 'node2' : 'node1');
+import { NODES, type NodeName } from '../../src/config/config.js';
+import { onExit } from '../../src/local-pair/exit-hook.js';
+import { listPids, readProcCmdline, readProcStat } from '../../src/util/procfs.js';
+import { queryOnce } from '../../src/local-pair/query.js';
+import { waitFor } from '../../src/util/wait.js';
+import { KeeperProcess } from '../support/keeper-process.js';
+import { EtcdCluster } from '../support/etcd.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
+import { TestPair, type PgNode } from '../support/test-pair.js';
+import { CREATE_TABLE_SQL } from './workload.js';
 
 export const KEEPER_SETTINGS = { keepalive_time: 0.2, keepalive_count: 3, after_command_timeout: 2 };
 
@@ -57,15 +59,14 @@ export interface ServerView {
   error: string | null;
 }
 
-const live = new Set<Topology>();
-let hooksInstalled = false;
-function installExitHook(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', () => {
-    for (const t of live) t.emergencyStop();
-  });
+export interface TopologyOptions {
+  /** With the etcd arbiter: how many members, and the lease's TTL in seconds. */
+  arbiter?: { members: 1 | 3; ttl: number };
+  /** On top of KEEPER_SETTINGS, for every keeper. */
+  keeperSettings?: Record<string, unknown>;
 }
+
+const live = new Set<Topology>();
 
 /** Tears down every live topology now (for signal handlers: do not wait for a step in progress). */
 export async function destroyAll(): Promise<void> {
@@ -85,12 +86,21 @@ export class Topology {
   /** A string put in every hook command line, to find leftover hook processes by pid. */
   readonly hookMarker: string;
   #destroyed = false;
+  #removeExitHook: () => void = () => {};
+
+  /** The arbiter, when the topology has one: etcd, and each keeper's own proxies to its members. */
+  arbiter: {
+    etcd: EtcdCluster;
+    proxiesOf: Record<NodeName, TcpProxy[]>;
+    settings: Record<string, unknown>;
+  } | null = null;
 
   private constructor(
     readonly dir: string,
-    readonly pair: PgPair,
+    readonly pair: TestPair,
     readonly proxyTo: Record<NodeName, TcpProxy>,
     readonly log: (msg: string) => void,
+    private readonly keeperSettings: Record<string, unknown> = {},
   ) {
     this.keepers = {} as Record<NodeName, KeeperProcess>;
     this.afterCommandFile = join(dir, 'after_command.log');
@@ -101,21 +111,22 @@ export class Topology {
       `: ${this.hookMarker}`;
   }
 
-  static async create(log: (msg: string) => void): Promise<Topology> {
+  static async create(log: (msg: string) => void, opts: TopologyOptions = {}): Promise<Topology> {
     const dir = mkdtempSync(join(tmpdir(), 'pgk-chaos-'));
     chmodSync(dir, 0o755); // PostgreSQL runs as the OS user postgres and must reach the data directories
-    let pair: PgPair | null = null;
+    let pair: TestPair | null = null;
     const proxies: TcpProxy[] = [];
     try {
-      pair = await PgPair.create({ baseDir: join(dir, 'pg') });
+      pair = await TestPair.create({ baseDir: join(dir, 'pg') });
       const proxyTo1 = await TcpProxy.start({ host: '127.0.0.1', port: pair.node1.port });
       proxies.push(proxyTo1);
       const proxyTo2 = await TcpProxy.start({ host: '127.0.0.1', port: pair.node2.port });
       proxies.push(proxyTo2);
-      const t = new Topology(dir, pair, { node1: proxyTo1, node2: proxyTo2 }, log);
+      const t = new Topology(dir, pair, { node1: proxyTo1, node2: proxyTo2 }, log, opts.keeperSettings ?? {});
       live.add(t);
-      installExitHook();
+      t.#removeExitHook = onExit(() => t.emergencyStop());
       try {
+        if (opts.arbiter) await t.startArbiter(opts.arbiter);
         writeFileSync(t.afterCommandFile, '');
         await pair.query(pair.node1, CREATE_TABLE_SQL);
         await t.repoint('node2', 'node1');
@@ -138,6 +149,37 @@ export class Topology {
     return this.pair[n];
   }
 
+  /** etcd (1 or 3 members), and a proxy per keeper per member, so that each keeper's path to etcd can be cut alone. */
+  private async startArbiter(o: NonNullable<TopologyOptions['arbiter']>): Promise<void> {
+    const etcd = await EtcdCluster.start({ members: o.members });
+    const proxiesOf = { node1: [] as TcpProxy[], node2: [] as TcpProxy[] };
+    this.arbiter = { etcd, proxiesOf, settings: {} };
+    for (const n of NODES) {
+      for (const endpoint of etcd.endpoints) {
+        const url = new URL(endpoint);
+        proxiesOf[n].push(await TcpProxy.start({ host: url.hostname, port: Number(url.port) }));
+      }
+    }
+    this.arbiter.settings = {
+      etcd_lease_ttl: o.ttl,
+      etcd_prefix: `/pg-keeper/${this.dir.slice(-6).replace(/[^A-Za-z0-9]/g, 'x')}`,
+    };
+  }
+
+  /** Cut (or restore) one keeper's every path to etcd. */
+  async cutArbiter(n: NodeName, cut: boolean, mode: 'blackhole' | 'refuse' = 'blackhole'): Promise<void> {
+    const proxies = this.arbiter?.proxiesOf[n] ?? [];
+    await Promise.all(proxies.map((p) => (cut ? p.cut(mode) : p.restore())));
+  }
+
+  #arbiterSettings(n: NodeName): Record<string, unknown> {
+    if (!this.arbiter) return {};
+    return {
+      ...this.arbiter.settings,
+      etcd_endpoints: this.arbiter.proxiesOf[n].map((p) => `http://127.0.0.1:${p.port}`),
+    };
+  }
+
   /** The conninfo a keeper on `self` uses for `of`: direct for its own server, the proxy for the peer. */
   #keeperConninfo(self: NodeName, of: NodeName): string {
     const node = this.node(of);
@@ -152,7 +194,12 @@ export class Topology {
       node: n,
       node1: this.#keeperConninfo(n, 'node1'),
       node2: this.#keeperConninfo(n, 'node2'),
-      settings: { ...KEEPER_SETTINGS, after_command: afterCommand },
+      settings: {
+        ...KEEPER_SETTINGS,
+        after_command: afterCommand,
+        ...this.keeperSettings,
+        ...this.#arbiterSettings(n),
+      },
     });
     this.keepers[n] = k;
     this.keeperHistory.push({ node: n, k, startedAt: Date.now() });
@@ -295,33 +342,15 @@ export class Topology {
 
   /** Pids of hook processes (after_command and its children) still alive, found by the marker. */
   hookPids(marker = this.hookMarker): number[] {
-    const found: number[] = [];
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-        if (cmd.includes(marker)) found.push(Number(name));
-      } catch {
-        // gone meanwhile
-      }
-    }
-    return found;
+    return listPids().filter((pid) => readProcCmdline(pid)?.some((arg) => arg.includes(marker)));
   }
 
   /** Pids of processes in the process group `pgid` (a hook runs in its own group). */
   static groupPids(pgid: number): number[] {
-    const found: number[] = [];
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (rest[0] !== 'Z' && Number(rest[3]) === pgid) found.push(Number(name));
-      } catch {
-        // gone meanwhile
-      }
-    }
-    return found;
+    return listPids().filter((pid) => {
+      const st = readProcStat(pid);
+      return st !== null && st.state !== 'Z' && st.pgrp === pgid;
+    });
   }
 
   /**
@@ -356,23 +385,22 @@ export class Topology {
     await Promise.all(this.keeperHistory.map(({ k }) => k.kill()));
     this.#killHooks();
     for (const p of Object.values(this.proxyTo)) await p.close();
+    for (const p of [...(this.arbiter?.proxiesOf.node1 ?? []), ...(this.arbiter?.proxiesOf.node2 ?? [])])
+      await p.close();
+    await this.arbiter?.etcd.destroy();
     await this.pair.destroy();
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
+    this.#removeExitHook();
   }
 
-  /** Synchronous, for exit handlers: SIGKILL keepers and hooks by pid; PgPair's own hook kills the servers. */
+  /**
+   * Synchronous, for the exit hook: SIGKILL hook processes by pid (the keepers' own exit hooks
+   * have killed them by then), the servers, and remove the directory.
+   */
   emergencyStop(): void {
-    for (const { k } of this.keeperHistory) {
-      if (k.exitCode === null && k.child.pid !== undefined) {
-        try {
-          process.kill(k.child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
     this.#killHooks();
+    this.arbiter?.etcd.emergencyStop();
     this.pair.emergencyStop();
     rmSync(this.dir, { recursive: true, force: true });
   }

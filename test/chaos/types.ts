@@ -1,9 +1,11 @@
 // What a chaos run records: the faults as they happened, what the operator did about them, and the
 // anomalies found along the way and by the checker.
 
+import type { AvailabilityCheck, Timing } from './availability.js';
 import type { Topology } from './topology.js';
 import type { CutMode, FaultKind, PlannedFault } from './schedule.js';
-import type { NodeName, Workload } from './workload.js';
+import type { NodeName } from '../../src/config/config.js';
+import type { Workload } from './workload.js';
 
 export const ANOMALY_KINDS = [
   /** An acknowledged write is not on the final primary (outside a partition). */
@@ -20,6 +22,8 @@ export const ANOMALY_KINDS = [
   'not-healed',
   /** The primary was gone long enough and the (synchronous) standby was not promoted. */
   'no-failover',
+  /** Arbiter: writes stalled during a fault that left the pair itself alone (etcd's, the standby's path to it). */
+  'write-stall',
   /** A primary kept replication asynchronous although its standby streamed and had caught up. */
   'sync-not-restored',
   /** Both servers were standbys for a long time. */
@@ -53,6 +57,9 @@ export interface TwoPrimaries {
   loserTimeline: number | null;
   /** Writes the loser acknowledged on its timeline that the winner does not have: lost by the rebuild. */
   lostIds: number[];
+  /** Arbiter: who etcd said holds the lease, and what each keeper's /primary answered then. */
+  leaseHolder?: NodeName | null;
+  primaryCheck?: Record<NodeName, number | string>;
 }
 
 export interface FaultRecord {
@@ -66,6 +73,14 @@ export interface FaultRecord {
   /** When the pair was healthy again. */
   healedAt: number;
   promotions: { node: NodeName; at: number }[];
+  /** Arbiter: leases a keeper counted lost between the fault's start and the pair healed. */
+  leasesLost: { node: NodeName; at: number; reason: string }[];
+  /** Moments inside the fault (wall-clock ms): when the primary was lost, when a cut path came back. */
+  marks: { lostAt?: number; reconnectedAt?: number };
+  /** Arbiter: polls (every 250 ms while the fault was held) at which both keepers answered /primary 200. */
+  bothPrimaryOk?: { firstAt: number; lastAt: number; polls: number };
+  /** Set when the fault owed a promotion (the primary lost for long enough), or could have. */
+  availability: AvailabilityCheck | null;
   twoPrimaries: TwoPrimaries[];
   operatorActions: string[];
   notes: string[];
@@ -74,6 +89,8 @@ export interface FaultRecord {
 export interface PartitionMeasurement {
   seed: number;
   fault: number;
+  /** `partition` (between the nodes) or, with the arbiter, `isolate-primary`. */
+  kind: FaultKind;
   mode: CutMode;
   cutMs: number;
   /** The standby promoted during the cut, this long after it started. */
@@ -92,6 +109,8 @@ export interface PartitionMeasurement {
 export interface RunContext {
   seed: number;
   topo: Topology;
+  /** The keepers' timing as they report it; with the arbiter, its TTL. */
+  timing: Timing;
   workload: Workload;
   log: (msg: string) => void;
   anomalies: Anomaly[];

@@ -11,19 +11,25 @@
 //          servers accepting writes at the same moment become visible even while the main loop
 //          is happy where it is.
 //
+// With `cancelAfterMs` (opt-in, `npm run chaos -- --cancel`), a third loop:
+//   cancel every 200 ms, one write to the server the main loop uses; if it is not answered within
+//          cancelAfterMs, the client cancels it (pg_cancel_backend from a second connection, as a
+//          driver's query timeout or a person's Ctrl-C would) and takes what the server answers.
+//          PostgreSQL answers a commit cancelled while it waits for the synchronous standby with
+//          success (and a warning): such a write counts as acknowledged, as the client sees it.
+//
 // Each server has its own kept connection per loop (TCP, straight to the server, not through the
 // proxies: the application is not on the path between the nodes). A deadline destroys the socket,
 // as queryOnce does, so a frozen or black-holed server cannot hold a loop.
 
 import net from 'node:net';
 import pg from 'pg';
-import type { ConnTarget } from '../../src/demo/cluster.js';
-
-export type NodeName = 'node1' | 'node2';
+import type { NodeName } from '../../src/config/config.js';
+import type { ConnTarget } from '../../src/local-pair/query.js';
 
 export interface WriteRecord {
   id: number;
-  loop: 'main' | 'probe';
+  loop: 'main' | 'probe' | 'cancel';
   /** Where it was sent; when acknowledged, also who acknowledged it. */
   node: NodeName;
   sentAt: number;
@@ -32,6 +38,8 @@ export interface WriteRecord {
   /** Timeline of the server that acknowledged it (from its current WAL file name). */
   timeline: number | null;
   error: string | null;
+  /** cancel loop: the client cancelled it before the answer came. */
+  cancelled?: boolean;
 }
 
 const INSERT_SQL =
@@ -77,6 +85,19 @@ class Conn {
     this.#socket?.destroy();
     this.#socket = null;
     this.#client = null;
+    this.#pid = null;
+  }
+
+  #pid: number | null = null;
+
+  /** The server process of this connection (connecting first if needed). */
+  async backendPid(timeoutMs: number): Promise<number> {
+    if (this.#pid === null) {
+      const [r] = await this.query<{ pid: number }>('SELECT pg_backend_pid() AS pid', [], timeoutMs);
+      this.#pid = r?.pid ?? null;
+    }
+    if (this.#pid === null) throw new Error('no backend pid');
+    return this.#pid;
   }
 
   async #connect(): Promise<pg.Client> {
@@ -108,6 +129,8 @@ export interface WorkloadOptions {
   probeIntervalMs?: number;
   deadlineMs?: number;
   probeDeadlineMs?: number;
+  /** The cancel loop: how long a write waits before the client cancels it; absent: no such loop. */
+  cancelAfterMs?: number;
 }
 
 export class Workload {
@@ -117,8 +140,8 @@ export class Workload {
   #stopped = false;
   readonly #wakers = new Set<() => void>();
   #loops: Promise<void>[] = [];
-  readonly #conns: Record<'main' | 'probe', Record<NodeName, Conn>>;
-  readonly #o: Required<WorkloadOptions>;
+  readonly #conns: Record<'main' | 'probe' | 'cancel' | 'canceller', Record<NodeName, Conn>>;
+  readonly #o: Required<Omit<WorkloadOptions, 'cancelAfterMs'>> & Pick<WorkloadOptions, 'cancelAfterMs'>;
 
   constructor(o: WorkloadOptions) {
     this.#o = { intervalMs: 15, probeIntervalMs: 200, deadlineMs: 2000, probeDeadlineMs: 1000, ...o };
@@ -127,7 +150,7 @@ export class Workload {
       node1: new Conn(o.targets.node1),
       node2: new Conn(o.targets.node2),
     });
-    this.#conns = { main: conns(), probe: conns() };
+    this.#conns = { main: conns(), probe: conns(), cancel: conns(), canceller: conns() };
   }
 
   /** The server the main loop writes to now. */
@@ -140,6 +163,9 @@ export class Workload {
       this.#loop(this.#o.intervalMs, () => this.#mainWrite()),
       this.#loop(this.#o.probeIntervalMs, () => this.#probeWrite()),
     ];
+    const cancelAfter = this.#o.cancelAfterMs;
+    if (cancelAfter !== undefined)
+      this.#loops.push(this.#loop(this.#o.probeIntervalMs, () => this.#cancelledWrite(cancelAfter)));
   }
 
   /** Stops both loops; resolves once the writes in flight have ended (each within its deadline). */
@@ -191,6 +217,45 @@ export class Workload {
 
   async #probeWrite(): Promise<void> {
     await this.#write('probe', other(this.#current), this.#o.probeDeadlineMs);
+  }
+
+  /** A write that the client cancels when it waits longer than `afterMs`, taking the server's answer. */
+  async #cancelledWrite(afterMs: number): Promise<void> {
+    const node = this.#current;
+    const conn = this.#conns.cancel[node];
+    let pid: number;
+    try {
+      pid = await conn.backendPid(1000);
+    } catch {
+      return; // not reachable now: no write sent
+    }
+    const rec: WriteRecord = {
+      id: this.#nextId++,
+      loop: 'cancel',
+      node,
+      sentAt: Date.now(),
+      ackAt: null,
+      timeline: null,
+      error: null,
+    };
+    this.records.push(rec);
+    const timer = setTimeout(() => {
+      rec.cancelled = true;
+      this.#conns.canceller[node].query('SELECT pg_cancel_backend($1)', [pid], 1000).catch(() => {});
+    }, afterMs);
+    try {
+      const [row] = await conn.query<{ tl: number }>(
+        INSERT_SQL,
+        [rec.id, node],
+        afterMs + this.#o.deadlineMs,
+      );
+      rec.ackAt = Date.now();
+      rec.timeline = row?.tl ?? null;
+    } catch (err) {
+      rec.error = (err as Error).message;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #write(loop: 'main' | 'probe', node: NodeName, deadlineMs: number): Promise<boolean> {

@@ -1,25 +1,27 @@
-// End-to-end tests of the demo cluster (a real primary + synchronous standby on loopback) and of the
-// TCP proxy the keeper tests use to cut network paths. Needs the PostgreSQL server binaries
+// End-to-end tests of the local pair (a real primary + synchronous standby on loopback: src/local-pair,
+// with the tests' own moves of test/support/test-pair.ts) and of the TCP proxy the keeper tests use to
+// cut network paths. Needs the PostgreSQL server binaries
 // (scripts/ensure-deps.sh installs them); fails, rather than skips, without them.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { PgPair, findPgBin, freePort, isProcessAlive, queryOnce } from '../../src/demo/cluster.js';
-import { waitFor } from '../support/keeper-process.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { freePort } from '../../src/local-pair/free-port.js';
+import { findPgBin } from '../../src/local-pair/pg-bin.js';
+import { isProcessAlive } from '../../src/util/procfs.js';
+import { queryOnce } from '../../src/local-pair/query.js';
+import { waitFor } from '../../src/util/wait.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
+import { makeDir, rmDir } from '../support/temp-dir.js';
+import { TestPair } from '../support/test-pair.js';
 
 const execFileP = promisify(execFile);
 const TEST_TIMEOUT = 30_000;
-
-async function tempBaseDir(): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), 'pgk-'));
-}
 
 test('findPgBin finds the PostgreSQL server binaries', () => {
   const bin = findPgBin();
@@ -27,36 +29,55 @@ test('findPgBin finds the PostgreSQL server binaries', () => {
   assert.ok(fs.existsSync(path.join(bin, 'initdb')));
 });
 
-test('freePort returns distinct usable ports', async () => {
-  const a = await freePort();
-  const b = await freePort();
-  assert.ok(a > 0 && b > 0);
+/** Listens on 127.0.0.1:port until the returned close() is called; rejects when the port is taken. */
+function bind(port: number): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () =>
+      resolve(() => new Promise((done) => srv.close(() => done()))),
+    );
+  });
+}
+
+test('freePort returns distinct ports that can be bound on 127.0.0.1', async () => {
+  const ports = [await freePort(), await freePort()];
+  for (const port of ports) assert.ok(Number.isInteger(port) && port > 0 && port < 65536, `port ${port}`);
+  // Linux picks an ephemeral port at a random offset: the same one twice in a row is a 1 in
+  // ~28,000 chance, and a fixed port (a broken freePort) fails at once.
+  assert.notEqual(ports[0], ports[1]);
+  const closers = [];
+  try {
+    for (const port of ports) closers.push(await bind(port));
+  } finally {
+    await Promise.all(closers.map((close) => close()));
+  }
 });
 
 test('create rejects a non-empty baseDir and leaves it alone', { timeout: TEST_TIMEOUT }, async (t) => {
-  const dir = await tempBaseDir();
-  t.after(() => fsp.rm(dir, { recursive: true, force: true }));
+  const dir = makeDir('pgk-');
+  t.after(() => rmDir(dir));
   await fsp.writeFile(path.join(dir, 'precious'), 'x');
-  await assert.rejects(PgPair.create({ baseDir: dir }), /not empty/);
+  await assert.rejects(TestPair.create({ baseDir: dir }), /not empty/);
   assert.equal(await fsp.readFile(path.join(dir, 'precious'), 'utf8'), 'x');
 });
 
-describe('PgPair', { timeout: 60_000 }, () => {
-  let pair: PgPair;
+describe('the local pair', { timeout: 60_000 }, () => {
+  let pair: TestPair;
   let baseDir: string;
   let createdInMs = 0;
 
   before(async () => {
-    baseDir = await tempBaseDir();
+    baseDir = makeDir('pgk-');
     const t0 = Date.now();
-    pair = await PgPair.create({ baseDir });
+    pair = await TestPair.create({ baseDir });
     createdInMs = Date.now() - t0;
   });
 
   after(async () => {
     // Normally already destroyed by the last test; destroy() is idempotent.
     await pair?.destroy();
-    if (baseDir) await fsp.rm(baseDir, { recursive: true, force: true });
+    if (baseDir) rmDir(baseDir);
   });
 
   test(

@@ -4,9 +4,14 @@
 // whole file; the phases run in order and each one waits for the keepers to settle.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { KeeperProcess, waitFor } from '../support/keeper-process.js';
-import { setUp, tearDown, type Setup } from '../support/setup.js';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { queryOnce } from '../../src/local-pair/query.js';
+import { sleep, waitFor } from '../../src/util/wait.js';
+import type { KeeperProcess } from '../support/keeper-process.js';
+import { countSeries, documentedSeriesCounts } from '../support/metrics-reference.js';
+import { usePair, type Setup } from '../support/setup.js';
+import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
 
 const TOKEN = 'e2e-token-0123456789abcdef';
 /** Every /status and /metrics body seen, to look for the password at the end. */
@@ -30,6 +35,7 @@ const SYNC_PRIMARY: Expected = { primary: 200, replica: 503, 'read-only': 200, s
 const SYNC_STANDBY: Expected = { primary: 503, replica: 200, 'read-only': 200, sync: 200, async: 503 };
 /** A primary without standby answers the checks as a synchronous one: they describe the local server. */
 const ASYNC_PRIMARY = SYNC_PRIMARY;
+const ASYNC_STANDBY: Expected = { primary: 503, replica: 200, 'read-only': 200, sync: 503, async: 200 };
 
 async function waitForSyncPair({ k1, k2 }: Setup): Promise<void> {
   await waitFor(
@@ -107,14 +113,10 @@ async function metricsText(k: KeeperProcess): Promise<string> {
 }
 
 describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp({ node2Settings: { http_token: TOKEN } });
-  });
-  after(() => tearDown(s));
+  const s = usePair({ node2Settings: { http_token: TOKEN } });
 
   test('primary keeper (sync) and standby keeper: every check, with GET, HEAD and OPTIONS', async () => {
-    const x = s as Setup;
+    const x = s();
     await expectEndpoints(x.k1, SYNC_PRIMARY, 'node1 keeper to answer as a synchronous primary');
     await expectEndpoints(x.k2, SYNC_STANDBY, 'node2 keeper to answer as the synchronous standby');
     // The body says what the check saw.
@@ -127,7 +129,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('/status holds the keeper view as JSON', async () => {
-    const { k1, k2 } = s as Setup;
+    const { k1, k2 } = s();
     const res = await k1.get('/status');
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
@@ -172,7 +174,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('pause and resume: off without http_token, bearer token required with one', async () => {
-    const x = s as Setup;
+    const x = s();
     const { k1, k2 } = x;
     // node1's keeper has no token: the state-changing endpoints are off, whatever is sent.
     for (const path of ['/pause', '/resume']) {
@@ -212,7 +214,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('bad input: 404, 405 with Allow, 431, 413, 400, and the loop keeps ticking', async () => {
-    const { k2 } = s as Setup;
+    const { k2 } = s();
     const before = (await k2.status()).last_tick_at as string;
 
     const unknown = await k2.get('/no-such-path');
@@ -263,8 +265,89 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
     await expectEndpoints(k2, SYNC_STANDBY, 'node2 keeper to answer as before the bad requests');
   });
 
+  test('before its first tick, a keeper fails every check and /health answers 200', async () => {
+    const { dir, pair, startKeeper } = s();
+    // Its first tick cannot end: its own server is behind a black hole, and the tick waits out
+    // heartbeat_timeout (8 s) for it.
+    const hole = await TcpProxy.start({ host: '127.0.0.1', port: pair.node2.port });
+    try {
+      await hole.cut('blackhole');
+      const early = await startKeeper('node2', {
+        node2_conninfo: pair.conninfo(pair.node2, { port: String(hole.port) }),
+        keepalive_time: 10,
+        state_file: join(dir, 'early.state.json'),
+      });
+      try {
+        assert.deepEqual(await differences(early, ALL_DOWN), []);
+        const st = await early.status();
+        assert.equal(st.last_tick_at, null, 'the first tick has not ended');
+        assert.equal(st.role, 'unknown');
+        assert.equal(st.state, 'starting');
+        const text = await metricsText(early);
+        assert.match(text, /^pg_keeper_last_tick_timestamp_seconds 0$/m);
+        assert.equal(
+          countSeries(text),
+          documentedSeriesCounts().beforeFirstTick,
+          'docs/METRICS.md series count',
+        );
+      } finally {
+        await early.kill();
+      }
+    } finally {
+      await hole.close();
+    }
+  });
+
+  test('a streaming standby that is not synchronous: /async 200, /sync 503', async () => {
+    const x = s();
+    const primary = x.pair.target(x.pair.node1);
+    // The operator's setting, not the keeper's switch: the keeper leaves it alone.
+    await queryOnce(primary, "ALTER SYSTEM SET synchronous_standby_names = ''");
+    await queryOnce(primary, 'SELECT pg_reload_conf()');
+    try {
+      await expectEndpoints(x.k2, ASYNC_STANDBY, 'node2 keeper to answer as an asynchronous standby');
+      await expectEndpoints(x.k1, ASYNC_PRIMARY, 'node1 keeper to answer as a primary');
+    } finally {
+      await queryOnce(primary, 'ALTER SYSTEM RESET synchronous_standby_names');
+      await queryOnce(primary, 'SELECT pg_reload_conf()');
+    }
+    await waitForSyncPair(x);
+    await expectEndpoints(x.k2, SYNC_STANDBY, 'node2 keeper to answer as the synchronous standby again');
+  });
+
+  test('a stalled loop: /health answers 503 until a tick completes again', async (t) => {
+    const { k1 } = s();
+    // /health is 503 once the last tick ended more than max(5 × keepalive_time, 3 s) ago. A
+    // stopped process cannot answer, so the request is sent while the keeper is stopped
+    // (SIGSTOP): the kernel queues it, and the keeper reads it as soon as it runs again, before
+    // its overdue tick, which needs round trips to both servers, can end. The keeper is stopped
+    // just after a tick ended; should it still have been inside one (its answer then comes after
+    // a fresh tick, 200), the attempt is made again.
+    const pid = k1.child.pid as number;
+    const answers: number[] = [];
+    for (let attempt = 1; attempt <= 3 && !answers.includes(503); attempt++) {
+      const last = (await k1.status()).last_tick_at;
+      await waitFor(async () => (await k1.status()).last_tick_at !== last, 'a tick to end', 5000, 5);
+      process.kill(pid, 'SIGSTOP');
+      let health: Promise<Response>;
+      try {
+        await sleep(3000 + 1000);
+        health = fetch(`${k1.url}/health`, { signal: AbortSignal.timeout(10_000) });
+        await sleep(200); // the request reaches the listening socket's queue
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      const res = await health;
+      answers.push(res.status);
+      if (res.status === 503) assert.deepEqual(await res.json(), { status: 'stalled', node: 'node1' });
+      else t.diagnostic(`attempt ${attempt}: /health answered ${res.status} (a tick ended first)`);
+    }
+    assert.ok(answers.includes(503), `/health answered ${answers.join(', ')} after each stall`);
+    await waitFor(async () => (await k1.get('/health')).status === 200, 'the loop to tick again');
+  });
+
   test('standby killed: the primary keeper goes async and stays /primary 200; the standby keeper fails its checks', async () => {
-    const x = s as Setup;
+    const x = s();
     const { pair, k1, k2 } = x;
     await pair.kill(pair.node2, 'SIGKILL');
     await waitFor(
@@ -290,7 +373,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('after a failover: the promoted keeper is /primary 200, the old primary keeper 503 with /health 200', async () => {
-    const x = s as Setup;
+    const x = s();
     const { pair, k1, k2 } = x;
     await pair.kill(pair.node1, 'SIGKILL');
     await waitFor(async () => (await k2.status()).role === 'primary', 'node2 to be promoted', SETTLE_MS);
@@ -309,7 +392,7 @@ describe('HTTP endpoints of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('no password (nor the token) in /status, /metrics or the logs', async () => {
-    const x = s as Setup;
+    const x = s();
     await remember(x);
     assert.ok(seen.length >= 8);
     for (const [i, text] of seen.entries()) {

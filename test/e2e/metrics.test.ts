@@ -1,13 +1,16 @@
 // /metrics (docs/METRICS.md) scraped from two real keeper processes on a real pair: every
-// family of the contract with its type and labels, promtool's lint, values that follow the
-// cluster (healthy, standby killed, standby back), and scrapes that a frozen peer cannot slow.
+// family of the reference with its type, labels and label values, promtool's lint, values that
+// follow the cluster (healthy, standby killed, standby back), and scrapes that a frozen peer
+// cannot slow.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
-import { KeeperProcess, waitFor } from '../support/keeper-process.js';
-import { setUp, tearDown, type Setup } from '../support/setup.js';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { sleep, waitFor } from '../../src/util/wait.js';
+import type { KeeperProcess } from '../support/keeper-process.js';
+import { countSeries, documentedSeriesCounts, METRICS_MD } from '../support/metrics-reference.js';
+import { usePair, type Setup } from '../support/setup.js';
 
 const SETTLE_MS = 20_000;
 
@@ -130,59 +133,58 @@ function value(m: Exposition, name: string, labels: Record<string, string> = {})
   return found[0]?.value;
 }
 
-// ---- the contract ----
+// ---- the contract: docs/METRICS.md's tables ----
 
 interface Expected {
   type: 'counter' | 'gauge' | 'histogram';
   labels: string[];
+  /** Per label, the values the reference lists (a label listed without values takes any). */
+  values: Record<string, string[]>;
 }
 
-/** DESIGN.md's metrics table. */
-const CONTRACT: Record<string, Expected> = {
-  pg_keeper_heartbeats_total: { type: 'counter', labels: ['peer'] },
-  pg_keeper_heartbeat_failures_total: { type: 'counter', labels: ['peer'] },
-  pg_keeper_heartbeat_consecutive_failures: { type: 'gauge', labels: ['peer'] },
-  pg_keeper_heartbeat_duration_seconds: { type: 'histogram', labels: ['peer'] },
-  pg_keeper_keepalive_time_seconds: { type: 'gauge', labels: [] },
-  pg_keeper_keepalive_threshold: { type: 'gauge', labels: [] },
-  pg_keeper_role: { type: 'gauge', labels: ['role'] },
-  pg_keeper_synchronous_replication: { type: 'gauge', labels: [] },
-  pg_keeper_promotions_total: { type: 'counter', labels: [] },
-  pg_keeper_async_switches_total: { type: 'counter', labels: [] },
-  pg_keeper_last_promotion_timestamp_seconds: { type: 'gauge', labels: [] },
-  pg_keeper_after_command_failures_total: { type: 'counter', labels: ['hook'] },
-  pg_keeper_local_up: { type: 'gauge', labels: [] },
-  pg_keeper_peer_up: { type: 'gauge', labels: [] },
-  pg_keeper_peer_is_primary: { type: 'gauge', labels: [] },
-  pg_keeper_promotion_vetoes_total: { type: 'counter', labels: ['reason'] },
-  pg_keeper_build_info: { type: 'gauge', labels: ['version'] },
-};
+/**
+ * Every `| \`pg_keeper_...\` | type | labels | ...` row of docs/METRICS.md. A labels cell names
+ * each label in backquotes, with its values after `=` where they are fixed:
+ * "`hook`, `result` = `success`, `failure`, `timeout`".
+ */
+function documentedFamilies(markdown: string): Record<string, Expected> {
+  const families: Record<string, Expected> = {};
+  for (const line of markdown.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim());
+    const name = /^`(pg_keeper_\w+)`$/.exec(cells[1] ?? '')?.[1];
+    if (!name) continue;
+    const type = cells[2];
+    assert.ok(type === 'counter' || type === 'gauge' || type === 'histogram', `type of ${name}: ${type}`);
+    assert.ok(!(name in families), `${name} is documented twice`);
+    const expected: Expected = { type, labels: [], values: {} };
+    for (const m of (cells[3] ?? '').matchAll(/`(\w+)`(?:\s*=\s*(`[^`]+`(?:\s*,\s*`[^`]+`)*))?/g)) {
+      const label = m[1] as string;
+      expected.labels.push(label);
+      if (m[2]) expected.values[label] = [...m[2].matchAll(/`([^`]+)`/g)].map((v) => v[1] as string);
+    }
+    families[name] = expected;
+  }
+  return families;
+}
 
-/** The ones src/metrics/metrics.ts adds. */
-const EXTRAS: Record<string, Expected> = {
-  pg_keeper_node_info: { type: 'gauge', labels: ['node', 'peer'] },
-  pg_keeper_stream_timeout_seconds: { type: 'gauge', labels: [] },
-  pg_keeper_peer_role: { type: 'gauge', labels: ['role'] },
-  pg_keeper_paused: { type: 'gauge', labels: [] },
-  pg_keeper_last_async_switch_timestamp_seconds: { type: 'gauge', labels: [] },
-  pg_keeper_last_sync_restore_timestamp_seconds: { type: 'gauge', labels: [] },
-  pg_keeper_last_tick_timestamp_seconds: { type: 'gauge', labels: [] },
-  pg_keeper_timeline: { type: 'gauge', labels: [] },
-  pg_keeper_replication_lag_bytes: { type: 'gauge', labels: [] },
-  pg_keeper_replication_lag_seconds: { type: 'gauge', labels: [] },
-  pg_keeper_streaming_standbys: { type: 'gauge', labels: [] },
-  pg_keeper_wal_receiver_last_message_age_seconds: { type: 'gauge', labels: [] },
-  pg_keeper_standby_synchronous: { type: 'gauge', labels: [] },
-  pg_keeper_sync_restores_total: { type: 'counter', labels: [] },
-  pg_keeper_action_failures_total: { type: 'counter', labels: ['action'] },
-  pg_keeper_after_command_runs_total: { type: 'counter', labels: ['hook', 'result'] },
-  pg_keeper_after_command_duration_seconds: { type: 'histogram', labels: ['hook'] },
-  pg_keeper_config_reloads_total: { type: 'counter', labels: ['result'] },
-};
+const EVERY = documentedFamilies(readFileSync(METRICS_MD, 'utf8'));
 
-const EVERY = { ...CONTRACT, ...EXTRAS };
+test('docs/METRICS.md is read as it is written', () => {
+  assert.ok(Object.keys(EVERY).length >= 30, `only ${Object.keys(EVERY).length} families read`);
+  assert.deepEqual(EVERY.pg_keeper_after_command_runs_total, {
+    type: 'counter',
+    labels: ['hook', 'result'],
+    values: { result: ['success', 'failure', 'timeout'] },
+  });
+  assert.deepEqual(EVERY.pg_keeper_keepalive_time_seconds, { type: 'gauge', labels: [], values: {} });
+  assert.deepEqual(EVERY.pg_keeper_role?.values, { role: ['primary', 'standby', 'unknown'] });
+});
 
 // ---- the cluster ----
+
+async function metricsText(k: KeeperProcess): Promise<string> {
+  return (await k.get('/metrics')).text();
+}
 
 async function scrape(k: KeeperProcess): Promise<Exposition> {
   const res = await k.get('/metrics');
@@ -238,14 +240,10 @@ async function waitForHealthy({ k1, k2 }: Setup): Promise<void> {
 const nowSeconds = (): number => Date.now() / 1000;
 
 describe('/metrics of running keepers', { timeout: 120_000 }, () => {
-  let s: Setup | undefined;
-  before(async () => {
-    s = await setUp();
-  });
-  after(() => tearDown(s));
+  const s = usePair();
 
-  test('every family of the contract and of metrics.ts, with its type, help and labels', async () => {
-    const { k1, k2 } = s as Setup;
+  test('every family of docs/METRICS.md, with its type, help, labels and label values, and no other', async () => {
+    const { k1, k2 } = s();
     // One reload, so that a labelled counter that is otherwise empty has a sample to check.
     k1.child.kill('SIGHUP');
     await waitFor(() => k1.events('reload').length > 0, 'the reload');
@@ -266,6 +264,13 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
           const names = Object.keys(x.labels).filter((l) => !(want.type === 'histogram' && l === 'le'));
           assert.deepEqual(names.sort(), [...want.labels].sort(), `labels of ${x.name}`);
           assert.ok(Number.isFinite(x.value), `${x.name} is ${x.value}`);
+          for (const [label, values] of Object.entries(want.values)) {
+            const v = x.labels[label] ?? '';
+            assert.ok(
+              values.includes(v),
+              `${x.name}{${label}="${v}"}: docs/METRICS.md lists ${values.join(', ')}`,
+            );
+          }
         }
       }
     }
@@ -279,7 +284,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('promtool check metrics finds nothing wrong with the pg_keeper_ families', async (t) => {
-    const { k1, k2 } = s as Setup;
+    const { k1, k2 } = s();
     for (const k of [k1, k2]) {
       const text = await (await k.get('/metrics')).text();
       const all = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
@@ -314,8 +319,16 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
     }
   });
 
+  test('on a healthy pair, each keeper exports as many series as docs/METRICS.md says', async () => {
+    const { k1, k2 } = s();
+    await waitForHealthy(s());
+    const said = documentedSeriesCounts();
+    assert.equal(countSeries(await metricsText(k2)), said.standby, 'standby keeper');
+    assert.equal(countSeries(await metricsText(k1)), said.primary, 'primary keeper');
+  });
+
   test('values on a healthy pair: primary and standby keepers', async () => {
-    const { k1, k2 } = s as Setup;
+    const { k1, k2 } = s();
     const m1 = await scrape(k1);
     assert.equal(value(m1, 'pg_keeper_role', { role: 'primary' }), 1);
     assert.equal(value(m1, 'pg_keeper_role', { role: 'standby' }), 0);
@@ -376,7 +389,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('standby killed: async, failures counted, peer down; then back to sync', async () => {
-    const x = s as Setup;
+    const x = s();
     const { pair, k1, k2 } = x;
     const killedAt = nowSeconds();
     await pair.kill(pair.node2, 'SIGKILL');
@@ -421,36 +434,52 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   });
 
   test('a frozen peer does not slow scrapes down while its heartbeats time out', async (t) => {
-    const { pair, k1 } = s as Setup;
+    const { pair, k1 } = s();
     const before = await scrape(k1);
     const switches = value(before, 'pg_keeper_async_switches_total') ?? 0;
-    const timings: number[] = [];
     // Thawed by the next test (or by the teardown).
     await pair.kill(pair.node2, 'SIGSTOP');
     const frozenAt = Date.now();
-    let last: Exposition | null = null;
+    // Every scrape, kept to be checked once the wait is over: a check that asserted would be
+    // retried, and a failed scrape would hide behind the next good one.
+    const scrapes: { ms: number; status: number; text: string; error?: string }[] = [];
+    const countedOut = (text: string): boolean => {
+      try {
+        const m = parseExposition(text);
+        return (
+          (value(m, 'pg_keeper_heartbeat_consecutive_failures', { peer: 'node2' }) ?? 0) >= 3 &&
+          (value(m, 'pg_keeper_async_switches_total') ?? 0) > switches
+        );
+      } catch {
+        return false; // a bad exposition: reported below
+      }
+    };
     // Scrape back to back for at least 3 s, until the keeper has counted the peer out and acted.
     await waitFor(
       async () => {
         const started = performance.now();
-        const res = await k1.get('/metrics');
-        const text = await res.text();
-        timings.push(performance.now() - started);
-        assert.equal(res.status, 200);
-        last = parseExposition(text);
-        return (
-          Date.now() - frozenAt > 3000 &&
-          (value(last, 'pg_keeper_heartbeat_consecutive_failures', { peer: 'node2' }) ?? 0) >= 3 &&
-          (value(last, 'pg_keeper_async_switches_total') ?? 0) > switches
-        );
+        try {
+          const res = await k1.get('/metrics');
+          scrapes.push({ ms: performance.now() - started, status: res.status, text: await res.text() });
+        } catch (err) {
+          scrapes.push({ ms: performance.now() - started, status: 0, text: '', error: String(err) });
+          return false;
+        }
+        const last = scrapes.at(-1);
+        return Date.now() - frozenAt > 3000 && last?.status === 200 && countedOut(last.text);
       },
       'node1 keeper to count the frozen peer out and switch to async',
       SETTLE_MS,
       20,
     );
-    assert.equal(value(last as unknown as Exposition, 'pg_keeper_peer_up'), 0);
+    const failed = scrapes.filter((x) => x.status !== 200).map((x) => `${x.status} ${x.error ?? ''}`);
+    assert.deepEqual(failed, [], 'every scrape answered 200');
+    for (const x of scrapes) parseExposition(x.text);
+    const last = parseExposition(scrapes.at(-1)?.text ?? '');
+    assert.equal(value(last, 'pg_keeper_peer_up'), 0);
     // The heartbeats did time out (a frozen server accepts TCP connections and never answers).
     assert.match(String((await k1.status()).peer_error), /did not answer within \d+ ms/);
+    const timings = scrapes.map((x) => x.ms);
     const sorted = [...timings].sort((a, b) => a - b);
     const p50 = sorted[Math.floor(sorted.length / 2)] ?? 0;
     const worst = sorted.at(-1) ?? 0;
@@ -464,7 +493,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
   // A frozen standby stays `streaming` in pg_stat_replication until wal_sender_timeout: the
   // restore must also require a recent reply, or the keeper flaps every other tick.
   test('while the standby stays frozen, the primary stays asynchronous: no restore, no second switch', async () => {
-    const { pair, k1 } = s as Setup;
+    const { pair, k1 } = s();
     try {
       const first = await waitForMetrics(
         k1,
@@ -474,7 +503,7 @@ describe('/metrics of running keepers', { timeout: 120_000 }, () => {
       const switches = value(first, 'pg_keeper_async_switches_total');
       const restores = value(first, 'pg_keeper_sync_restores_total');
       // Two seconds of ticks (ten windows' worth of chances to flap), scraped every 100 ms.
-      for (const until = Date.now() + 2000; Date.now() < until; await delay(100)) {
+      for (const until = Date.now() + 2000; Date.now() < until; await sleep(100)) {
         const m = await scrape(k1);
         assert.equal(value(m, 'pg_keeper_synchronous_replication'), 0, 'synchronous again');
         assert.equal(value(m, 'pg_keeper_sync_restores_total'), restores, 'restored');

@@ -5,22 +5,13 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  accessSync,
-  closeSync,
-  constants,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from '../../src/demo/cluster.js';
-import { waitFor } from './keeper-process.js';
+import { onExit } from '../../src/local-pair/exit-hook.js';
+import { freePort } from '../../src/local-pair/free-port.js';
+import { waitFor } from '../../src/util/wait.js';
 
 export const PROMETHEUS_BIN = '/usr/bin/prometheus';
 export const ALERTMANAGER_BIN = '/usr/bin/prometheus-alertmanager';
@@ -37,36 +28,6 @@ export function requireBinary(file: string): void {
 }
 
 // ---- daemons, killed by pid whatever happens to the test ----
-
-const live = new Set<ChildProcess>();
-const dirsToRemove = new Set<string>();
-
-/** Removes `dir` when the process exits, after its daemons are killed (after() normally does it first). */
-export function removeOnExit(dir: string): void {
-  dirsToRemove.add(dir);
-}
-
-function cleanUpAtExit(): void {
-  for (const child of live) {
-    if (child.exitCode === null && child.signalCode === null && child.pid) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  for (const dir of dirsToRemove) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-}
-
-process.on('exit', cleanUpAtExit);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
-    // Nobody else handles it: exit as the signal would, but through process.exit() so that the
-    // 'exit' hooks run (this one, and PgPair's, which stops the PostgreSQL servers).
-    if (process.listenerCount(signal) === 0) process.exit(128 + osConstants.signals[signal]);
-  });
-}
 
 export class Daemon {
   private readonly exited: Promise<void>;
@@ -111,8 +72,10 @@ export class Daemon {
       const child = spawn(bin, args(port), { stdio: ['ignore', fd, fd] });
       closeSync(fd);
       child.on('error', () => {}); // seen as an exit below
-      live.add(child);
-      child.once('exit', () => live.delete(child));
+      const removeExitHook = onExit(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
+      child.once('exit', removeExitHook);
       const daemon = new Daemon(name, child, `http://127.0.0.1:${port}`, logFile);
       const outcome = await waitFor(
         async () => {
@@ -231,9 +194,15 @@ export interface AlertmanagerOptions {
   dir: string;
   webhookUrl: string;
   groupBy?: string[];
+  /** Alertmanager's inhibit_rules, as in its configuration file. */
+  inhibitRules?: unknown[];
 }
 
-/** Alertmanager routing everything to one webhook, grouped by alertname and node, sent within ~1 s. */
+/**
+ * Alertmanager routing everything to one webhook, grouped by `groupBy` (alertname and node by
+ * default), sent within ~1 s: a group's first notification after 1 s, the next ones only when
+ * the group changes (an alert joins or resolves), or after an hour.
+ */
 export async function startAlertmanager(o: AlertmanagerOptions): Promise<Daemon> {
   const home = join(o.dir, 'alertmanager');
   mkdirSync(home, { recursive: true });
@@ -249,6 +218,7 @@ export async function startAlertmanager(o: AlertmanagerOptions): Promise<Daemon>
         repeat_interval: '1h',
       },
       receivers: [{ name: 'webhook', webhook_configs: [{ url: o.webhookUrl, send_resolved: true }] }],
+      ...(o.inhibitRules ? { inhibit_rules: o.inhibitRules } : {}),
     }),
   );
   return Daemon.start(
@@ -274,6 +244,10 @@ export interface PrometheusOptions {
   /** Absolute paths. */
   ruleFiles: string[];
   alertmanagerUrl?: string;
+  /** More of the main job's scrape configuration (scheme, tls_config, basic_auth). */
+  scrape?: Record<string, unknown>;
+  /** Further scrape configurations, as prometheus.yml spells them. */
+  moreJobs?: Record<string, unknown>[];
 }
 
 /** A series of an instant (`value`) or range (`values`) query. */
@@ -331,7 +305,10 @@ export class Prometheus {
               },
             }
           : {}),
-        scrape_configs: [{ job_name: o.job, static_configs: [{ targets: o.targets }] }],
+        scrape_configs: [
+          { job_name: o.job, static_configs: [{ targets: o.targets }], ...o.scrape },
+          ...(o.moreJobs ?? []),
+        ],
       }),
     );
     const daemon = await Daemon.start(
@@ -384,6 +361,15 @@ export class Prometheus {
     return data.result;
   }
 
+  /** The scrape targets: their health and the last scrape's error. */
+  async targets(): Promise<{ labels: Record<string, string>; health: string; lastError: string }[]> {
+    return (
+      await this.api<{
+        activeTargets: { labels: Record<string, string>; health: string; lastError: string }[];
+      }>('/api/v1/targets')
+    ).activeTargets;
+  }
+
   async ruleGroups(): Promise<PromRuleGroup[]> {
     return (await this.api<{ groups: PromRuleGroup[] }>('/api/v1/rules')).groups;
   }
@@ -399,7 +385,16 @@ export class Prometheus {
       const r = await this.query(`min(timestamp(up{job="${job}"}))`);
       return Number(r[0]?.value?.[1] ?? NaN);
     };
-    const from = await oldest();
+    // Before the first scrape there is no `up` yet: wait for one.
+    const from = await waitFor(
+      async () => {
+        const t = await oldest();
+        return Number.isNaN(t) ? null : t;
+      },
+      `a first scrape of job ${job}`,
+      timeoutMs,
+      200,
+    );
     // Scrapes of one target are one interval apart, give or take a few milliseconds.
     await waitFor(
       async () => (await oldest()) >= from + n - 0.5,

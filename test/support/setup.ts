@@ -1,16 +1,27 @@
 // A real pair with a keeper beside each node, as most end-to-end tests need it.
+//
+//   describe('primary killed', () => {
+//     const s = usePair();            // created before the suite's tests, torn down after them
+//     test('...', async () => { const { pair, k2 } = s(); ... });
+//   });
 
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PgPair, type PairOptions } from '../../src/demo/cluster.js';
-import { KeeperProcess, waitFor } from './keeper-process.js';
+import { after, before } from 'node:test';
+import type { NodeName } from '../../src/config/config.js';
+import { waitFor } from '../../src/util/wait.js';
+import { KeeperProcess, type KeeperHttp } from './keeper-process.js';
+import { makeDir, rmDir } from './temp-dir.js';
+import { TestPair, type PairOptions } from './test-pair.js';
 
 export interface Setup {
   dir: string;
-  pair: PgPair;
+  pair: TestPair;
   k1: KeeperProcess;
   k2: KeeperProcess;
+  /** Every keeper started on this pair, restarts included: tearDown() kills them all. */
+  keepers: KeeperProcess[];
+  /** Starts one more keeper on this pair (a restart), torn down with the rest. */
+  startKeeper(node: NodeName, settings?: Record<string, unknown>): Promise<KeeperProcess>;
 }
 
 export interface SetupOptions {
@@ -19,44 +30,63 @@ export interface SetupOptions {
   node1Settings?: Record<string, unknown>;
   node2Settings?: Record<string, unknown>;
   /** Conninfo each keeper uses for its peer (default: the peer's own port). */
-  peerConninfo?: (pair: PgPair, of: 'node1' | 'node2') => string;
+  peerConninfo?: (pair: TestPair, of: NodeName) => string;
+  /** Conninfo for every server a keeper talks to, its own included (e.g. another role). */
+  conninfo?: (pair: TestPair, of: NodeName) => string;
   pairOptions?: Partial<PairOptions>;
   /** Runs once the pair exists, before the keepers start (e.g. to put a proxy in front of a node). */
-  prepare?: (pair: PgPair) => Promise<void>;
+  prepare?: (pair: TestPair) => Promise<void>;
+  /** Per node, settings that depend on the pair (e.g. data_directory), on top of the others. */
+  settingsOf?: (pair: TestPair, node: NodeName) => Record<string, unknown>;
+  /** Run the keepers as this OS user (the data directories' owner, for the lifecycle). */
+  osUser?: string;
+  /** Per node, how the tests reach a keeper with a web_config_file (HTTPS, credentials). */
+  httpOf?: (node: NodeName) => KeeperHttp;
 }
 
-export async function makeDir(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'pgk-e2e-'));
-  chmodSync(dir, 0o755); // the postgres OS user must reach the data directories inside
-  return dir;
+/** A pair and both keepers, for the tests of the enclosing suite: set up before them, torn down after. */
+export function usePair(o: SetupOptions = {}): () => Setup {
+  let s: Setup | undefined;
+  before(async () => {
+    s = await setUp(o);
+  });
+  after(() => tearDown(s));
+  return () => {
+    if (!s) throw new Error('usePair(): the pair is not set up (did its before() hook fail?)');
+    return s;
+  };
 }
 
+/** A pair (node1 primary, node2 its sync standby) and a keeper beside each, both seeing it whole. */
 export async function setUp(o: SetupOptions = {}): Promise<Setup> {
-  const dir = await makeDir();
+  const dir = makeDir();
   const started: KeeperProcess[] = [];
-  let pair: PgPair | undefined;
+  let pair: TestPair | undefined;
   try {
-    pair = await PgPair.create({ baseDir: join(dir, 'pg'), ...o.pairOptions });
+    pair = await TestPair.create({ baseDir: join(dir, 'pg'), ...o.pairOptions });
     await o.prepare?.(pair);
     const p = pair;
-    const ci = (node: 'node1' | 'node2', keeperOf: 'node1' | 'node2'): string =>
-      node !== keeperOf && o.peerConninfo ? o.peerConninfo(p, node) : p.conninfo(p[node]);
-    const start = async (
-      node: 'node1' | 'node2',
-      extra: Record<string, unknown> = {},
-    ): Promise<KeeperProcess> => {
+    const ci = (node: NodeName, keeperOf: NodeName): string =>
+      node !== keeperOf && o.peerConninfo
+        ? o.peerConninfo(p, node)
+        : o.conninfo
+          ? o.conninfo(p, node)
+          : p.conninfo(p[node]);
+    const startKeeper = async (node: NodeName, settings: Record<string, unknown> = {}) => {
       const k = await KeeperProcess.start({
         dir,
         node,
         node1: ci('node1', node),
         node2: ci('node2', node),
-        settings: { ...o.settings, ...extra },
+        settings: { ...o.settings, ...o.settingsOf?.(p, node), ...settings },
+        ...(o.osUser ? { osUser: o.osUser } : {}),
+        ...(o.httpOf ? { http: o.httpOf(node) } : {}),
       });
       started.push(k);
       return k;
     };
-    const k1 = await start('node1', o.node1Settings);
-    const k2 = await start('node2', o.node2Settings);
+    const k1 = await startKeeper('node1', o.node1Settings);
+    const k2 = await startKeeper('node2', o.node2Settings);
     await waitFor(async () => {
       const s = await k1.status();
       return s.role === 'primary' && s.sync_mode === 'sync';
@@ -65,26 +95,32 @@ export async function setUp(o: SetupOptions = {}): Promise<Setup> {
       const s = await k2.status();
       return s.role === 'standby' && s.guards.synchronous_at_last_contact;
     }, 'node2 keeper to see itself as the synchronous standby');
-    return { dir, pair, k1, k2 };
+    return { dir, pair, k1, k2, keepers: started, startKeeper };
   } catch (err) {
     await Promise.all(started.map((k) => k.kill()));
     await pair?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    rmDir(dir);
     throw err;
   }
 }
 
-export async function tearDown(s: Setup | undefined, ...more: KeeperProcess[]): Promise<void> {
+/** Kills every keeper started on the pair, destroys the pair, removes the directory. */
+export async function tearDown(s: Setup | undefined): Promise<void> {
   if (!s) return;
-  await Promise.all([s.k1.kill(), s.k2.kill(), ...more.map((k) => k.kill())]);
+  await Promise.all(s.keepers.map((k) => k.kill()));
   await s.pair.destroy();
-  rmSync(s.dir, { recursive: true, force: true });
+  rmDir(s.dir);
 }
 
-/** Wall-clock ms of the first successful `event` in a keeper's log. */
+/** Wall-clock ms of the first successful `event` in a keeper's log, or null while there is none. */
 export function eventTime(k: KeeperProcess, event: string): number | null {
   const line = k.lines.find((l) => l.event === event && l.outcome === 'ok');
   return line ? Date.parse(line.time as string) : null;
+}
+
+/** Waits for the first successful `event` in a keeper's log and returns its wall-clock ms. */
+export function waitForEvent(k: KeeperProcess, event: string, timeoutMs = 15_000): Promise<number> {
+  return waitFor(() => eventTime(k, event), `a "${event}" ok line in the ${k.node} keeper's log`, timeoutMs);
 }
 
 /** One sample of a metric family from /metrics (first matching line), or null. */

@@ -1,81 +1,24 @@
 // The shipped Grafana dashboard: committed JSON in step with its generator, valid against
-// Grafana's own dashboard types, and every query one that Prometheus parses, on metrics
-// that pg-keeper exports, filtered by the dashboard's variables.
+// Grafana's own dashboard types, and every query on metrics that pg-keeper exports, filtered
+// by the dashboard's variables and naming each series' pair; the fleet overview at the top,
+// one row per pair, and its link that narrows the dashboard to one. That Prometheus parses
+// every query, and what the key panels show, is checked with promtool in
+// test/e2e/prometheus-tools.test.ts; against real pairs, in test/e2e/monitoring.test.ts.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { createGenerator } from 'ts-json-schema-generator';
-import { parse, stringify } from 'yaml';
-import { exportedMetricNames, runTool } from '../support/prometheus-tools.js';
-import {
-  DASHBOARD_FILE,
-  buildDashboard,
-  dashboardExpressions,
-  renderDashboard,
-} from '../../scripts/dashboard.js';
-
-interface Target {
-  refId?: string;
-  expr?: string;
-  datasource?: { type?: string; uid?: string };
-}
-interface PanelJson {
-  id?: number;
-  type: string;
-  title?: string;
-  description?: string;
-  datasource?: { type?: string; uid?: string };
-  fieldConfig?: { defaults?: { unit?: string } };
-  targets?: Target[];
-  gridPos?: { x: number; y: number; w: number; h: number };
-  panels?: PanelJson[];
-  collapsed?: boolean;
-}
-interface AnnotationJson {
-  name: string;
-  builtIn?: number;
-  expr?: string;
-  datasource?: { type?: string; uid?: string };
-}
-interface VariableJson {
-  type: string;
-  name: string;
-  query?: unknown;
-  multi?: boolean;
-  includeAll?: boolean;
-  current?: { value?: unknown };
-  datasource?: { type?: string; uid?: string };
-}
-interface DashboardJson {
-  title: string;
-  uid: string;
-  tags: string[];
-  refresh: string;
-  time: { from: string; to: string };
-  schemaVersion: number;
-  panels: PanelJson[];
-  annotations: { list: AnnotationJson[] };
-  templating: { list: VariableJson[] };
-}
+import { parse } from 'yaml';
+import { dataPanels, exprs, fleetPanel, model, queryAnnotations } from '../support/dashboard-model.js';
+import { exportedMetricNames } from '../support/prometheus-tools.js';
+import { DASHBOARD_FILE, DASHBOARD_UID, renderDashboard } from '../../scripts/dashboard.js';
 
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
-const model = JSON.parse(JSON.stringify(buildDashboard())) as DashboardJson;
-const exprs = dashboardExpressions(model);
-
-/** Panels that show data: rows excluded, panels inside collapsed rows included. */
-function dataPanels(): PanelJson[] {
-  return model.panels.flatMap((p) => (p.type === 'row' ? (p.panels ?? []) : [p]));
-}
-
-function queryAnnotations(): AnnotationJson[] {
-  return model.annotations.list.filter((a) => !a.builtIn);
-}
 
 // ---------------------------------------------------------------------------------------
 // A small PromQL lexer: enough to find the vector selectors of an expression (metric name
@@ -180,14 +123,6 @@ function callArguments(expr: string, functions: string[]): { fn: string; args: s
   return calls;
 }
 
-/** What Grafana would send Prometheus, with the variables set to plausible values. */
-function interpolate(expr: string): string {
-  return expr
-    .replaceAll('$__rate_interval', '1m')
-    .replaceAll('$job', 'pg-keeper')
-    .replaceAll('$instance', 'pg1:9754|pg2:9754');
-}
-
 // ---------------------------------------------------------------------------------------
 
 test('the committed dashboard JSON is what scripts/dashboard.ts generates', () => {
@@ -230,7 +165,7 @@ test('the dashboard has the agreed identity and variables', () => {
   assert.ok(model.tags.includes('pg-keeper'));
 
   const vars = new Map(model.templating.list.map((v) => [v.name, v]));
-  assert.deepEqual([...vars.keys()], ['datasource', 'job', 'instance']);
+  assert.deepEqual([...vars.keys()], ['datasource', 'job', 'cluster', 'instance']);
   assert.equal(vars.get('datasource')?.type, 'datasource');
   assert.equal(vars.get('datasource')?.query, 'prometheus');
 
@@ -241,9 +176,22 @@ test('the dashboard has the agreed identity and variables', () => {
   assert.equal(job.multi, false);
   assert.deepEqual(job.datasource, DATASOURCE);
 
+  // The pairs: all of them by default, as `.*` (no regex of every name).
+  const cluster = vars.get('cluster');
+  assert.equal(cluster?.type, 'query');
+  assert.equal(cluster.query, 'label_values(pg_keeper_node_info{job="$job"}, cluster)');
+  assert.equal(cluster.multi, true);
+  assert.equal(cluster.includeAll, true);
+  assert.equal(cluster.allValue, '.*');
+  assert.deepEqual(cluster.current?.value, ['$__all']);
+  assert.deepEqual(cluster.datasource, DATASOURCE);
+
   const instance = vars.get('instance');
   assert.equal(instance?.type, 'query');
-  assert.equal(instance.query, 'label_values(pg_keeper_build_info{job="$job"}, instance)');
+  assert.equal(
+    instance.query,
+    'label_values(pg_keeper_node_info{job="$job", cluster=~"$cluster"}, instance)',
+  );
   assert.equal(instance.multi, true);
   assert.equal(instance.includeAll, true);
   assert.deepEqual(instance.datasource, DATASOURCE);
@@ -314,13 +262,24 @@ test('every rate(), irate() and increase() uses $__rate_interval', () => {
   assert.ok(calls > 10, `only ${calls} rate/increase calls found: is the lexer broken?`);
 });
 
-test('every selector filters on the job and instance variables', () => {
+const fleetExprs = new Set((fleetPanel().targets ?? []).map((t) => t.expr));
+
+test('every selector filters on the job and instance variables (the fleet overview: on the job only)', () => {
   for (const expr of exprs) {
     const found = selectors(expr);
     assert.ok(found.length > 0, `no selector found in: ${expr}`);
+    const fleet = fleetExprs.has(expr);
     for (const s of found) {
       assert.ok(s.name, `selector without a metric name in: ${expr}`);
       assert.equal(s.matchers.get('job'), '="$job"', `${s.name} not filtered by job="$job" in: ${expr}`);
+      if (fleet) {
+        // Every pair of the job, whatever is selected: the way from one pair to another.
+        assert.ok(
+          !s.matchers.has('instance') && !s.matchers.has('cluster'),
+          `fleet overview narrowed in: ${expr}`,
+        );
+        continue;
+      }
       assert.equal(
         s.matchers.get('instance'),
         '=~"$instance"',
@@ -328,6 +287,86 @@ test('every selector filters on the job and instance variables', () => {
       );
     }
   }
+});
+
+test('every expression but the fleet overview joins pg_keeper_node_info of the selected pairs', () => {
+  for (const expr of exprs) {
+    if (fleetExprs.has(expr)) continue;
+    const info = selectors(expr).filter((s) => s.name === 'pg_keeper_node_info');
+    assert.ok(info.length > 0, `not joined with pg_keeper_node_info: ${expr}`);
+    for (const s of info)
+      assert.equal(
+        s.matchers.get('cluster'),
+        '=~"$cluster"',
+        `pg_keeper_node_info not filtered by $cluster in: ${expr}`,
+      );
+    assert.match(expr, /group_left \(cluster, node\)/, `the join does not bring cluster and node: ${expr}`);
+  }
+});
+
+test('every legend, annotation text and tag names the pair', () => {
+  for (const panel of dataPanels()) {
+    if (panel.type === 'table') continue; // columns, not legends: the pair is the first column
+    for (const target of panel.targets ?? [])
+      assert.match(
+        target.legendFormat ?? '',
+        /\{\{cluster\}\}/,
+        `${panel.title}: legend ${target.legendFormat}`,
+      );
+  }
+  for (const a of queryAnnotations()) {
+    assert.match(a.textFormat ?? '', /\{\{cluster\}\}/, `annotation ${a.name}: text ${a.textFormat}`);
+    assert.deepEqual(a.tagKeys?.split(/,\s*/), ['cluster', 'node'], `annotation ${a.name}: tags`);
+  }
+});
+
+test('the fleet overview is a table at the top, one instant query per column, one row per pair', () => {
+  const first = model.panels[0];
+  assert.equal(first?.type, 'row');
+  assert.equal(first.title, 'Fleet');
+  const fleet = fleetPanel();
+  assert.equal(model.panels[1]?.id, fleet.id, 'the fleet table is the first panel, under its row');
+  assert.equal(fleet.gridPos?.w, 24);
+  const targets = fleet.targets ?? [];
+  assert.ok(targets.length >= 5, `only ${targets.length} columns`);
+  for (const t of targets) {
+    assert.equal(t.instant, true, `query ${t.refId} is not instant`);
+    assert.equal(t.format, 'table', `query ${t.refId} is not a table`);
+    // One series per pair, labelled cluster alone (the merge joins the columns on it), and a
+    // row for every pair seen within the hour, even when it has nothing to say for a column.
+    assert.match(t.expr ?? '', / by \(cluster\) /, `query ${t.refId} is not per pair`);
+    assert.match(
+      t.expr ?? '',
+      /or \(-?\d+ \* group by \(cluster\) \(last_over_time\(pg_keeper_node_info\{job="\$job"\}\[1h\]\)\)\)$/,
+      `query ${t.refId} leaves out the pairs it has no value for`,
+    );
+  }
+  assert.deepEqual(
+    (fleet.transformations ?? []).map((t) => t.id),
+    ['merge', 'organize'],
+  );
+  // Every column has a header: Grafana names the merged values `Value #<refId>`.
+  const overrides = fleet.fieldConfig?.overrides ?? [];
+  const property = (field: string, id: string): unknown =>
+    overrides
+      .find((o) => o.matcher.id === 'byName' && o.matcher.options === field)
+      ?.properties.find((p) => p.id === id)?.value;
+  for (const t of targets)
+    assert.ok(property(`Value #${t.refId}`, 'displayName'), `column ${t.refId} has no header`);
+  assert.equal(property('cluster', 'displayName'), 'Pair');
+});
+
+test("the fleet overview's pair links to this dashboard narrowed to that pair", () => {
+  const override = (fleetPanel().fieldConfig?.overrides ?? []).find((o) => o.matcher.options === 'cluster');
+  const links = override?.properties.find((p) => p.id === 'links')?.value as { url: string }[] | undefined;
+  assert.equal(links?.length, 1, 'one link on the pair column');
+  const url = new URL(links[0]?.url ?? '', 'http://grafana.invalid');
+  assert.equal(url.pathname, `/d/${DASHBOARD_UID}/pg-keeper`);
+  assert.equal(url.searchParams.get('var-cluster'), '${__value.raw}');
+  // The data source, the job and the time range stay; $instance goes back to all.
+  for (const kept of ['${datasource:queryparam}', '${job:queryparam}', '${__url_time_range}'])
+    assert.ok(url.search.includes(kept), `the link drops ${kept}`);
+  assert.ok(!url.search.includes('instance'), 'the link keeps $instance, which may belong to another pair');
 });
 
 test('every metric the dashboard reads is one pg-keeper exports', async () => {
@@ -341,115 +380,42 @@ test('every metric the dashboard reads is one pg-keeper exports', async () => {
   assert.deepEqual(unknown, [], `not exported by pg-keeper: ${unknown.join(', ')}`);
 });
 
-const promtool = (args: string[]): string => runTool('promtool', args);
-
-function tempDir(t: { after(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pg-keeper-dashboard-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-test('every expression parses as PromQL (promtool check rules)', (t) => {
-  const rules = exprs.map((expr, i) => {
-    const promql = interpolate(expr);
-    assert.doesNotMatch(promql, /\$/, `variable left after interpolation: ${promql}`);
-    return { record: `dashboard:expr_${i}`, expr: promql };
-  });
-  const file = join(tempDir(t), 'dashboard.rules.yml');
-  writeFileSync(file, stringify({ groups: [{ name: 'pg-keeper-dashboard', rules }] }));
-  assert.match(promtool(['check', 'rules', file]), new RegExp(`SUCCESS: ${rules.length} rules found`));
-});
-
-/** The expression of query `refId` in the panel titled `title`. */
-function exprOf(title: string, refId = 'A'): string {
-  const panel = dataPanels().find((p) => p.title === title);
-  const expr = panel?.targets?.find((t) => t.refId === refId)?.expr;
-  assert.ok(expr, `no query ${refId} in panel "${title}"`);
-  return interpolate(expr);
-}
-
-test('on a healthy pair, the key panels show each node by name with the right values (promtool test rules)', (t) => {
-  // node1 (pg1) is the synchronous primary and sees its peer; node2 (pg2) is the standby
-  // and has missed 2 of 4 heartbeats, every 5 s. 20 samples 5 s apart.
-  const series = (name: string, instance: string, labels: string, values: string) => ({
-    series: `${name}{job="pg-keeper",instance="${instance}"${labels ? `,${labels}` : ''}}`,
-    values,
-  });
-  const both = (name: string, values: string, labels = '') => [
-    series(name, 'pg1:9754', labels, values),
-    series(name, 'pg2:9754', labels, values),
-  ];
-  const input = [
-    series('pg_keeper_node_info', 'pg1:9754', 'node="node1",peer="node2"', '1x20'),
-    series('pg_keeper_node_info', 'pg2:9754', 'node="node2",peer="node1"', '1x20'),
-    series('pg_keeper_role', 'pg1:9754', 'role="primary"', '1x20'),
-    series('pg_keeper_role', 'pg1:9754', 'role="standby"', '0x20'),
-    series('pg_keeper_role', 'pg1:9754', 'role="unknown"', '0x20'),
-    series('pg_keeper_role', 'pg2:9754', 'role="primary"', '0x20'),
-    series('pg_keeper_role', 'pg2:9754', 'role="standby"', '1x20'),
-    series('pg_keeper_role', 'pg2:9754', 'role="unknown"', '0x20'),
-    series('pg_keeper_synchronous_replication', 'pg1:9754', '', '1x20'),
-    ...both('pg_keeper_keepalive_threshold', '4x20'),
-    ...both('pg_keeper_keepalive_time_seconds', '5x20'),
-    series('pg_keeper_heartbeat_consecutive_failures', 'pg1:9754', 'peer="node2"', '0x20'),
-    series('pg_keeper_heartbeat_consecutive_failures', 'pg2:9754', 'peer="node1"', '2x20'),
-    series('pg_keeper_heartbeats_total', 'pg1:9754', 'peer="node2"', '0+1x20'),
-    series('pg_keeper_heartbeats_total', 'pg2:9754', 'peer="node1"', '0+1x20'),
-    series('pg_keeper_last_promotion_timestamp_seconds', 'pg1:9754', '', '0x20'),
-    series('pg_keeper_last_promotion_timestamp_seconds', 'pg2:9754', '', '1000x20'),
-  ];
-  const at = (labels: string, value: number) => ({ labels, value });
-  const promotion = queryAnnotations().find((a) => a.name === 'Promotions')?.expr ?? '';
-  const cases = [
-    { expr: exprOf('Role'), exp_samples: [at('{node="node1"}', 1), at('{node="node2"}', 2)] },
-    { expr: exprOf('Replication mode'), exp_samples: [at('{node="node1"}', 1)] },
-    {
-      expr: exprOf('Time left before the keeper acts'),
-      exp_samples: [
-        at('{instance="pg1:9754",job="pg-keeper",node="node1"}', 20),
-        at('{instance="pg2:9754",job="pg-keeper",node="node2"}', 10),
-      ],
-    },
-    {
-      expr: exprOf('Heartbeats and failures'),
-      exp_samples: [at('{node="node1"}', 0.2), at('{node="node2"}', 0.2)],
-    },
-    {
-      expr: interpolate(promotion),
-      exp_samples: [at('{instance="pg2:9754",job="pg-keeper",node="node2"}', 1_000_000)],
-    },
-  ];
-  const dir = tempDir(t);
-  const file = join(dir, 'dashboard.test.yml');
-  writeFileSync(
-    file,
-    stringify({
-      rule_files: [],
-      evaluation_interval: '5s',
-      tests: [
-        {
-          interval: '5s',
-          input_series: input,
-          promql_expr_test: cases.map((c) => ({ ...c, eval_time: '90s' })),
-        },
-      ],
-    }),
-  );
-  assert.match(promtool(['test', 'rules', file]), /SUCCESS/);
-});
-
-test('the example Prometheus configuration is valid and scrapes both keepers as job pg-keeper', () => {
-  const file = fileURLToPath(new URL('../../docs/examples/prometheus.yml', import.meta.url));
-  const config = parse(readFileSync(file, 'utf8')) as {
-    scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+test('the example Prometheus configuration scrapes many pairs in one job pg-keeper, two keepers a pair', () => {
+  interface TargetGroup {
+    targets: string[];
+    labels?: Record<string, string>;
+  }
+  const examples = new URL('../../docs/examples/', import.meta.url);
+  const read = (name: string): unknown => parse(readFileSync(fileURLToPath(new URL(name, examples)), 'utf8'));
+  const config = read('prometheus.yml') as {
+    scrape_configs: {
+      job_name: string;
+      static_configs: TargetGroup[];
+      file_sd_configs: { files: string[] }[];
+    }[];
   };
-  const job = config.scrape_configs.find((c) => c.job_name === 'pg-keeper');
   assert.deepEqual(
-    job?.static_configs.flatMap((s) => s.targets),
-    ['pg1:9754', 'pg2:9754'],
+    config.scrape_configs.map((c) => c.job_name),
+    ['pg-keeper'],
   );
-  // Also loads the shipped alert rules, which the path in the example points at.
-  assert.match(promtool(['check', 'config', file]), /SUCCESS/);
+  const job = config.scrape_configs[0];
+  // Static: the pair of the compose example, whose keepers keep the default cluster_name.
+  assert.deepEqual(job?.static_configs, [
+    { targets: ['pg1:9754', 'pg2:9754'], labels: { cluster: 'default' } },
+  ]);
+  // Files: one per pair, named as the pattern says, each with both keepers and its pair's name.
+  const patterns = job.file_sd_configs.flatMap((f) => f.files);
+  assert.deepEqual(patterns, ['pg-keeper-*.targets.yml']);
+  const files = readdirSync(fileURLToPath(examples)).filter((f) => /^pg-keeper-.*\.targets\.yml$/.test(f));
+  assert.deepEqual(files.sort(), ['pg-keeper-billing.targets.yml', 'pg-keeper-orders.targets.yml']);
+  for (const f of files) {
+    const groups = read(f) as TargetGroup[];
+    const pair = /^pg-keeper-(.*)\.targets\.yml$/.exec(f)?.[1];
+    assert.equal(groups.length, 1, `${f}: one pair`);
+    assert.equal(groups[0]?.targets.length, 2, `${f}: both keepers`);
+    assert.deepEqual(groups[0]?.labels, { cluster: pair }, `${f}: labelled with its pair`);
+  }
+  // promtool's check of the files: test/e2e/prometheus-tools.test.ts.
 });
 
 test('the example Grafana provisioning loads a Prometheus data source and the dashboard folder', () => {

@@ -1,30 +1,21 @@
-// What can be checked of the packaging without a Docker engine or systemd running: the files the
-// Dockerfile, the compose example and the systemd unit refer to exist, the commands they run work
-// (the entrypoint, the health check, check-config on the example configuration, the after_command
-// example in dry-run mode), and systemd's own verifier accepts the unit where it is installed.
+// What can be checked of the image, the compose example and their files without building them,
+// without the built CLI and without a Docker engine: the files the Dockerfile and the compose
+// example refer to exist, the image runs the bundle its build stage makes, and the health check
+// works. Running the bundle: test/e2e/packaging.test.ts; deploy/ (the unit, the example
+// configuration, move-vip.sh): test/e2e/deploy.test.ts; building and running the image itself:
+// `npm run test:container` (test/container/).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
-import { KEYS } from '../../src/config/keys.js';
 import { KEEPER_NODE_FLAGS } from '../support/keeper-process.js';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
 const at = (...p: string[]): string => path.join(ROOT, ...p);
 const read = (...p: string[]): string => fs.readFileSync(at(...p), 'utf8');
-
-before(() => {
-  if (!fs.existsSync(CLI)) execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
-});
-
-function cli(args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
 
 interface Instruction {
   name: string;
@@ -88,38 +79,39 @@ describe('Dockerfile', () => {
     }
   });
 
-  test('builds with npm ci and npm run build, and keeps only production dependencies', () => {
+  test('builds the one-file bundle with npm ci and npm run bundle, and copies only that', () => {
     const runs = dockerfile()
       .filter((i) => i.name === 'RUN')
       .map((i) => i.args);
     assert.ok(runs.some((r) => r.includes('npm ci')));
-    assert.ok(runs.some((r) => r.includes('npm run build') && r.includes('npm prune --omit=dev')));
+    assert.ok(runs.some((r) => r.includes('npm run bundle')));
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    assert.equal(pkg.scripts.bundle, 'tsx scripts/bundle.ts');
     const froms = dockerfile().filter((i) => i.name === 'FROM');
     assert.ok(froms.length >= 2, 'multi-stage');
     assert.ok(read('Dockerfile').includes('node:20-bookworm-slim'));
+    const fromBuild = dockerfile().filter((i) => i.name === 'COPY' && i.args.includes('--from=build'));
+    assert.deepEqual(
+      fromBuild.map((i) => i.args),
+      ['--from=build /app/build/pg-keeper.cjs /app/build/pg-keeper.cjs.LEGAL.txt /app/'],
+      'the runtime stage gets the bundle and its licence notices, no node_modules',
+    );
   });
 
-  test('its entrypoint is the CLI that npm run build produces, and it runs', () => {
+  test('its entrypoint runs the bundle that the build stage makes (npm run bundle)', () => {
     const entry = execForm(dockerfile().find((i) => i.name === 'ENTRYPOINT')?.args ?? '');
-    assert.deepEqual(entry, ['node', ...KEEPER_NODE_FLAGS, '/app/dist/cli.js']);
-    // /app/dist comes from the build stage's `npm run build`, which compiles src/ into dist/.
-    const build = JSON.parse(read('tsconfig.build.json')) as {
-      compilerOptions: { outDir: string; rootDir: string };
-    };
-    assert.equal(build.compilerOptions.outDir, 'dist');
-    assert.equal(build.compilerOptions.rootDir, 'src');
-    assert.ok(fs.existsSync(at('src', 'cli.ts')) && fs.existsSync(CLI));
-    const pkg = JSON.parse(read('package.json')) as { version: string; bin: Record<string, string> };
-    assert.equal(pkg.bin['pg-keeper'], 'dist/cli.js');
-    const version = cli(['--version']);
-    assert.equal(version.code, 0, version.out);
-    assert.match(version.out, new RegExp(`pg-keeper ${pkg.version.replace(/\./g, '\\.')}`));
+    assert.deepEqual(entry, ['node', ...KEEPER_NODE_FLAGS, '/app/pg-keeper.cjs']);
+    // scripts/bundle.ts writes build/pg-keeper.cjs under the build stage's WORKDIR /app.
+    assert.match(
+      read('scripts', 'bundle.ts'),
+      /export const BUNDLE = path\.join\(ROOT, 'build', 'pg-keeper\.cjs'\)/,
+    );
+    assert.ok(dockerfile().some((i) => i.name === 'WORKDIR' && i.args === '/app'));
   });
 
   test('the CLI, the image and the tests start Node with the same flags', () => {
     const shebang = read('src/cli.ts').split('\n')[0];
     assert.equal(shebang, `#!/usr/bin/env -S node ${KEEPER_NODE_FLAGS.join(' ')}`);
-    assert.equal(fs.readFileSync(CLI, 'utf8').split('\n')[0], shebang, 'the built CLI keeps the shebang');
   });
 
   test('runs `run --config /etc/pg-keeper/pg-keeper.yml` as a non-root user, on port 9754', () => {
@@ -154,11 +146,13 @@ describe('Dockerfile', () => {
       const instr = dockerfile().find((i) => i.name === 'HEALTHCHECK');
       const cmd = execForm(instr?.args.slice(instr.args.indexOf('CMD') + 3).trim() ?? '');
       assert.ok(
-        cmd && cmd[0] === 'node',
-        'HEALTHCHECK CMD is an exec-form node command (no curl in slim images)',
+        cmd && cmd[0] === 'node' && cmd[1] === '/app/pg-keeper.cjs',
+        'HEALTHCHECK CMD is an exec-form node command of the bundle (no curl in slim images)',
       );
+      // The bundle is the CLI: here, its sources.
+      const args = ['--import', 'tsx', at('src', 'cli.ts'), ...cmd.slice(2)];
       return new Promise((resolve) => {
-        const child = spawn(process.execPath, cmd.slice(1), {
+        const child = spawn(process.execPath, args, {
           env: { ...process.env, PG_KEEPER_HEALTH_URL: target },
           stdio: 'ignore',
         });
@@ -301,14 +295,17 @@ describe('docs/examples/docker-compose.yml', () => {
     }
   });
 
-  test("the keepers' configurations are valid", () => {
-    for (const svc of ['keeper1', 'keeper2']) {
+  test('each keeper mounts its configuration from compose/keeper-<node>.yml', () => {
+    // test/e2e/packaging.test.ts runs check-config on those files.
+    for (const [svc, node] of [
+      ['keeper1', 'node1'],
+      ['keeper2', 'node2'],
+    ] as const) {
       const config = binds(compose().services[svc] ?? {}).find(
         ([, target]) => target === '/etc/pg-keeper/pg-keeper.yml',
       );
       assert.ok(config, `${svc} mounts a config at /etc/pg-keeper/pg-keeper.yml`);
-      const r = cli(['check-config', '--config', config[0]]);
-      assert.equal(r.code, 0, r.out);
+      assert.equal(config[0], path.join(composeDir, 'compose', `keeper-${node}.yml`));
     }
   });
 
@@ -317,98 +314,5 @@ describe('docs/examples/docker-compose.yml', () => {
       const r = spawnSync('sh', ['-n', path.join(composeDir, 'compose', script)], { encoding: 'utf8' });
       assert.equal(r.status, 0, `${script}: ${r.stderr}`);
     }
-  });
-});
-
-describe('deploy/', () => {
-  test('the systemd unit starts the CLI with `run --config`, reloads with SIGHUP, keeps state', () => {
-    const unit = read('deploy', 'pg-keeper.service');
-    const directive = (key: string): string[] =>
-      unit
-        .split('\n')
-        .filter((l) => l.startsWith(`${key}=`))
-        .map((l) => l.slice(key.length + 1));
-    assert.match(
-      directive('ExecStart')[0] ?? '',
-      /\bpg-keeper run --config \/etc\/pg-keeper\/pg-keeper\.yml$/,
-    );
-    assert.deepEqual(directive('ExecReload'), ['/bin/kill -HUP $MAINPID']);
-    assert.deepEqual(directive('StateDirectory'), ['pg-keeper']);
-    assert.deepEqual(directive('Restart'), ['on-failure']);
-    assert.ok(
-      ['postgres', 'pg-keeper'].includes(directive('User')[0] ?? ''),
-      'runs as postgres or pg-keeper',
-    );
-    assert.deepEqual(directive('NoNewPrivileges'), ['yes']);
-    assert.deepEqual(directive('ProtectSystem'), ['strict']);
-  });
-
-  const systemdAnalyze = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
-  if (systemdAnalyze) {
-    test('systemd-analyze verify accepts the unit', () => {
-      const r = spawnSync('systemd-analyze', ['verify', at('deploy', 'pg-keeper.service')], {
-        encoding: 'utf8',
-      });
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(r.stderr.trim(), '', r.stderr);
-    });
-  }
-
-  test('the example configuration passes check-config', () => {
-    const r = cli(['check-config', '--config', at('deploy', 'pg-keeper.yml.example')]);
-    assert.equal(r.code, 0, r.out);
-  });
-
-  test('the example configuration shows every key', () => {
-    const text = read('deploy', 'pg-keeper.yml.example');
-    for (const key of Object.keys(KEYS)) {
-      assert.match(text, new RegExp(`^(# )?${key}:`, 'm'), `key ${key} is missing from the example`);
-    }
-  });
-
-  describe('after_command/move-vip.sh', () => {
-    const script = at('deploy', 'after_command', 'move-vip.sh');
-    const run = (env: Record<string, string>): { code: number | null; out: string } => {
-      const r = spawnSync('sh', [script], {
-        encoding: 'utf8',
-        env: { PATH: process.env.PATH ?? '', ...env },
-      });
-      return { code: r.status, out: `${r.stdout}${r.stderr}` };
-    };
-    const promote = {
-      PG_KEEPER_EVENT: 'promote',
-      PG_KEEPER_NODE: 'node2',
-      PG_KEEPER_REASON: 'primary missed 4 heartbeats in a row',
-      PG_KEEPER_OLD_PRIMARY_HOST: '10.0.0.11',
-      PG_KEEPER_OLD_PRIMARY_PORT: '5432',
-      DRY_RUN: '1',
-    };
-
-    test('is valid sh', () => {
-      const r = spawnSync('sh', ['-n', script], { encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-    });
-
-    test('on promote, fences the old primary, then takes the VIP and announces it (dry run)', () => {
-      const r = run({ ...promote, VIP: '10.0.0.100/24', VIP_DEV: 'eth0', FENCE_SSH: 'postgres@10.0.0.11' });
-      assert.equal(r.code, 0, r.out);
-      const fence = r.out.indexOf('+ ssh');
-      const add = r.out.indexOf('+ ip addr add 10.0.0.100/24 dev eth0');
-      const arp = r.out.indexOf('+ arping -q -c 3 -U -I eth0 10.0.0.100');
-      assert.ok(fence >= 0 && add > fence && arp > add, r.out);
-      assert.match(r.out, /stop -m immediate/);
-    });
-
-    test('refuses to run without VIP and VIP_DEV', () => {
-      const r = run(promote);
-      assert.equal(r.code, 2, r.out);
-      assert.match(r.out, /VIP and VIP_DEV must be set/);
-    });
-
-    test('does nothing for other events', () => {
-      const r = run({ ...promote, PG_KEEPER_EVENT: 'switch-to-async' });
-      assert.equal(r.code, 0, r.out);
-      assert.doesNotMatch(r.out, /\+ ip/);
-    });
   });
 });

@@ -23,13 +23,12 @@ CONF
 # allows ordinary connections with a password.
 echo 'host replication replicator all scram-sha-256' >>"$PGDATA/pg_hba.conf"
 
+# The keepers' role: the shipped deploy/pg-keeper-role.sql (mounted by the compose file), which
+# gives pgkeeper exactly what a keeper needs and no superuser.
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres -f /pg-keeper/pg-keeper-role.sql
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
   -v keeper_password="$KEEPER_PASSWORD" -v replication_password="$REPLICATION_PASSWORD" <<'SQL'
 CREATE ROLE replicator LOGIN REPLICATION PASSWORD :'replication_password';
--- What pg-keeper needs, without being a superuser (PostgreSQL 15+).
-CREATE ROLE pg_keeper LOGIN PASSWORD :'keeper_password';
-GRANT pg_monitor TO pg_keeper;
-GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer), pg_reload_conf() TO pg_keeper;
-GRANT ALTER SYSTEM ON PARAMETER synchronous_standby_names, wal_retrieve_retry_interval TO pg_keeper;
+ALTER ROLE pgkeeper PASSWORD :'keeper_password';
 SQL
 echo "pg-keeper example: pg1 configured as a primary with a synchronous standby"

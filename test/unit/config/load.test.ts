@@ -164,6 +164,25 @@ test('a scalar, or an ordered map (!!omap), is not a mapping of keys to values',
   }
 });
 
+test("cluster_name: a pair's short printable name; by default 'default', or etcd_prefix's last part", () => {
+  assert.equal(parseConfig(BASE, 'f.yml', {}, {}).clusterName, 'default');
+  assert.equal(parseConfig(`${BASE}cluster_name: orders\n`, 'f.yml', {}, {}).clusterName, 'orders');
+  const arbiter = `${BASE}etcd_endpoints: ["http://127.0.0.1:2379"]\netcd_prefix: /pg-keeper/billing\n`;
+  assert.equal(parseConfig(arbiter, 'f.yml', {}, {}).clusterName, 'billing');
+  assert.equal(parseConfig(`${arbiter}cluster_name: other\n`, 'f.yml', {}, {}).clusterName, 'other');
+  assert.equal(
+    parseConfig(`${BASE}etcd_prefix: /pg-keeper/billing\n`, 'f.yml', {}, {}).clusterName,
+    'default',
+    'a prefix without the arbiter names nothing',
+  );
+  for (const bad of ['"two words"', '"-lead"', `"${'x'.repeat(64)}"`, '"a/b"', '3']) {
+    assert.match(
+      problemsOf(`${BASE}cluster_name: ${bad}\n`).join('\n'),
+      /key "cluster_name" must be a short name/,
+    );
+  }
+});
+
 test('a key written twice in the file is a YAML error naming the line, in one line', () => {
   assert.deepEqual(problemsOf(`${BASE}keepalive_time: 1\nkeepalive_time: 2\n`), [
     'YAML syntax error at line 6: Map keys must be unique at line 6, column 1:',
@@ -195,4 +214,80 @@ test('the state_file default is named after the node, from the file or --node', 
     parseConfig(BASE, 'f.yml', { node: 'node2' }, env).stateFile,
     '/var/lib/pg-keeper/node2.state.json',
   );
+});
+
+test('the arbiter keys: endpoints, TTL, prefix, TLS and auth pairs are checked, naming the keys', () => {
+  const ok = parseConfig(
+    `${BASE}etcd_endpoints: "http://127.0.0.1:2379, http://127.0.0.1:2381"\netcd_lease_ttl: 3\n`,
+    'f.yml',
+    {},
+    {},
+  );
+  assert.deepEqual(ok.etcdEndpoints, ['http://127.0.0.1:2379', 'http://127.0.0.1:2381']);
+  assert.equal(ok.etcdLeaseTtlMs, 3000);
+  assert.equal(ok.etcdPrefix, '/pg-keeper/default');
+  assert.deepEqual(parseConfig(BASE, 'f.yml', {}, {}).etcdEndpoints, [], 'absent: two-node mode');
+  const p = (extra: string): string => problemsOf(`${BASE}${extra}`).join('\n');
+  assert.match(
+    p('etcd_endpoints: ["ftp://x:1"]\n'),
+    /key "etcd_endpoints" must be a list of http:\/\/ or https:\/\/ URLs/,
+  );
+  assert.match(p('etcd_endpoints: ["http://u:secret@x:1"]\n'), /must not carry credentials/);
+  assert.doesNotMatch(p('etcd_endpoints: ["http://u:secret@x:1"]\n'), /secret/);
+  assert.match(p('etcd_endpoints: ["http://x:1/v3"]\n'), /without a path/);
+  assert.match(p('etcd_endpoints: ["http://x:1", "https://y:1"]\n'), /one scheme/);
+  assert.match(p('etcd_endpoints: []\n'), /list of 1 to 7/);
+  assert.match(p('etcd_lease_ttl: 1\n'), /key "etcd_lease_ttl" must be a number from 2 to 300 seconds/);
+  assert.match(p('etcd_prefix: pg-keeper\n'), /key "etcd_prefix" must be a path/);
+  assert.match(p('etcd_prefix: /pg-keeper/\n'), /key "etcd_prefix" must be a path/);
+  assert.match(
+    p('etcd_cacert: /nonexistent/ca.crt\n'),
+    /key "etcd_cacert": cannot read \/nonexistent\/ca.crt: ENOENT/,
+  );
+  const withEndpoints = 'etcd_endpoints: ["https://x:2379"]\n';
+  const file = join(mkdtempSync(join(tmpdir(), 'pgk-etcd-cfg-')), 'x.pem');
+  writeFileSync(file, 'pem');
+  assert.match(p(`${withEndpoints}etcd_cert: ${file}\n`), /keys "etcd_cert" and "etcd_key": give both/);
+  assert.match(
+    p(`${withEndpoints}etcd_user: keeper\n`),
+    /keys "etcd_user" and "etcd_password_file": give both/,
+  );
+  assert.match(p(`etcd_user: keeper\netcd_password_file: ${file}\n`), /key "etcd_user" needs etcd_endpoints/);
+  assert.match(
+    p(`etcd_endpoints: ["http://x:1"]\netcd_cacert: ${file}\n`),
+    /etcd_cacert and etcd_cert are for https/,
+  );
+});
+
+test('the etcd password is read from its file and never shown', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgk-etcd-pw-'));
+  writeFileSync(join(dir, 'pw'), 'etcd-s3cret\n');
+  const cfg = parseConfig(
+    `${BASE}etcd_endpoints: ["http://x:2379"]\netcd_user: keeper\netcd_password_file: ${join(dir, 'pw')}\n`,
+    'f.yml',
+    {},
+    {},
+  );
+  assert.equal(cfg.etcdPassword, 'etcd-s3cret');
+  const shown = JSON.stringify(describeConfig(cfg));
+  assert.doesNotMatch(shown, /s3cret/);
+  assert.match(shown, /"etcd_password_file":"\*{8}"/);
+});
+
+test('web_config_file: a file that does not load is named with its key and its own problem', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgk-webcfg-'));
+  try {
+    const web = join(dir, 'web.yml');
+    writeFileSync(web, 'basic_auth_users:\n  prometheus: plain-password\n');
+    const problems = problemsOf(`${BASE}web_config_file: ${web}\n`);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0] ?? '', /web_config_file/);
+    assert.ok(problems[0]?.includes(web), problems[0]);
+    assert.match(problems[0] ?? '', /basic_auth_users\.prometheus" must be a bcrypt hash/);
+    assert.ok(!problems[0]?.includes('plain-password'));
+    writeFileSync(web, '');
+    assert.equal(parseConfig(`${BASE}web_config_file: ${web}\n`, 'f.yml', {}, {}).webConfigFile, web);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

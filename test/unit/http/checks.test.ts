@@ -16,6 +16,7 @@ const view = (extra: Partial<CheckView>): CheckView => ({
   walReceiverStatus: null,
   synchronousAtLastContact: false,
   peerReachable: true,
+  leaseHolder: 'unknown',
   ...extra,
 });
 
@@ -65,6 +66,7 @@ test('the view is read from the snapshot', () => {
     walReceiverStatus: null,
     synchronousAtLastContact: true,
     peerReachable: false,
+    leaseHolder: 'unknown',
   });
   const seen = { ...snap, observation: { local: standbyLocal(), peer: peerPrimary() } };
   assert.equal(checkView(seen).walReceiverStatus, 'streaming');
@@ -86,4 +88,23 @@ test('the view is read from the snapshot', () => {
 test('only a standby is a replica, whatever else its view says', () => {
   assert.equal(answers(view({ role: 'primary', walReceiverStatus: 'streaming' })), 'primary read-only');
   assert.equal(answers(view({ role: 'unknown', walReceiverStatus: 'streaming' })), '-');
+});
+
+test('with the arbiter, a primary whose lease the peer holds is no primary, and of two primaries the holder is', () => {
+  assert.equal(answers(view({ leaseHolder: 'peer' })), '-');
+  assert.equal(answers(view({ leaseHolder: 'self' })), 'primary read-only');
+  assert.equal(answers(view({ leaseHolder: 'nobody' })), 'primary read-only');
+  assert.equal(answers(view({ peerIsPrimary: true, leaseHolder: 'self' })), 'primary read-only');
+  assert.equal(answers(view({ peerIsPrimary: true, leaseHolder: 'nobody' })), '-');
+  // An etcd outage alone changes nothing: a lone primary stays a primary.
+  assert.equal(answers(view({ leaseHolder: 'unknown' })), 'primary read-only');
+});
+
+test('with the arbiter, a primary cut off from etcd and its peer after its lease ran out is no primary', () => {
+  // Isolated: the standby may have taken the lease and promoted; clients must go there.
+  assert.equal(answers(view({ leaseHolder: 'lost', peerReachable: false })), '-');
+  // etcd down, the peer still answering: nothing changes (the standby cannot take over).
+  assert.equal(answers(view({ leaseHolder: 'lost', peerReachable: true })), 'primary read-only');
+  // While its lease lasts, an isolated primary is still the primary.
+  assert.equal(answers(view({ leaseHolder: 'self', peerReachable: false })), 'primary read-only');
 });

@@ -26,6 +26,7 @@ test('before its first tick, /status says starting and knows nothing of either s
   const status = buildStatus(keeperShowing(initialSnapshot('node2', initialState(), T0, false), false));
   assert.deepEqual(status, {
     version: VERSION,
+    cluster: 'default',
     node: 'node2',
     peer: 'node1',
     role: 'unknown',
@@ -53,8 +54,14 @@ test('before its first tick, /status says starting and knows nothing of either s
       failover_requires_sync: true,
       stream_timeout: 1.2,
       saved_synchronous_standby_names: null,
+      may_have_acknowledged_alone: null,
     },
     last_action: null,
+    task: null,
+    last_rejoin_at: null,
+    switchover: null,
+    grants_missing: null,
+    arbiter: null,
     events: [],
     config: describeConfig(cfg),
   });
@@ -91,10 +98,11 @@ test('a standby losing its primary shows the failures, the time left before it a
   const status = buildStatus(keeperShowing(losingPrimary(1)));
   const { version: _v, config: _c, ...shown } = status;
   assert.deepEqual(shown, {
+    cluster: 'default',
     node: 'node2',
     peer: 'node1',
     role: 'standby',
-    peer_role: 'primary',
+    peer_role: 'unknown', // the peer does not answer: its role is not known, whatever state remembers
     state: 'standby-missing-primary',
     sync_mode: 'unknown',
     paused: true,
@@ -124,8 +132,14 @@ test('a standby losing its primary shows the failures, the time left before it a
       failover_requires_sync: true,
       stream_timeout: 1.2,
       saved_synchronous_standby_names: 'node1',
+      may_have_acknowledged_alone: null,
     },
     last_action: { kind: 'promote', at: iso(T0 - 60_000) },
+    task: null,
+    last_rejoin_at: null,
+    switchover: null,
+    grants_missing: null,
+    arbiter: null,
     events: [{ at: iso(T0 - 60_000), event: 'promote', outcome: 'ok', detail: 'promoted' }],
   });
 });

@@ -473,25 +473,73 @@ test('a switch to async that succeeded remembers what to restore', () => {
 test('every observation falls into exactly one row of the table', () => {
   const locals = {
     down: { up: false as const, error: 'x' },
+    laggingPrimary: primaryLocal({ standbys: [standbyView({ syncState: 'async' })] }),
+    requestedPrimary: primaryLocal({ signals: ['pg-keeper:node1:request:ab12'] }),
+    announcedStandby: standbyLocal({ signals: ['pg-keeper:node1:switchover:ab12:node2'] }),
+    stoppedStandby: standbyLocal({
+      signals: ['pg-keeper:node1:stopped:ab12:0/2000000'],
+      replayLsn: '0/3000000',
+    }),
     primary: primaryLocal(),
     asyncPrimary: primaryLocal({ syncStandbyNames: '' }),
     standby: standbyLocal(),
     slowStandby: standbyLocal({ walRetrieveRetryIntervalMs: 5000 }),
   };
   const peers = { down: peerDown, standby: peerStandby, primary: peerPrimary() };
+  const view = { reachable: true, error: null, replication: null, replicationRevision: 0 } as const;
+  const arbiterViews = [
+    undefined,
+    { ...view, holder: 'self' as const, leaseRemainingMs: 2500 },
+    { ...view, holder: 'self' as const, leaseRemainingMs: 100 },
+    { ...view, holder: 'peer' as const, leaseRemainingMs: null },
+    { ...view, holder: null, leaseRemainingMs: null },
+    { ...view, reachable: false, error: 'x', holder: null, leaseRemainingMs: null },
+  ];
+  const task = { kind: 'rejoin' as const, step: 'rewinding', detail: '', startedAt: 0 };
+  const lifecycles = [
+    null,
+    { newerPeer: true, ackedAlone: false, task: null },
+    { newerPeer: true, ackedAlone: true, task: null },
+    { newerPeer: false, ackedAlone: false, task },
+    { newerPeer: false, ackedAlone: false, task: { ...task, kind: 'switchover' as const } },
+    { newerPeer: false, ackedAlone: false, task: null, request: true },
+  ];
   const seenSituations = new Set<string>();
   for (const local of Object.values(locals)) {
     for (const peer of Object.values(peers)) {
       for (const failures of [0, 2, 3, 9]) {
         for (const savedSyncNames of [null, '*']) {
-          const d = decide(
-            { ...syncStandbyState(), failures, savedSyncNames },
-            seen(local, peer),
-            1000,
-            rule(),
-          );
-          assert.ok(SITUATIONS.includes(d.situation), d.situation);
-          seenSituations.add(d.situation);
+          for (const arbiter of arbiterViews) {
+            for (const lifecycle of lifecycles) {
+              const r = rule(200, 3, {
+                ...(arbiter ? { arbiter: { ttlMs: 3000, marginMs: 540 } } : {}),
+                autoRejoin: lifecycle !== null,
+              });
+              const obs = {
+                ...seen(
+                  local,
+                  lifecycle?.newerPeer && peer.reachable && !peer.inRecovery
+                    ? { ...peer, timeline: 2 }
+                    : peer,
+                ),
+                ...(arbiter ? { arbiter } : {}),
+                ...(lifecycle?.task ? { task: lifecycle.task } : {}),
+                ...(lifecycle?.request ? { request: { id: 'cd34', to: null, at: 1000 } } : {}),
+                ...(!local.up && lifecycle
+                  ? { server: { running: false, clusterState: 'in production', timeline: 1 } }
+                  : {}),
+              };
+              const state = {
+                ...syncStandbyState(),
+                failures,
+                savedSyncNames,
+                mayHaveAckedAlone: lifecycle?.ackedAlone ?? null,
+              };
+              const d = decide(state, obs, 1000, r);
+              assert.ok(SITUATIONS.includes(d.situation), d.situation);
+              seenSituations.add(d.situation);
+            }
+          }
         }
       }
     }

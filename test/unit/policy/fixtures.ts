@@ -24,6 +24,11 @@ export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<R
     maxContactGapMs: keepaliveTimeMs * 2 + keepaliveTimeMs * 0.8,
     syncRestoreMaxLagBytes: 1024 * 1024,
     tuneWalRetrieveRetryInterval: false,
+    arbiter: null,
+    autoRejoin: false,
+    rejoinBackoffMs: 10_000,
+    self: 'node2',
+    managesServer: false,
     paused: false,
     ...extra,
   };
@@ -37,6 +42,7 @@ export function standbyView(extra: Partial<StandbyView> = {}): StandbyView {
     replayLagBytes: 0,
     replayLagSeconds: 0,
     replyAgeMs: 50,
+    flushLsn: '0/3000000',
     ...extra,
   };
 }
@@ -52,6 +58,8 @@ export function primaryLocal(extra: Partial<UpLocal> = {}): LocalObservation {
     walReceiver: null,
     walRetrieveRetryIntervalMs: null,
     standbys: [standbyView()],
+    replayLsn: null,
+    signals: [],
     ...extra,
   };
 }
@@ -67,6 +75,8 @@ export function standbyLocal(extra: Partial<UpLocal> = {}): LocalObservation {
     walReceiver: { status: 'streaming', lastMessageAgeMs: 100 },
     walRetrieveRetryIntervalMs: 1000,
     standbys: [],
+    replayLsn: '0/3000000',
+    signals: [],
     ...extra,
   };
 }
@@ -75,12 +85,14 @@ export const peerStandby: PeerObservation = {
   reachable: true,
   inRecovery: true,
   synchronousStandbys: [],
+  timeline: null,
   rttMs: 1,
 };
 export const peerPrimary = (sync: string[] = ['node2']): PeerObservation => ({
   reachable: true,
   inRecovery: false,
   synchronousStandbys: sync,
+  timeline: 1,
   rttMs: 1,
 });
 export const peerDown: PeerObservation = { reachable: false, error: 'connect ECONNREFUSED 127.0.0.1:5551' };

@@ -20,6 +20,6 @@ test('the table lists every situation in classification order, with its actions 
   const lost = lines.find((l) => l.includes('`standby-lost-primary`')) ?? '';
   assert.match(
     lost,
-    /`promote`, `run-hook` \| `never-saw-primary`, `not-synchronous`, `stream-alive`, `paused` \|$/,
+    /`claim-lease`, `promote`, `run-hook` \| `never-saw-primary`, `not-synchronous`, `stream-alive`, `paused`, `arbiter-unreachable`, `no-lease` \|$/,
   );
 });

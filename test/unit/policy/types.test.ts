@@ -35,6 +35,11 @@ test('a keeper starts knowing nothing: no role, no contact with the primary, not
     syncAtLastContact: false,
     contactThisRun: false,
     savedSyncNames: null,
+    syncBarrierLsn: null,
+    mayHaveAckedAlone: null,
+    rejoinFailures: 0,
+    rejoinFailedAt: null,
+    answeredSwitchover: null,
     vetoed: [],
     done: {},
   });

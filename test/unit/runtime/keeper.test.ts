@@ -52,8 +52,9 @@ class FakeLocal implements LocalPort {
   switchToAsync = async (): Promise<void> => {
     this.calls.push('switch-to-async');
   };
-  restoreSync = async (v: string): Promise<void> => {
+  restoreSync = async (v: string): Promise<string> => {
     this.calls.push(`restore-sync ${v}`);
+    return '0/3000000';
   };
   promote = async (): Promise<void> => {
     this.calls.push('promote');
@@ -306,7 +307,7 @@ test('the loop counts as alive while ticks complete, and as stalled after severa
 test('a lasting failure is logged when it begins and as a reminder, not at every tick', async () => {
   const primary = new FakeLocal(primaryLocal({ standbys: [] }));
   const peer = { seen: peerPrimary() as PeerObservation };
-  peer.seen = { reachable: true, inRecovery: true, synchronousStandbys: [], rttMs: 1 };
+  peer.seen = { reachable: true, inRecovery: true, synchronousStandbys: [], timeline: null, rttMs: 1 };
   const { tick, clock, lines } = keeper(primary, peer);
   await tick();
   peer.seen = peerDown;
