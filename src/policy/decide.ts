@@ -448,6 +448,7 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
         a.reachable &&
         holdsLease(a) &&
         !asynchronous(t) &&
+        // Stryker disable next-line ConditionalExpression: decide() clears savedSyncNames whenever the primary is synchronous, as !asynchronous(t) requires
         t.state.savedSyncNames === null &&
         a.replication !== 'sync' &&
         flushedPastBarrier(t) !== undefined
