@@ -99,6 +99,20 @@ test('primary-claiming-lease: a primary with no lease takes it; paused, it only 
     severity: 'info',
     reason: 'primary; taking the lease',
   });
+  const runOut = { ...obs, arbiter: view({ leaseRemainingMs: 0 }) };
+  assert.equal(
+    shown(initialState(), runOut, withArbiter()).situation,
+    'primary-claiming-lease',
+    'a lease run out',
+  );
+  assert.deepEqual(shown(initialState(), { ...obs, arbiter: view({ holder: 'peer' }) }, withArbiter()), {
+    situation: 'primary-without-lease',
+    actions: [],
+    severity: 'error',
+    reason:
+      'primary, but the peer holds the lease: this server is not the primary to anyone (/primary answers 503) ' +
+      "and its commits wait; make it the peer's standby",
+  });
   assert.deepEqual(shown(initialState(), obs, paused(withArbiter())), {
     situation: 'primary-claiming-lease',
     actions: [],
