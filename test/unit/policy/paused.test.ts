@@ -236,6 +236,8 @@ test('switchover-expected: waits for the clean stop, and answers only the reques
   assert.equal(answer('cd34'), undefined);
   const toOther = signalText({ from: 'node1', word: 'switchover', id: 'ab12', arg: 'node1' });
   assert.notEqual(decide(initialState(), standbyWith([toOther]), 0, rule()).situation, 'switchover-expected');
+  const toAnyone = signalText({ from: 'node1', word: 'switchover', id: 'ab12', arg: null });
+  assert.equal(decide(initialState(), standbyWith([toAnyone]), 0, rule()).situation, 'switchover-expected');
   const fromSelf = signalText({ from: 'node2', word: 'switchover', id: 'ab12', arg: null });
   assert.notEqual(
     decide(initialState(), standbyWith([fromSelf]), 0, rule()).situation,
@@ -255,7 +257,12 @@ test('switchover-relaying: passes the request on for 10 s; refuses one for the p
     severity: 'info',
     reason: "switchover cd34: asking the primary's keeper to hand over to this node",
   });
-  assert.deepEqual(shown(initialState(), obs('node2'), rule()).actions, [request]);
+  assert.deepEqual(shown(initialState(), obs('node2'), rule()), {
+    situation: 'switchover-relaying',
+    actions: [request],
+    severity: 'info',
+    reason: "switchover cd34: asking the primary's keeper to hand over to this node",
+  });
   const refusal = (o: Observation, r: Rule) => {
     const d = decide(initialState(), o, 1000, r);
     return { actions: d.actions, severity: d.severity, reason: d.reason, switchover: d.switchover };
