@@ -16,6 +16,7 @@ import {
   signalText,
   type Signal,
   type SwitchoverRequest,
+  type TaskView,
   type ArbiterView,
   type Action,
   type Decision,
@@ -74,13 +75,16 @@ const keeperAsync = (t: UpTick): boolean => asynchronous(t) && t.state.savedSync
 const arbiter = (t: Tick): ArbiterView | null => (t.rule.arbiter && t.seen.arbiter ? t.seen.arbiter : null);
 /** This keeper holds the lease, by its own clock. */
 const holdsLease = (a: ArbiterView | null): boolean =>
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: every caller has already found a !== null
   a !== null &&
+  // Stryker disable next-line ConditionalExpression: null > 0 is false: the check is for the type checker
   a.leaseRemainingMs !== null &&
   a.leaseRemainingMs > 0 &&
   (!a.reachable || a.holder === 'self');
 /** ... with enough left to be asynchronous (the margin). */
 const holdsLeaseWithMargin = (t: Tick): boolean => {
   const a = arbiter(t);
+  // Stryker disable next-line OptionalChaining: holdsLease(a) is false when a is null, and a is null without the arbiter
   return holdsLease(a) && (a?.leaseRemainingMs ?? 0) > (t.rule.arbiter?.marginMs ?? 0);
 };
 const peerHoldsLease = (t: Tick): boolean => {
@@ -102,6 +106,7 @@ const LOCAL_DOWN: Row<Tick> = {
     const watched =
       seen.peer.reachable && !seen.peer.inRecovery ? primaryContact(t.state, seen.peer, now) : t.state;
     const state: KeeperState = { ...watched, role: 'unknown' };
+    // Stryker disable next-line StringLiteral: never used: the server is down here; '' is for the type checker
     const error = seen.local.up ? '' : seen.local.error;
     const reason = `local server unreachable (${error}); ${peer}; nothing can be done on this node`;
     // A crashed server whose keeper lives must cost no lease wait: the standby then fails
@@ -123,7 +128,14 @@ const LOCAL_DOWN: Row<Tick> = {
 /** The old primary, down or still a primary, while the peer is the primary on a newer timeline. */
 function rejoinWanted(t: Tick): boolean {
   const peer = t.seen.peer;
-  if (!t.rule.autoRejoin || !peer.reachable || peer.inRecovery || peer.timeline === null) return false;
+  if (
+    !t.rule.autoRejoin ||
+    !peer.reachable ||
+    peer.inRecovery ||
+    // Stryker disable next-line ConditionalExpression: without it, null <= ours (a timeline, >= 1) is true and returns false too
+    peer.timeline === null
+  )
+    return false;
   const local = t.seen.local;
   const ours = local.up ? (local.inRecovery ? null : local.timeline) : (t.seen.server?.timeline ?? null);
   if (ours === null || peer.timeline <= ours) return false;
@@ -138,6 +150,7 @@ const SWITCHOVER_RELAY_MS = 10_000;
 /** The peer's signal of this kind on the local server (for this node), if any. */
 function peerSignal(t: Tick, word: Signal['word']): Signal | null {
   const local = t.seen.local;
+  // Stryker disable next-line ConditionalExpression: for the type checker: only rows of an answering server read signals
   if (!local.up) return null;
   for (const text of local.signals) {
     const s = parseSignal(text);
@@ -199,12 +212,15 @@ const EARLY: Record<
     may: [],
     guards: [],
     matches: (t) => t.seen.task?.kind === 'switchover',
-    handle: (t) => ({
-      state: t.state,
-      actions: [],
-      severity: 'warn',
-      reason: `planned switchover: ${t.seen.task?.step ?? '?'} (${t.seen.task?.detail ?? ''})`,
-    }),
+    handle: (t) => {
+      const task = t.seen.task as TaskView;
+      return {
+        state: t.state,
+        actions: [],
+        severity: 'warn',
+        reason: `planned switchover: ${task.step} (${task.detail})`,
+      };
+    },
   },
   rejoining: {
     when: 'a rejoin runs (stopping, rewinding or copying, starting the server as a standby)',
@@ -213,12 +229,12 @@ const EARLY: Record<
     guards: [],
     matches: (t) => t.seen.task?.kind === 'rejoin',
     handle: (t) => {
-      const task = t.seen.task;
+      const task = t.seen.task as TaskView;
       return {
         state: t.state,
         actions: [],
         severity: 'warn',
-        reason: `rejoining the primary as its standby: ${task?.step ?? '?'} (${task?.detail ?? ''})`,
+        reason: `rejoining the primary as its standby: ${task.step} (${task.detail})`,
       };
     },
   },
@@ -356,6 +372,7 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
     guards: ['paused'],
     matches: (t) => arbiter(t) !== null && primary(t) && keeperAsync(t) && !holdsLeaseWithMargin(t),
     handle: (t) => {
+      // Stryker disable next-line OptionalChaining: this row matches only with the arbiter's view
       const left = arbiter(t)?.leaseRemainingMs ?? null;
       const why =
         left === null ? 'this keeper does not hold the lease' : `its lease has ${Math.round(left)} ms left`;
@@ -371,6 +388,7 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
         actions: [{ kind: 'restore-sync', value: t.state.savedSyncNames as string }],
         severity: 'error',
         reason:
+          // Stryker disable next-line OptionalChaining: this row matches only with the arbiter on
           `primary; asynchronous, but ${why} (margin ${t.rule.arbiter?.marginMs} ms): going back to synchronous ` +
           'replication, so that it acknowledges no commit its standby lacks',
       };
@@ -401,7 +419,14 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
     guards: ['paused'],
     matches: (t) => {
       const a = arbiter(t);
-      return a !== null && primary(t) && a.reachable && a.holder !== 'peer' && !holdsLease(a);
+      return (
+        a !== null &&
+        primary(t) &&
+        a.reachable &&
+        // Stryker disable next-line ConditionalExpression,StringLiteral: primary-without-lease, the row before, takes a primary whose peer holds the lease
+        a.holder !== 'peer' &&
+        !holdsLease(a)
+      );
     },
     handle: (t) => {
       if (t.rule.paused)
@@ -448,6 +473,7 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
         a.reachable &&
         holdsLease(a) &&
         !asynchronous(t) &&
+        // Stryker disable next-line ConditionalExpression: decide() clears savedSyncNames whenever the primary is synchronous, as !asynchronous(t) requires
         t.state.savedSyncNames === null &&
         a.replication !== 'sync' &&
         flushedPastBarrier(t) !== undefined
@@ -621,6 +647,7 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
       'arbiter-unreachable',
       'no-lease',
     ],
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: every primary is taken by a primary-* row before; a peer that answers leaves failures at 0
     matches: (t) => standby(t) && !peerAnswers(t) && windowPassed(t),
     handle: standbyLostPrimary,
   },
@@ -690,8 +717,10 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
     may: ['tune-wal-retrieve-retry-interval'],
     guards: ['paused'],
     matches: (t) =>
+      // Stryker disable next-line ConditionalExpression,LogicalOperator: the rows before take every primary, and every standby whose peer is not a primary
       standby(t) &&
       peerIsPrimary(t) &&
+      // Stryker disable next-line ConditionalExpression: null > 1000 is false: the check is for the type checker
       t.local.walRetrieveRetryIntervalMs !== null &&
       t.local.walRetrieveRetryIntervalMs > FAST_WAL_RETRIEVE_RETRY_MS,
     handle: standbyUntuned,
@@ -701,6 +730,7 @@ const ROWS: Record<Exclude<Situation, keyof typeof EARLY>, Row<UpTick>> = {
     comment: 'healthy standby: remember the contact, and whether this node was the synchronous standby',
     may: [],
     guards: [],
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: the rows before take every primary, and every standby whose peer is not a primary
     matches: (t) => standby(t) && peerIsPrimary(t),
     handle: (t) => {
       const state = primaryContact(t.state, t.seen.peer as ReachablePeer, t.now);
@@ -746,7 +776,9 @@ function classify(t: Tick): { situation: Situation; decision: Handled } {
     if (row.matches(t)) return { situation, decision: row.handle(t) };
   }
   const local = t.seen.local;
+  // Stryker disable next-line ConditionalExpression: for the type checker: local-down, an early row, matches every down server
   if (!local.up)
+    // Stryker disable next-line StringLiteral: unreachable, as above
     throw new Error('the policy does not know this situation: local-down did not match a down server');
   const up: UpTick = { ...t, local };
   for (const situation of SITUATIONS) {
@@ -755,7 +787,9 @@ function classify(t: Tick): { situation: Situation; decision: Handled } {
     if (row.matches(up)) return { situation, decision: row.handle(up) };
   }
   throw new Error(
+    // Stryker disable next-line StringLiteral: unreachable: every tick matches a row (decide.test.ts feeds every combination)
     `the policy does not know this situation: local ${local.inRecovery ? 'standby' : 'primary'}, ` +
+      // Stryker disable next-line StringLiteral: unreachable, as above
       `peer ${t.seen.peer.reachable ? (t.seen.peer.inRecovery ? 'standby' : 'primary') : 'unreachable'}`,
   );
 }
@@ -867,6 +901,7 @@ function countHeartbeat(state: KeeperState, seen: Observation, now: number): Kee
  * node from its synchronous standbys (and may go async), which a later promotion must know.
  */
 function primaryContact(state: KeeperState, peer: ReachablePeer, now: number): KeeperState {
+  // Stryker disable next-line ConditionalExpression: a list of names never includes null; the test is for the type checker
   const sync = state.standbyName !== null && peer.synchronousStandbys.includes(state.standbyName);
   return { ...state, primarySeenAt: now, syncAtLastContact: sync, contactThisRun: true };
 }
@@ -910,6 +945,7 @@ function primaryLostStandby(t: UpTick): Handled {
     return vetoed(
       t,
       'no-lease',
+      // Stryker disable next-line OptionalChaining: a !== null here, so the arbiter is on
       `${missed}, but this keeper does not hold the lease with more than ${rule.arbiter?.marginMs} ms left; ` +
         'keeping synchronous replication (commits wait)',
     );

@@ -436,6 +436,7 @@ export function assertNever(x: never): never {
 
 /** LSNs as PostgreSQL prints them (hi/lo in hex), comparable. */
 export function lsnValue(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/');
-  return (BigInt(`0x${hi ?? '0'}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
+  // split() always yields a first part; a second only when there is a '/'.
+  const [hi, lo] = lsn.split('/') as [string, string | undefined];
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo ?? '0'}`);
 }

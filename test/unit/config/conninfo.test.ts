@@ -115,7 +115,7 @@ void describe('keyword/value form', () => {
   void test('rejects a URI-looking string with another scheme without echoing it', () => {
     const message = errorOf(() => parseConninfo('postgresql+psycopg://u:s3cret@h/db'));
     assert.match(message, /looks like a URI/);
-    assert.ok(!message.includes('s3cret'));
+    assert.ok(!message.includes('s3cret'), message);
   });
 });
 
@@ -200,7 +200,7 @@ void describe('validation', () => {
     void test(`rejects port=${bad}, naming "port"`, () => {
       const message = errorOf(() => parseConninfo(`host=a port=${bad}`));
       assert.match(message, /invalid port number .* for "port"/);
-      assert.ok(message.includes(`"${bad}"`));
+      assert.ok(message.includes(`"${bad}"`), message);
     });
   }
 
@@ -294,7 +294,7 @@ void describe('passwords', () => {
       masked,
       String.raw`host=h password=******** sslpassword=******** application_name='keeper one' options='a\\b' user=''`,
     );
-    assert.ok(!masked.includes('s3cret'));
+    assert.ok(!masked.includes('s3cret'), masked);
     assert.deepEqual(
       { ...parseConninfo(masked).params },
       { ...ci.params, password: '********', sslpassword: '********' },
@@ -339,7 +339,7 @@ void describe('endpoints', () => {
     const ci = parseConninfo('host=db.example.com hostaddr=10.0.0.5 sslmode=verify-full');
     const cfg = toPgClientConfig(ci);
     assert.equal(cfg.host, '10.0.0.5');
-    assert.ok(typeof cfg.ssl === 'object');
+    assert.ok(typeof cfg.ssl === 'object', 'TLS options, not a boolean');
     assert.equal(cfg.ssl.servername, 'db.example.com');
     assert.equal(cfg.ssl.rejectUnauthorized, true);
   });
@@ -378,7 +378,7 @@ void describe('sslmode', () => {
         `sslmode=verify-full sslrootcert=${dir}/root.crt sslcert=${dir}/client.crt sslkey=${dir}/client.key`,
       ),
     ).ssl;
-    assert.ok(typeof ssl === 'object');
+    assert.ok(typeof ssl === 'object', 'TLS options, not a boolean');
     assert.equal(ssl.rejectUnauthorized, true);
     assert.equal(String(ssl.ca), 'ROOT CERT');
     assert.equal(String(ssl.cert), 'CLIENT CERT');
@@ -388,7 +388,7 @@ void describe('sslmode', () => {
 
   void test('verify-ca verifies the chain but not the host name, and reads no files unless named', () => {
     const ssl = toPgClientConfig(parseConninfo('sslmode=verify-ca')).ssl;
-    assert.ok(typeof ssl === 'object');
+    assert.ok(typeof ssl === 'object', 'TLS options, not a boolean');
     assert.equal(ssl.rejectUnauthorized, true);
     assert.equal(ssl.ca, undefined);
     assert.equal(ssl.cert, undefined);
@@ -398,7 +398,7 @@ void describe('sslmode', () => {
 
   void test('require with a root certificate behaves as verify-ca, as in libpq', () => {
     const ssl = toPgClientConfig(parseConninfo(`sslmode=require sslrootcert=${dir}/root.crt`)).ssl;
-    assert.ok(typeof ssl === 'object');
+    assert.ok(typeof ssl === 'object', 'TLS options, not a boolean');
     assert.equal(ssl.rejectUnauthorized, true);
     assert.equal(typeof ssl.checkServerIdentity, 'function');
   });

@@ -5,23 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError } from '../../../src/config/config.js';
 import { describeConfig, loadConfig, parseConfig } from '../../../src/config/load.js';
-
-const BASE = `
-node1_conninfo: "host=127.0.0.1 port=5551 dbname=postgres user=keeper password=s3cret-pw"
-node2_conninfo: "postgresql://keeper:s3cret-pw@127.0.0.1:5552/postgres"
-node: node1
-`;
-
-function problemsOf(text: string, overrides = {}): string[] {
-  try {
-    parseConfig(text, '/etc/pg-keeper.yml', overrides, {});
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    assert.equal(err.file, '/etc/pg-keeper.yml');
-    return err.problems;
-  }
-  assert.fail('the configuration was accepted');
-}
+import { BASE, problemsOf } from './fixtures.js';
 
 test('defaults: keepalive 5 s × 4, listen 0.0.0.0:9754, sync required for failover', () => {
   const cfg = parseConfig(BASE, 'f.yml', {}, {});
@@ -145,11 +129,39 @@ test('a missing file is a ConfigError naming it', () => {
   assert.throws(
     () => loadConfig('/nonexistent/pg-keeper.yml'),
     (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
+      assert.ok(err instanceof ConfigError, String(err));
       assert.match(err.message, /\/nonexistent\/pg-keeper\.yml: .*cannot read the file/s);
       return true;
     },
   );
+});
+
+test('a file is read as UTF-8 text', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgk-cfg-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'pg-keeper.yml');
+  writeFileSync(file, `${BASE}after_command: "logger 'bascule → node1'"\n`);
+  const cfg = loadConfig(file, {}, {});
+  assert.equal(cfg.file, file);
+  assert.equal(cfg.afterCommand, "logger 'bascule → node1'");
+});
+
+test('an empty file is a file that lacks the required keys', () => {
+  assert.deepEqual(problemsOf(''), [
+    'key "node1_conninfo" is required: a libpq connection string such as "host=pg1 port=5432 dbname=postgres"',
+    'key "node2_conninfo" is required: a libpq connection string such as "host=pg2 port=5432 dbname=postgres"',
+    'key "node" is required (or --node): which node is local to this keeper, node1 or node2',
+  ]);
+});
+
+test('a scalar, or an ordered map (!!omap), is not a mapping of keys to values', () => {
+  for (const text of ['hello\n', '!!omap\n- node: node1\n']) {
+    assert.deepEqual(
+      problemsOf(text),
+      ['the file must be a mapping of keys to values (key: value lines)'],
+      text,
+    );
+  }
 });
 
 test("cluster_name: a pair's short printable name; by default 'default', or etcd_prefix's last part", () => {
@@ -169,6 +181,39 @@ test("cluster_name: a pair's short printable name; by default 'default', or etcd
       /key "cluster_name" must be a short name/,
     );
   }
+});
+
+test('a key written twice in the file is a YAML error naming the line, in one line', () => {
+  assert.deepEqual(problemsOf(`${BASE}keepalive_time: 1\nkeepalive_time: 2\n`), [
+    'YAML syntax error at line 6: Map keys must be unique at line 6, column 1:',
+  ]);
+});
+
+test('an invalid value of a required key is reported once, not also as missing', () => {
+  assert.deepEqual(problemsOf(BASE.replace('node: node1', 'node: node3')), [
+    'key "node" must be node1 or node2, got "node3"',
+  ]);
+});
+
+test('a bad --node names the option and the key', () => {
+  assert.deepEqual(problemsOf(BASE, { node: 'primary' }), [
+    'key "node" (--node) must be node1 or node2, got "primary"',
+  ]);
+});
+
+test('the stream_timeout default follows keepalive_count', () => {
+  const cfg = parseConfig(`${BASE}keepalive_time: 1\nkeepalive_count: 10\n`, 'f.yml', {}, {});
+  assert.equal(cfg.streamTimeoutMs, 10_000);
+});
+
+test('the state_file default is named after the node, from the file or --node', () => {
+  const env = { STATE_DIRECTORY: '/var/lib/pg-keeper:/var/lib/other' };
+  const fromFile = parseConfig(BASE.replace('node: node1', 'node: node2'), 'f.yml', {}, env);
+  assert.equal(fromFile.stateFile, '/var/lib/pg-keeper/node2.state.json');
+  assert.equal(
+    parseConfig(BASE, 'f.yml', { node: 'node2' }, env).stateFile,
+    '/var/lib/pg-keeper/node2.state.json',
+  );
 });
 
 test('the arbiter keys: endpoints, TTL, prefix, TLS and auth pairs are checked, naming the keys', () => {

@@ -85,6 +85,11 @@ test('the view is read from the snapshot', () => {
   );
 });
 
+test('only a standby is a replica, whatever else its view says', () => {
+  assert.equal(answers(view({ role: 'primary', walReceiverStatus: 'streaming' })), 'primary read-only');
+  assert.equal(answers(view({ role: 'unknown', walReceiverStatus: 'streaming' })), '-');
+});
+
 test('with the arbiter, a primary whose lease the peer holds is no primary, and of two primaries the holder is', () => {
   assert.equal(answers(view({ leaseHolder: 'peer' })), '-');
   assert.equal(answers(view({ leaseHolder: 'self' })), 'primary read-only');

@@ -1,57 +1,23 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decide, settle, situationRows } from '../../../src/policy/decide.js';
+import { SITUATIONS, initialState, lastAction, type KeeperState } from '../../../src/policy/types.js';
 import {
-  SITUATIONS,
-  initialState,
-  lastAction,
-  type KeeperState,
-  type LocalAction,
-  type Observation,
-  type Rule,
-} from '../../../src/policy/types.js';
-import {
+  acted,
   peerDown,
   peerPrimary,
   peerStandby,
   primaryLocal,
   rule,
+  run,
   seen,
   silentReceiver,
   standbyLocal,
   standbyView,
+  stateAfter,
   succeeded,
   syncStandbyState,
 } from './fixtures.js';
-
-/**
- * Feeds the same observation at each tick of a fake clock; returns every decision. Each
- * local action succeeds, and its outcome goes back to the policy, as the runtime does.
- */
-function run(state: KeeperState, obs: Observation, ticks: number, r: Rule = rule()) {
-  const out = [];
-  let s = state;
-  for (let i = 0; i < ticks; i++) {
-    const now = i * r.keepaliveTimeMs;
-    const d = decide(s, obs, now, r);
-    out.push(d);
-    s = acted(d.state, d.actions, now);
-  }
-  return out;
-}
-
-/** The state after `ticks` ticks, the last one's actions carried out. */
-function stateAfter(state: KeeperState, obs: Observation, ticks: number, r: Rule = rule()): KeeperState {
-  const last = run(state, obs, ticks, r).at(-1);
-  return last ? acted(last.state, last.actions, (ticks - 1) * r.keepaliveTimeMs) : state;
-}
-
-/** The state after each local action succeeded. */
-function acted(state: KeeperState, actions: readonly { kind: string }[], at: number): KeeperState {
-  return actions
-    .filter((a): a is LocalAction => a.kind !== 'run-hook')
-    .reduce((st, a) => settle(st, succeeded(a, at)), state);
-}
 
 const lostStandby = seen(primaryLocal({ standbys: [] }), peerDown);
 const lostPrimary = seen(standbyLocal({ walReceiver: silentReceiver }), peerDown);
@@ -102,14 +68,20 @@ test('fractional keepalive_time changes nothing in the counting', () => {
 test('a primary already asynchronous does not switch again', () => {
   const async = seen(primaryLocal({ syncStandbyNames: '', standbys: [] }), peerDown);
   const ds = run(initialState(), async, 6);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.match(ds[5]?.reason ?? '', /already asynchronous/);
 });
 
 test('primary keeps sync while the standby still replies on the replication stream', () => {
   const talking = seen(primaryLocal({ standbys: [standbyView({ replyAgeMs: 100 })] }), peerDown);
   const ds = run(initialState(), talking, 5);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.match(ds[4]?.reason ?? '', /replied on the replication stream/);
 });
 
@@ -246,7 +218,10 @@ test('a contact one tick (plus a timed-out heartbeat) before the primary became 
 test('standby that never saw the primary does not promote, and says so once', () => {
   const fresh = { ...initialState(), role: 'standby' as const };
   const ds = run(fresh, lostPrimary, 6);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.deepEqual(
     ds.map((d) => d.veto),
     [undefined, undefined, 'never-saw-primary', undefined, undefined, undefined],
@@ -273,7 +248,10 @@ test('standby does not promote while its WAL receiver still hears from the prima
     peerDown,
   );
   const ds = run(syncStandbyState(), pathCut, 8);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.equal(ds.filter((d) => d.veto === 'stream-alive').length, 1, 'one veto per run of failures');
   assert.match(ds[7]?.reason ?? '', /only the heartbeat path is broken/);
 });
@@ -326,7 +304,10 @@ test('two primaries: no action, error every tick', () => {
 
 test('two standbys: no promotion', () => {
   const ds = run(syncStandbyState(), seen(standbyLocal(), peerStandby), 5);
-  assert.ok(ds.every((d) => d.actions.length === 0 && d.situation === 'standby-with-standby'));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0 && d.situation === 'standby-with-standby'),
+    'standby-with-standby, without action, at every tick',
+  );
 });
 
 test('paused: a primary says what it would have done and does nothing', () => {
@@ -345,7 +326,10 @@ test('paused: a standby says it would promote and does not', () => {
 test('local server down: no action, the heartbeat count goes on', () => {
   const down = seen({ up: false, error: 'connect ECONNREFUSED' }, peerDown);
   const ds = run(syncStandbyState(), down, 5);
-  assert.ok(ds.every((d) => d.actions.length === 0 && d.situation === 'local-down'));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0 && d.situation === 'local-down'),
+    'local-down, without action, at every tick',
+  );
   assert.equal(ds[4]?.state.failures, 5);
   assert.equal(ds[4]?.state.role, 'unknown');
 });
@@ -370,7 +354,10 @@ test('the role comes from the server, not from the configuration', () => {
 test('after promotion, the new primary does not switch to async again for the dead old primary', () => {
   const promoted = { ...syncStandbyState(), failures: 3, savedSyncNames: '*' };
   const ds = run(promoted, seen(primaryLocal({ syncStandbyNames: '', standbys: [] }), peerDown), 5);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.equal(ds[4]?.state.savedSyncNames, '*', 'keeps the value to restore when the old primary returns');
   assert.equal(
     ds[4]?.reason,
@@ -386,7 +373,10 @@ test('sync is never restored while heartbeats to the standby fail, even if it st
     peerDown,
   );
   const ds = run(s, streamingButSilent, 5);
-  assert.ok(ds.every((d) => d.actions.length === 0));
+  assert.ok(
+    ds.every((d) => d.actions.length === 0),
+    'no action at any tick',
+  );
   assert.deepEqual(
     ds.map((d) => d.situation),
     [
@@ -546,7 +536,7 @@ test('every observation falls into exactly one row of the table', () => {
                 mayHaveAckedAlone: lifecycle?.ackedAlone ?? null,
               };
               const d = decide(state, obs, 1000, r);
-              assert.ok(SITUATIONS.includes(d.situation));
+              assert.ok(SITUATIONS.includes(d.situation), d.situation);
               seenSituations.add(d.situation);
             }
           }

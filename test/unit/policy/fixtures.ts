@@ -1,7 +1,10 @@
 // Observations and rules for the policy tests: plain values, no database.
 
+import { decide, settle } from '../../../src/policy/decide.js';
 import type {
+  Decision,
   KeeperState,
+  LocalAction,
   LocalObservation,
   Observation,
   PeerObservation,
@@ -114,4 +117,45 @@ export const silentReceiver = { status: 'streaming', lastMessageAgeMs: 60_000 };
 /** The outcome of an action that succeeded at `at`, as the runtime hands it back. */
 export function succeeded(action: Outcome['action'], at: number): Outcome {
   return { action, ok: true, at, durationMs: 1 };
+}
+
+/**
+ * Feeds the same observation at each tick of a fake clock; returns every decision. Each
+ * local action succeeds, and its outcome goes back to the policy, as the runtime does.
+ */
+export function run(state: KeeperState, obs: Observation, ticks: number, r: Rule = rule()): Decision[] {
+  const out = [];
+  let s = state;
+  for (let i = 0; i < ticks; i++) {
+    const now = i * r.keepaliveTimeMs;
+    const d = decide(s, obs, now, r);
+    out.push(d);
+    s = acted(d.state, d.actions, now);
+  }
+  return out;
+}
+
+/** The state after `ticks` ticks, the last one's actions carried out. */
+export function stateAfter(
+  state: KeeperState,
+  obs: Observation,
+  ticks: number,
+  r: Rule = rule(),
+): KeeperState {
+  const last = run(state, obs, ticks, r).at(-1);
+  return last ? acted(last.state, last.actions, (ticks - 1) * r.keepaliveTimeMs) : state;
+}
+
+/** The state after each local action succeeded. */
+export function acted(state: KeeperState, actions: readonly { kind: string }[], at: number): KeeperState {
+  return actions
+    .filter((a): a is LocalAction => a.kind !== 'run-hook')
+    .reduce((st, a) => settle(st, succeeded(a, at)), state);
+}
+
+/** What a decision says (situation, severity, actions, sentence, veto), without the state it carries. */
+export function said(d: Decision | undefined): Omit<Decision, 'state'> | undefined {
+  if (d === undefined) return undefined;
+  const { state: _state, ...rest } = d;
+  return rest;
 }

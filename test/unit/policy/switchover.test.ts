@@ -213,3 +213,56 @@ test("a promotion is a failover in every situation but a switchover's, and only 
   );
   assert.equal(failed.lastFailoverAt, null, 'a failed promotion is no failover');
 });
+
+test('the primary hands over in these words, to a quorum standby too, and says what it does not know', () => {
+  const asked = (local: Parameters<typeof primaryLocal>[0]) =>
+    decide(initialState(), { ...seen(primaryLocal(local), peerStandby), request }, 0, asPrimary());
+  const d = asked({});
+  assert.deepEqual(
+    { actions: d.actions, severity: d.severity, reason: d.reason },
+    {
+      actions: [{ kind: 'switchover', id: 'ab12' }],
+      severity: 'warn',
+      reason: 'switchover ab12: handing the primary over to synchronous standby node2',
+    },
+  );
+  assert.deepEqual(asked({ standbys: [standbyView({ syncState: 'quorum' })] }).actions, [
+    { kind: 'switchover', id: 'ab12' },
+  ]);
+  const refusal = (local: Parameters<typeof primaryLocal>[0]) => {
+    const r = asked(local);
+    return { actions: r.actions, severity: r.severity, reason: r.reason };
+  };
+  assert.deepEqual(refusal({ standbys: [standbyView({ state: 'catchup' })] }), {
+    actions: [],
+    severity: 'warn',
+    reason: 'switchover ab12 refused: no standby is synchronous now',
+  });
+  assert.equal(
+    refusal({ standbys: [standbyView({ syncState: 'potential' })] }).reason,
+    'switchover ab12 refused: no standby is synchronous now',
+  );
+  assert.equal(
+    refusal({ standbys: [standbyView({ replyAgeMs: null })] }).reason,
+    'switchover ab12 refused: standby node2 has not replied for ? ms',
+  );
+  assert.equal(
+    refusal({ standbys: [standbyView({ replayLagBytes: null })] }).reason,
+    'switchover ab12 refused: standby node2 is an unknown number of bytes behind (sync_restore_max_lag 1048576)',
+  );
+});
+
+test("the primary takes a standby's request signal once, and never its own", () => {
+  const signal = (from: 'node1' | 'node2') => signalText({ from, word: 'request', id: 'ef56', arg: null });
+  const p = (signals: string[], answered: string | null = null) =>
+    decide(
+      { ...initialState(), answeredSwitchover: answered },
+      seen(primaryLocal({ signals }), peerStandby),
+      0,
+      asPrimary(),
+    ).situation;
+  assert.equal(p([signal('node2')]), 'switchover-requested');
+  assert.notEqual(p([signal('node2')], 'ef56'), 'switchover-requested', 'answered already');
+  assert.notEqual(p([signal('node1')]), 'switchover-requested', "this keeper's own signal");
+  assert.equal(p(['psql', signal('node2')]), 'switchover-requested', 'other application_names are skipped');
+});
