@@ -11,9 +11,9 @@ import {
   type KeeperState,
   type LocalAction,
   type Observation,
-  type Rule,
 } from '../../../src/policy/types.js';
 import {
+  leaseHeld,
   peerDown,
   peerPrimary,
   peerStandby,
@@ -25,25 +25,13 @@ import {
   standbyView,
   succeeded,
   syncStandbyState,
+  withArbiter,
 } from './fixtures.js';
 
-/** keepalive 0.3 s × 3, TTL 3 s; margin: a tick and a heartbeat timeout. */
-const withArbiter = (extra: Partial<Rule> = {}): Rule =>
-  rule(300, 3, { arbiter: { ttlMs: 3000, marginMs: 540 }, ...extra });
-
-const held = (extra: Partial<ArbiterView> = {}): ArbiterView => ({
-  reachable: true,
-  error: null,
-  holder: 'self',
-  leaseRemainingMs: 2500,
-  replication: 'sync',
-  replicationRevision: 7,
-  ...extra,
-});
 const free = (extra: Partial<ArbiterView> = {}): ArbiterView =>
-  held({ holder: null, leaseRemainingMs: null, ...extra });
+  leaseHeld({ holder: null, leaseRemainingMs: null, ...extra });
 const heldByPeer = (extra: Partial<ArbiterView> = {}): ArbiterView =>
-  held({ holder: 'peer', leaseRemainingMs: null, ...extra });
+  leaseHeld({ holder: 'peer', leaseRemainingMs: null, ...extra });
 const unreachable = (leaseRemainingMs: number | null): ArbiterView => ({
   reachable: false,
   error: 'etcd did not answer: 127.0.0.1:2379: connect ECONNREFUSED',
@@ -96,7 +84,7 @@ test('a primary whose key the peer holds is a primary to nobody, and does nothin
 });
 
 test('a primary holding the lease records "async" in etcd before it switches, after the window', () => {
-  const { decisions } = run(initialState(), lostStandby, [held(), held(), held()]);
+  const { decisions } = run(initialState(), lostStandby, [leaseHeld(), leaseHeld(), leaseHeld()]);
   assert.deepEqual(decisions[1]?.actions, []);
   assert.deepEqual(decisions[2]?.actions, [
     { kind: 'record-replication', mode: 'async' },
@@ -106,7 +94,11 @@ test('a primary holding the lease records "async" in etcd before it switches, af
 });
 
 test('a primary whose lease has less than the margin left keeps synchronous replication', () => {
-  const { decisions } = run(initialState(), lostStandby, [held(), held(), held({ leaseRemainingMs: 500 })]);
+  const { decisions } = run(initialState(), lostStandby, [
+    leaseHeld(),
+    leaseHeld(),
+    leaseHeld({ leaseRemainingMs: 500 }),
+  ]);
   const d = decisions[2];
   assert.deepEqual(d?.actions, []);
   assert.equal(d?.veto, 'no-lease');
@@ -162,11 +154,11 @@ test('"sync" is recorded only once a synchronous standby has flushed past the po
   });
   assert.equal(restored.syncBarrierLsn, '0/5000000');
   const behind = seen(primaryLocal({ standbys: [standbyView({ flushLsn: '0/4FFFFFF' })] }), peerStandby);
-  const d1 = decide(restored, at(behind, held({ replication: 'async' })), 0, withArbiter());
+  const d1 = decide(restored, at(behind, leaseHeld({ replication: 'async' })), 0, withArbiter());
   assert.equal(d1.situation, 'primary-with-standby');
   assert.deepEqual(d1.actions, []);
   const past = seen(primaryLocal({ standbys: [standbyView({ flushLsn: '0/5000000' })] }), peerStandby);
-  const d2 = decide(restored, at(past, held({ replication: 'async' })), 300, withArbiter());
+  const d2 = decide(restored, at(past, leaseHeld({ replication: 'async' })), 300, withArbiter());
   assert.equal(d2.situation, 'primary-recording-sync');
   assert.deepEqual(d2.actions, [{ kind: 'record-replication', mode: 'sync' }]);
   const after = settle(d2.state, succeeded({ kind: 'record-replication', mode: 'sync' }, 300));
@@ -176,7 +168,7 @@ test('"sync" is recorded only once a synchronous standby has flushed past the po
 test('a primary records "sync" at start when etcd has no record, once a standby is synchronous', () => {
   const d = decide(
     initialState(),
-    at(seen(primaryLocal(), peerStandby), held({ replication: null })),
+    at(seen(primaryLocal(), peerStandby), leaseHeld({ replication: null })),
     0,
     withArbiter(),
   );
@@ -184,7 +176,7 @@ test('a primary records "sync" at start when etcd has no record, once a standby 
   assert.deepEqual(d.actions, [{ kind: 'record-replication', mode: 'sync' }]);
   const none = seen(primaryLocal({ standbys: [standbyView({ syncState: 'async' })] }), peerStandby);
   assert.deepEqual(
-    decide(initialState(), at(none, held({ replication: null })), 0, withArbiter()).actions,
+    decide(initialState(), at(none, leaseHeld({ replication: null })), 0, withArbiter()).actions,
     [],
   );
 });
@@ -257,7 +249,12 @@ test('a standby does not promote when etcd records that replication was asynchro
 });
 
 test('a standby holding the lease while the primary answers gives it back', () => {
-  const d = decide(syncStandbyState(), at(seen(standbyLocal(), peerPrimary()), held()), 0, withArbiter());
+  const d = decide(
+    syncStandbyState(),
+    at(seen(standbyLocal(), peerPrimary()), leaseHeld()),
+    0,
+    withArbiter(),
+  );
   assert.equal(d.situation, 'standby-releasing-lease');
   assert.deepEqual(d.actions, [{ kind: 'release-lease' }]);
   assert.equal(d.state.primarySeenAt, 0, 'the contact is recorded all the same');
@@ -265,7 +262,7 @@ test('a standby holding the lease while the primary answers gives it back', () =
 
 test('a keeper whose server is down gives the lease up at once, and only if it holds it', () => {
   const down = seen({ up: false, error: 'connect ECONNREFUSED' }, peerStandby);
-  const d = decide(initialState(), at(down, held()), 0, withArbiter());
+  const d = decide(initialState(), at(down, leaseHeld()), 0, withArbiter());
   assert.equal(d.situation, 'local-down');
   assert.deepEqual(d.actions, [{ kind: 'release-lease' }]);
   assert.match(d.reason, /giving up the lease, so that the standby need not wait for it/);
@@ -275,7 +272,10 @@ test('a keeper whose server is down gives the lease up at once, and only if it h
   assert.deepEqual(decide(initialState(), at(down, unreachable(1200)), 0, withArbiter()).actions, [
     { kind: 'release-lease' },
   ]);
-  assert.deepEqual(decide(initialState(), at(down, held()), 0, withArbiter({ paused: true })).actions, []);
+  assert.deepEqual(
+    decide(initialState(), at(down, leaseHeld()), 0, withArbiter({ paused: true })).actions,
+    [],
+  );
 });
 
 test('an etcd outage alone changes nothing for a healthy pair', () => {
@@ -294,7 +294,7 @@ test('an etcd outage alone changes nothing for a healthy pair', () => {
 test('two primaries: the reason says which one holds the lease', () => {
   const two = seen(primaryLocal(), peerPrimary());
   assert.match(
-    decide(initialState(), at(two, held()), 0, withArbiter()).reason,
+    decide(initialState(), at(two, leaseHeld()), 0, withArbiter()).reason,
     /this node holds the lease: the peer must be demoted/,
   );
   assert.match(

@@ -2,6 +2,7 @@
 
 import { decide, settle } from '../../../src/policy/decide.js';
 import type {
+  ArbiterView,
   Decision,
   KeeperState,
   LocalAction,
@@ -33,6 +34,21 @@ export function rule(keepaliveTimeMs = 200, keepaliveCount = 3, extra: Partial<R
     ...extra,
   };
 }
+
+/** The arbiter's rule: keepalive 0.3 s × 3, TTL 3 s; margin: a tick and a heartbeat timeout. */
+export const withArbiter = (extra: Partial<Rule> = {}): Rule =>
+  rule(300, 3, { arbiter: { ttlMs: 3000, marginMs: 540 }, ...extra });
+
+/** What the arbiter shows a keeper that holds the lease, with "sync" recorded. */
+export const leaseHeld = (extra: Partial<ArbiterView> = {}): ArbiterView => ({
+  reachable: true,
+  error: null,
+  holder: 'self',
+  leaseRemainingMs: 2500,
+  replication: 'sync',
+  replicationRevision: 7,
+  ...extra,
+});
 
 export function standbyView(extra: Partial<StandbyView> = {}): StandbyView {
   return {

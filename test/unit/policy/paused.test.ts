@@ -15,20 +15,19 @@ import {
   type Observation,
   type Rule,
 } from '../../../src/policy/types.js';
-import { peerPrimary, peerStandby, primaryLocal, rule, seen, standbyLocal, standbyView } from './fixtures.js';
+import {
+  leaseHeld,
+  peerPrimary,
+  peerStandby,
+  primaryLocal,
+  rule,
+  seen,
+  standbyLocal,
+  standbyView,
+  withArbiter,
+} from './fixtures.js';
 
-const withArbiter = (extra: Partial<Rule> = {}): Rule =>
-  rule(300, 3, { arbiter: { ttlMs: 3000, marginMs: 540 }, ...extra });
 const paused = (r: Rule): Rule => ({ ...r, paused: true });
-const view = (extra: Partial<ArbiterView> = {}): ArbiterView => ({
-  reachable: true,
-  error: null,
-  holder: 'self',
-  leaseRemainingMs: 2500,
-  replication: 'sync',
-  replicationRevision: 7,
-  ...extra,
-});
 /** Switched to async by this keeper: what to restore is remembered. */
 const keeperAsync = (): KeeperState => ({ ...initialState(), role: 'primary', savedSyncNames: 'node2' });
 const asyncPrimary = (a: ArbiterView): Observation => ({
@@ -42,17 +41,20 @@ const shown = (state: KeeperState, obs: Observation, r: Rule) => {
 };
 
 test('primary-fencing: back to sync when the lease is short or not held; paused, it only says so', () => {
-  assert.deepEqual(shown(keeperAsync(), asyncPrimary(view({ leaseRemainingMs: 300.4 })), withArbiter()), {
-    situation: 'primary-fencing',
-    actions: [{ kind: 'restore-sync', value: 'node2' }],
-    severity: 'error',
-    reason:
-      'primary; asynchronous, but its lease has 300 ms left (margin 540 ms): going back to synchronous ' +
-      'replication, so that it acknowledges no commit its standby lacks',
-  });
+  assert.deepEqual(
+    shown(keeperAsync(), asyncPrimary(leaseHeld({ leaseRemainingMs: 300.4 })), withArbiter()),
+    {
+      situation: 'primary-fencing',
+      actions: [{ kind: 'restore-sync', value: 'node2' }],
+      severity: 'error',
+      reason:
+        'primary; asynchronous, but its lease has 300 ms left (margin 540 ms): going back to synchronous ' +
+        'replication, so that it acknowledges no commit its standby lacks',
+    },
+  );
   const notHeld = shown(
     keeperAsync(),
-    asyncPrimary(view({ holder: null, leaseRemainingMs: null })),
+    asyncPrimary(leaseHeld({ holder: null, leaseRemainingMs: null })),
     withArbiter(),
   );
   assert.equal(notHeld.situation, 'primary-fencing');
@@ -61,7 +63,7 @@ test('primary-fencing: back to sync when the lease is short or not held; paused,
     /^primary; asynchronous, but this keeper does not hold the lease \(margin 540 ms\)/,
   );
   assert.deepEqual(
-    shown(keeperAsync(), asyncPrimary(view({ leaseRemainingMs: 300 })), paused(withArbiter())),
+    shown(keeperAsync(), asyncPrimary(leaseHeld({ leaseRemainingMs: 300 })), paused(withArbiter())),
     {
       situation: 'primary-fencing',
       actions: [],
@@ -73,16 +75,16 @@ test('primary-fencing: back to sync when the lease is short or not held; paused,
 
 test('the lease is held with the margin only above it, and only while it lasts', () => {
   const fencing = (a: ArbiterView) => shown(keeperAsync(), asyncPrimary(a), withArbiter()).situation;
-  assert.equal(fencing(view({ leaseRemainingMs: 540 })), 'primary-fencing', 'at the margin: not enough');
-  assert.notEqual(fencing(view({ leaseRemainingMs: 541 })), 'primary-fencing', 'above it: enough');
-  assert.equal(fencing(view({ leaseRemainingMs: 0, reachable: false })), 'primary-fencing', 'run out');
+  assert.equal(fencing(leaseHeld({ leaseRemainingMs: 540 })), 'primary-fencing', 'at the margin: not enough');
+  assert.notEqual(fencing(leaseHeld({ leaseRemainingMs: 541 })), 'primary-fencing', 'above it: enough');
+  assert.equal(fencing(leaseHeld({ leaseRemainingMs: 0, reachable: false })), 'primary-fencing', 'run out');
   assert.notEqual(
-    fencing(view({ leaseRemainingMs: 2000, reachable: false, holder: null })),
+    fencing(leaseHeld({ leaseRemainingMs: 2000, reachable: false, holder: null })),
     'primary-fencing',
     'etcd does not answer, but the lease this keeper renewed still lasts',
   );
   assert.equal(
-    fencing(view({ leaseRemainingMs: 2000, holder: 'peer' })),
+    fencing(leaseHeld({ leaseRemainingMs: 2000, holder: 'peer' })),
     'primary-fencing',
     'etcd answers that the peer holds the key: whatever this keeper counted, it does not hold it',
   );
@@ -91,7 +93,7 @@ test('the lease is held with the margin only above it, and only while it lasts',
 test('primary-claiming-lease: a primary with no lease takes it; paused, it only says so', () => {
   const obs = {
     ...seen(primaryLocal(), peerStandby),
-    arbiter: view({ holder: null, leaseRemainingMs: null }),
+    arbiter: leaseHeld({ holder: null, leaseRemainingMs: null }),
   };
   assert.deepEqual(shown(initialState(), obs, withArbiter()), {
     situation: 'primary-claiming-lease',
@@ -99,13 +101,13 @@ test('primary-claiming-lease: a primary with no lease takes it; paused, it only 
     severity: 'info',
     reason: 'primary; taking the lease',
   });
-  const runOut = { ...obs, arbiter: view({ leaseRemainingMs: 0 }) };
+  const runOut = { ...obs, arbiter: leaseHeld({ leaseRemainingMs: 0 }) };
   assert.equal(
     shown(initialState(), runOut, withArbiter()).situation,
     'primary-claiming-lease',
     'a lease run out',
   );
-  assert.deepEqual(shown(initialState(), { ...obs, arbiter: view({ holder: 'peer' }) }, withArbiter()), {
+  assert.deepEqual(shown(initialState(), { ...obs, arbiter: leaseHeld({ holder: 'peer' }) }, withArbiter()), {
     situation: 'primary-without-lease',
     actions: [],
     severity: 'error',
@@ -122,7 +124,7 @@ test('primary-claiming-lease: a primary with no lease takes it; paused, it only 
 });
 
 test('primary-recording-sync: only a synchronous primary with the lease and nothing to restore records sync', () => {
-  const obs = (a: ArbiterView = view({ replication: null })): Observation => ({
+  const obs = (a: ArbiterView = leaseHeld({ replication: null })): Observation => ({
     ...seen(primaryLocal(), peerStandby),
     arbiter: a,
   });
@@ -139,7 +141,7 @@ test('primary-recording-sync: only a synchronous primary with the lease and noth
     reason: 'paused: would record that replication is synchronous',
   });
   assert.notEqual(
-    shown(initialState(), obs(view()), withArbiter()).situation,
+    shown(initialState(), obs(leaseHeld()), withArbiter()).situation,
     'primary-recording-sync',
     'recorded',
   );
@@ -155,7 +157,7 @@ test('primary-recording-sync: only a synchronous primary with the lease and noth
   );
   const quorum = { ...seen(primaryLocal({ standbys: [standbyView({ syncState: 'quorum' })] }), peerStandby) };
   assert.equal(
-    shown(initialState(), { ...quorum, arbiter: view({ replication: null }) }, withArbiter()).situation,
+    shown(initialState(), { ...quorum, arbiter: leaseHeld({ replication: null }) }, withArbiter()).situation,
     'primary-recording-sync',
   );
   for (const s of [
@@ -163,7 +165,10 @@ test('primary-recording-sync: only a synchronous primary with the lease and noth
     standbyView({ state: 'catchup' }),
     standbyView({ flushLsn: null }),
   ]) {
-    const o = { ...seen(primaryLocal({ standbys: [s] }), peerStandby), arbiter: view({ replication: null }) };
+    const o = {
+      ...seen(primaryLocal({ standbys: [s] }), peerStandby),
+      arbiter: leaseHeld({ replication: null }),
+    };
     assert.notEqual(
       shown({ ...initialState(), syncBarrierLsn: '0/1' }, o, withArbiter()).situation,
       'primary-recording-sync',
@@ -295,13 +300,13 @@ test('switchover-relaying: passes the request on for 10 s; refuses one for the p
 
 test('standby-releasing-lease: a standby holding the lease gives it back to the primary; paused, it only says so', () => {
   const obs = (a: ArbiterView): Observation => ({ ...seen(standbyLocal(), peerPrimary()), arbiter: a });
-  assert.deepEqual(shown(initialState(), obs(view()), withArbiter()), {
+  assert.deepEqual(shown(initialState(), obs(leaseHeld()), withArbiter()), {
     situation: 'standby-releasing-lease',
     actions: [{ kind: 'release-lease' }],
     severity: 'warn',
     reason: 'standby holding the lease while the primary answers heartbeats: giving it back',
   });
-  assert.deepEqual(shown(initialState(), obs(view()), paused(withArbiter())), {
+  assert.deepEqual(shown(initialState(), obs(leaseHeld()), paused(withArbiter())), {
     situation: 'standby-releasing-lease',
     actions: [],
     severity: 'warn',
@@ -309,21 +314,24 @@ test('standby-releasing-lease: a standby holding the lease gives it back to the 
   });
   const situation = (a: ArbiterView) => decide(initialState(), obs(a), 0, withArbiter()).situation;
   assert.equal(
-    situation(view({ leaseRemainingMs: null })),
+    situation(leaseHeld({ leaseRemainingMs: null })),
     'standby-releasing-lease',
     'etcd says it holds the key',
   );
   assert.equal(
-    situation(view({ reachable: false, holder: null })),
+    situation(leaseHeld({ reachable: false, holder: null })),
     'standby-releasing-lease',
     'its lease lasts',
   );
   assert.notEqual(
-    situation(view({ reachable: false, holder: null, leaseRemainingMs: null })),
+    situation(leaseHeld({ reachable: false, holder: null, leaseRemainingMs: null })),
     'standby-releasing-lease',
   );
-  assert.notEqual(situation(view({ holder: 'peer', leaseRemainingMs: null })), 'standby-releasing-lease');
-  assert.notEqual(situation(view({ holder: null, leaseRemainingMs: null })), 'standby-releasing-lease');
+  assert.notEqual(
+    situation(leaseHeld({ holder: 'peer', leaseRemainingMs: null })),
+    'standby-releasing-lease',
+  );
+  assert.notEqual(situation(leaseHeld({ holder: null, leaseRemainingMs: null })), 'standby-releasing-lease');
 });
 
 test('a signal without an argument ends with its id; parsing keeps an argument whole and refuses a foreign tag or id', () => {

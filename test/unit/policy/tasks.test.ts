@@ -14,6 +14,7 @@ import {
   type Rule,
 } from '../../../src/policy/types.js';
 import {
+  leaseHeld,
   peerPrimary,
   peerStandby,
   primaryLocal,
@@ -22,19 +23,9 @@ import {
   standbyLocal,
   standbyView,
   succeeded,
+  withArbiter,
 } from './fixtures.js';
 
-const view = (extra: Partial<ArbiterView> = {}): ArbiterView => ({
-  reachable: true,
-  error: null,
-  holder: 'self',
-  leaseRemainingMs: 2500,
-  replication: 'sync',
-  replicationRevision: 7,
-  ...extra,
-});
-const withArbiter = (extra: Partial<Rule> = {}): Rule =>
-  rule(300, 3, { arbiter: { ttlMs: 3000, marginMs: 540 }, ...extra });
 const said = (state: KeeperState, obs: Observation, r: Rule, now = 1000) => {
   const { situation, actions, severity, reason } = decide(state, obs, now, r);
   return { situation, actions, severity, reason };
@@ -126,19 +117,19 @@ test('local-down: gives up a lease it holds, even one etcd no longer answers for
     arbiter: a,
   });
   const base = 'local server unreachable (ECONNREFUSED); peer answers; nothing can be done on this node';
-  assert.deepEqual(said(initialState(), down(view()), withArbiter()), {
+  assert.deepEqual(said(initialState(), down(leaseHeld()), withArbiter()), {
     situation: 'local-down',
     actions: [{ kind: 'release-lease' }],
     severity: 'error',
     reason: `${base}; giving up the lease, so that the standby need not wait for it`,
   });
   assert.deepEqual(
-    said(initialState(), down(view({ leaseRemainingMs: null, holder: 'self' })), withArbiter()).actions,
+    said(initialState(), down(leaseHeld({ leaseRemainingMs: null, holder: 'self' })), withArbiter()).actions,
     [{ kind: 'release-lease' }],
     'etcd says this node holds the key',
   );
   assert.deepEqual(
-    said(initialState(), down(view({ leaseRemainingMs: null, holder: 'peer' })), withArbiter()),
+    said(initialState(), down(leaseHeld({ leaseRemainingMs: null, holder: 'peer' })), withArbiter()),
     {
       situation: 'local-down',
       actions: [],
@@ -146,7 +137,7 @@ test('local-down: gives up a lease it holds, even one etcd no longer answers for
       reason: base,
     },
   );
-  assert.deepEqual(said(initialState(), down(view()), withArbiter({ paused: true })), {
+  assert.deepEqual(said(initialState(), down(leaseHeld()), withArbiter({ paused: true })), {
     situation: 'local-down',
     actions: [],
     severity: 'error',
@@ -158,13 +149,13 @@ test('two primaries: the lease says which must be demoted, and an unreachable et
   const reason = (a: ArbiterView) =>
     said(initialState(), { ...seen(primaryLocal(), peerPrimary()), arbiter: a }, withArbiter()).reason;
   const base = 'two primaries: the peer is also a primary; taking no action until one of them is demoted';
-  assert.equal(reason(view()), `${base}; this node holds the lease: the peer must be demoted`);
+  assert.equal(reason(leaseHeld()), `${base}; this node holds the lease: the peer must be demoted`);
   assert.equal(
-    reason(view({ holder: 'peer' })),
+    reason(leaseHeld({ holder: 'peer' })),
     `${base}; the peer holds the lease: this node must be demoted`,
   );
-  assert.equal(reason(view({ holder: null })), base);
-  assert.equal(reason(view({ reachable: false, holder: 'self' })), base);
+  assert.equal(reason(leaseHeld({ holder: null })), base);
+  assert.equal(reason(leaseHeld({ reachable: false, holder: 'self' })), base);
 });
 
 test('a primary may have acknowledged commits alone while async, until a sync standby flushes past the barrier', () => {
