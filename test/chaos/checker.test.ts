@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { check, eras } from './checker.js';
 import type { PlannedFault } from './schedule.js';
-import type { FaultRecord } from './types.js';
+import { startedFault, type FaultRecord } from './types.js';
 import type { NodeName } from '../../src/config/config.js';
 import type { WriteRecord } from './workload.js';
 
@@ -24,30 +24,23 @@ function w(node: NodeName, timeline: number, sentAt: number, ackAt: number | nul
 
 function fault(index: number, kind: PlannedFault['kind'], startedAt: number, healedAt: number): FaultRecord {
   return {
-    planned: {
-      index,
-      kind,
-      target: null,
-      mode: kind === 'partition' ? 'blackhole' : null,
-      variant: null,
-      member: null,
-      durationMs: 0,
-      quietMs: 0,
-    },
-    node: null,
-    primaryBefore: 'node1',
-    startedAt,
+    ...startedFault(
+      {
+        index,
+        kind,
+        target: null,
+        mode: kind === 'partition' ? 'blackhole' : null,
+        variant: null,
+        member: null,
+        durationMs: 0,
+        quietMs: 0,
+      },
+      null,
+      'node1',
+      startedAt,
+    ),
     endedAt: healedAt,
     healedAt,
-    promotions: [],
-    leasesLost: [],
-    marks: {},
-    availability: null,
-    twoPrimaries: [],
-    operatorActions: [],
-    rejoins: [],
-    switchovers: [],
-    notes: [],
   };
 }
 

@@ -13,7 +13,7 @@ import { describeFault, type EtcdMember, type FaultKind, type PlannedFault } fro
 import { promotedBySwitchover } from './lifecycle.js';
 import { heal } from './operator.js';
 import { keeperExited, Topology } from './topology.js';
-import { anomaly, pause, type FaultRecord, type RunContext } from './types.js';
+import { anomaly, pause, startedFault, type FaultRecord, type RunContext } from './types.js';
 import { NODES, peerOf, type NodeName } from '../../src/config/config.js';
 import { waitFor } from '../../src/util/wait.js';
 import type { PgNode } from '../support/test-pair.js';
@@ -104,23 +104,7 @@ export async function runFault(ctx: RunContext, planned: PlannedFault, total: nu
       : planned.target === 'standby'
         ? peerOf(primaryBefore)
         : null;
-  const rec: FaultRecord = {
-    planned,
-    node,
-    primaryBefore,
-    startedAt: Date.now(),
-    endedAt: 0,
-    healedAt: 0,
-    promotions: [],
-    leasesLost: [],
-    marks: {},
-    availability: null,
-    twoPrimaries: [],
-    operatorActions: [],
-    rejoins: [],
-    switchovers: [],
-    notes: [],
-  };
+  const rec = startedFault(planned, node, primaryBefore, Date.now());
   ctx.fault = rec;
   ctx.log(
     `[seed ${ctx.seed}] fault ${planned.index} of ${total}: ${planned.kind}: ${describeFault(planned, node ?? undefined)}`,

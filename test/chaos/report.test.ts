@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RunResult } from './harness.js';
 import { formatLifecycle, summarize } from './report.js';
-import type { FaultRecord, RejoinRecord, SwitchoverRecord } from './types.js';
+import { startedFault, type FaultRecord, type RejoinRecord, type SwitchoverRecord } from './types.js';
 
 const rejoin = (over: Partial<RejoinRecord>): RejoinRecord => ({
   node: 'node1',
@@ -39,30 +39,21 @@ const switchover = (over: Partial<SwitchoverRecord>): SwitchoverRecord => ({
 
 function fault(index: number, over: Partial<FaultRecord>): FaultRecord {
   return {
-    planned: {
-      index,
-      kind: 'kill-server',
-      target: 'primary',
-      mode: null,
-      variant: null,
-      member: null,
-      durationMs: 0,
-      quietMs: 0,
-    },
-    node: 'node1',
-    primaryBefore: 'node1',
-    startedAt: 0,
-    endedAt: 0,
-    healedAt: 0,
-    promotions: [],
-    leasesLost: [],
-    marks: {},
-    availability: null,
-    twoPrimaries: [],
-    operatorActions: [],
-    rejoins: [],
-    switchovers: [],
-    notes: [],
+    ...startedFault(
+      {
+        index,
+        kind: 'kill-server',
+        target: 'primary',
+        mode: null,
+        variant: null,
+        member: null,
+        durationMs: 0,
+        quietMs: 0,
+      },
+      'node1',
+      'node1',
+      0,
+    ),
     ...over,
   };
 }

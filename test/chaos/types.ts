@@ -183,6 +183,32 @@ export interface RunContext {
   rejoinedAt: Record<NodeName, number>;
 }
 
+/** A fault's record as it starts: nothing seen yet. */
+export function startedFault(
+  planned: PlannedFault,
+  node: NodeName | null,
+  primaryBefore: NodeName,
+  startedAt: number,
+): FaultRecord {
+  return {
+    planned,
+    node,
+    primaryBefore,
+    startedAt,
+    endedAt: 0,
+    healedAt: 0,
+    promotions: [],
+    leasesLost: [],
+    marks: {},
+    availability: null,
+    twoPrimaries: [],
+    operatorActions: [],
+    rejoins: [],
+    switchovers: [],
+    notes: [],
+  };
+}
+
 export function anomaly(ctx: RunContext, kind: AnomalyKind, detail: string): void {
   const a: Anomaly = {
     kind,

@@ -11,8 +11,8 @@ import { after, describe, test } from 'node:test';
 import type { NodeName } from '../../src/config/config.js';
 import { TcpProxy } from '../../src/local-pair/tcp-proxy.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
-import { CLI, KEEPER_NODE_FLAGS } from '../support/keeper-process.js';
-import { usePair, type Setup } from '../support/setup.js';
+import { cliAsPostgres } from '../support/keeper-process.js';
+import { inRecovery, usePair } from '../support/setup.js';
 import type { TestPair } from '../support/test-pair.js';
 
 const ROLE_SQL = join(import.meta.dirname, '..', '..', 'deploy', 'pg-keeper-role.sql');
@@ -49,17 +49,6 @@ async function asRole<R extends Record<string, unknown>>(
 ): Promise<R[]> {
   const { queryOnce } = await import('../../src/local-pair/query.js');
   return queryOnce<R>({ ...pair.target(pair[node]), user: 'pgkeeper', password: PASSWORD }, sql, [], 5000);
-}
-
-async function inRecovery(s: Setup, node: NodeName): Promise<boolean | null> {
-  try {
-    const [r] = await s.pair.query<{ r: boolean }>(s.pair[node], 'SELECT pg_is_in_recovery() AS r', [], {
-      timeoutMs: 3000,
-    });
-    return r?.r ?? null;
-  } catch {
-    return null;
-  }
 }
 
 describe('the keeper as the shipped non-superuser role', () => {
@@ -202,23 +191,9 @@ describe('the keeper as the shipped non-superuser role', () => {
     await pair.kill(pair.node1, 'SIGKILL');
     await waitFor(async () => (await inRecovery(s(), 'node2')) === false, 'node2 promoted', 30_000);
     assert.equal(k2.events('promote').filter((l) => l.outcome === 'ok').length, 1);
-    const r = spawnSync(
-      'setpriv',
-      [
-        '--reuid=postgres',
-        '--regid=postgres',
-        '--init-groups',
-        process.execPath,
-        ...KEEPER_NODE_FLAGS,
-        CLI,
-        'rejoin',
-        '--config',
-        k1.configFile,
-      ],
-      { encoding: 'utf8', timeout: 180_000, env: { ...process.env, PGPASSWORD: '' } },
-    );
-    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    assert.match(r.stderr, /done in .* \(rewind\)/, 'pg_rewind ran as pgkeeper');
+    const r = cliAsPostgres(['rejoin', '--config', k1.configFile]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /done in .* \(rewind\)/, 'pg_rewind ran as pgkeeper');
     assert.equal(await inRecovery(s(), 'node1'), true);
   });
 });

@@ -4,14 +4,14 @@
 // writes is refused; a planned switchover loses nothing.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { NodeName } from '../../src/config/config.js';
 import { waitFor } from '../../src/util/wait.js';
-import { CLI, KEEPER_NODE_FLAGS, type KeeperProcess } from '../support/keeper-process.js';
-import { usePair, type Setup } from '../support/setup.js';
+import { CLI, cliAsPostgres, type KeeperProcess } from '../support/keeper-process.js';
+import { inRecovery, usePair, type Setup } from '../support/setup.js';
 import { CREATE_TABLE_SQL, Workload } from '../chaos/workload.js';
 
 /** Rewinding needs wal_log_hints; keeping WAL makes the rewind of a crashed server possible. */
@@ -22,35 +22,6 @@ const lifecycle = (extra: Record<string, unknown> = {}) => ({
   pairOptions: { extraConf: REWINDABLE },
   settingsOf: (pair: Setup['pair'], node: NodeName) => ({ data_directory: pair[node].dataDir, ...extra }),
 });
-
-/** `pg-keeper <args>` as the OS user postgres, as an operator on the host runs it. */
-function cliAsPostgres(args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(
-    'setpriv',
-    [
-      '--reuid=postgres',
-      '--regid=postgres',
-      '--init-groups',
-      process.execPath,
-      ...KEEPER_NODE_FLAGS,
-      CLI,
-      ...args,
-    ],
-    { encoding: 'utf8', timeout: 180_000, env: { ...process.env, PGPASSWORD: '' } },
-  );
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-async function inRecovery(s: Setup, node: NodeName): Promise<boolean | null> {
-  try {
-    const [r] = await s.pair.query<{ r: boolean }>(s.pair[node], 'SELECT pg_is_in_recovery() AS r', [], {
-      timeoutMs: 3000,
-    });
-    return r?.r ?? null;
-  } catch {
-    return null;
-  }
-}
 
 async function failOver(s: Setup): Promise<void> {
   await s.pair.kill(s.pair.node1, 'SIGKILL');

@@ -177,6 +177,24 @@ export class KeeperProcess {
 }
 
 /** Gives an OS user the keeper's files (as root in tests): its config, and the directory for its state. */
+/** `pg-keeper <args>` as the OS user postgres (setpriv, no process in between), as an operator runs it. */
+export function cliAsPostgres(args: string[], timeoutMs = 180_000): { code: number | null; out: string } {
+  const r = spawnSync(
+    'setpriv',
+    [
+      '--reuid=postgres',
+      '--regid=postgres',
+      '--init-groups',
+      process.execPath,
+      ...KEEPER_NODE_FLAGS,
+      CLI,
+      ...args,
+    ],
+    { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, PGPASSWORD: '' } },
+  );
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
 export function chownForUser(user: string, paths: string[]): void {
   const r = spawnSync('id', ['-u', user], { encoding: 'utf8' });
   const g = spawnSync('id', ['-g', user], { encoding: 'utf8' });

@@ -130,3 +130,15 @@ export async function metric(k: KeeperProcess, name: string, labels = ''): Promi
   const line = text.split('\n').find((l) => l.startsWith(`${prefix} `));
   return line ? Number(line.slice(prefix.length + 1)) : null;
 }
+
+/** Whether a node's server is in recovery; null when it does not answer. */
+export async function inRecovery(s: Setup, node: NodeName): Promise<boolean | null> {
+  try {
+    const [r] = await s.pair.query<{ r: boolean }>(s.pair[node], 'SELECT pg_is_in_recovery() AS r', [], {
+      timeoutMs: 3000,
+    });
+    return r?.r ?? null;
+  } catch {
+    return null;
+  }
+}
